@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Turn a fresh Debian machine (run as root) into one that can run Slipway's Molecule scenarios and demo.
+# Idempotent: a Docker engine that answers is reused, images that exist are reused.
+#   --rebuild     rebuild every image even when it exists
+#   --no-images   only make sure the engine runs
+# Environment: SLIPWAY_DEBIAN_MIRROR overrides the mirror read from the apt sources.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+images_dir=$(cd "$here/../images" && pwd)
+rebuild=0
+build_images=1
+for arg in "$@"; do
+  case "$arg" in
+    --rebuild) rebuild=1 ;;
+    --no-images) build_images=0 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "prepare.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+BASE_IMAGE=${SLIPWAY_BASE_IMAGE:-slipway/debian:bookworm}
+SUITE=bookworm
+
+log() { printf '[prepare %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_engine() {
+  if docker info >/dev/null 2>&1; then
+    log "Docker engine answers: $(docker info --format '{{.ServerVersion}}')"
+    return 0
+  fi
+  command -v dockerd >/dev/null 2>&1 || apt_install docker.io
+  log "starting dockerd"
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
+    as_root systemctl start docker
+  else
+    as_root sh -c 'nohup dockerd >/var/log/dockerd.log 2>&1 &'
+  fi
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && { log "Docker engine up"; return 0; }
+    sleep 1
+  done
+  echo "prepare.sh: dockerd did not answer within 60 s; see /var/log/dockerd.log" >&2
+  exit 1
+}
+
+image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+
+debian_mirror() {
+  if [ -n "${SLIPWAY_DEBIAN_MIRROR:-}" ]; then echo "$SLIPWAY_DEBIAN_MIRROR"; return; fi
+  local uri=""
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+  fi
+  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+    uri=$(awk '$1 == "deb" && $0 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
+  fi
+  if [ -z "$uri" ]; then
+    echo "prepare.sh: no Debian mirror found in the apt sources; set SLIPWAY_DEBIAN_MIRROR" >&2
+    exit 1
+  fi
+  echo "$uri"
+}
+
+build_base() {
+  if image_exists "$BASE_IMAGE" && [ "$rebuild" -eq 0 ]; then
+    log "base image $BASE_IMAGE exists"
+    return 0
+  fi
+  if timeout 60 docker pull "debian:${SUITE}-slim" >/dev/null 2>&1; then
+    log "pulled debian:${SUITE}-slim as the base"
+    docker tag "debian:${SUITE}-slim" "$BASE_IMAGE"
+    return 0
+  fi
+  local mirror rootfs
+  mirror=$(debian_mirror)
+  apt_install debootstrap
+  rootfs=$(mktemp -d /tmp/slipway-rootfs.XXXXXX)
+  trap 'rm -rf "$rootfs"' RETURN
+  log "no registry answers; debootstrap $SUITE from $mirror"
+  as_root debootstrap --variant=minbase "$SUITE" "$rootfs" "$mirror" >/tmp/slipway-debootstrap.log 2>&1 || {
+    tail -20 /tmp/slipway-debootstrap.log >&2; exit 1; }
+  # Same apt source layout as the official image, so derived builds reach the same mirror.
+  as_root rm -f "$rootfs/etc/apt/sources.list"
+  printf 'Types: deb\nURIs: %s\nSuites: %s %s-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "$mirror" "$SUITE" "$SUITE" | as_root tee "$rootfs/etc/apt/sources.list.d/debian.sources" >/dev/null
+  as_root rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  as_root tar -C "$rootfs" -c . | docker import --change 'CMD ["bash"]' - "$BASE_IMAGE" >/dev/null
+  log "built base image $BASE_IMAGE"
+}
+
+build_image() { # name dockerfile-dir
+  local name=$1 dir=$2
+  if image_exists "$name" && [ "$rebuild" -eq 0 ]; then
+    log "image $name exists"
+    return 0
+  fi
+  log "building $name"
+  docker build -q --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$name" "$dir" >/dev/null
+}
+
+ensure_engine
+[ "$build_images" -eq 1 ] || exit 0
+build_base
+# Every directory under tests/images/ is one test image, tagged slipway/test-<directory>:bookworm.
+for dir in "$images_dir"/*/; do
+  build_image "slipway/test-$(basename "$dir"):bookworm" "$dir"
+done
+log "ready"
