@@ -1,0 +1,165 @@
+"""The services registry (`slipway_services`): validation and normalisation shared by every role.
+
+A role never reads `slipway_services` directly; it calls `slipway_services | slipway.core.services` and gets a
+list of entries with every field present, so defaults and naming rules live in this one place.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+DOCUMENTATION = """
+name: services
+short_description: Validate and normalise the Slipway services registry
+description:
+  - Takes the C(slipway_services) map and returns a list of service entries, sorted by name, with defaults
+    filled in and derived names (identifier, database, roles, secret variable names) added.
+  - Raises an error naming the service and field when an entry is invalid.
+options:
+  _input:
+    description: The services map (service name -> settings).
+    type: dict
+    required: true
+"""
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
+IMAGE_RE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+PATH_RE = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+MEMORY_RE = re.compile(r"^[0-9]+[bkmg]$")
+CPUS_RE = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+KNOWN_FIELDS = frozenset(
+    {
+        "image",
+        "version",
+        "port",
+        "domain",
+        "health_path",
+        "migrate_command",
+        "postgres",
+        "redis",
+        "resources",
+        "env",
+        "secret_env",
+    }
+)
+DEFAULT_RESOURCES = {"cpus": "0.5", "memory": "512m"}
+
+
+def _fail(name: str, field: str, problem: str) -> AnsibleFilterError:
+    return AnsibleFilterError(f"slipway_services['{name}'].{field}: {problem}")
+
+
+def _str_field(name: str, spec: Mapping[str, Any], field: str, pattern: re.Pattern[str], hint: str) -> str:
+    value = spec.get(field)
+    if not isinstance(value, str) or not pattern.match(value):
+        raise _fail(name, field, f"{value!r} is not valid; {hint}")
+    return value
+
+
+def _bool_field(name: str, spec: Mapping[str, Any], field: str) -> bool:
+    value = spec.get(field, False)
+    if not isinstance(value, bool):
+        raise _fail(name, field, f"{value!r} is not valid; use true or false")
+    return value
+
+
+def _env_field(name: str, spec: Mapping[str, Any], field: str) -> dict[str, str]:
+    value = spec.get(field) or {}
+    if not isinstance(value, Mapping):
+        raise _fail(name, field, "must be a map of VARIABLE: value")
+    for key in value:
+        if not isinstance(key, str) or not ENV_NAME_RE.match(key):
+            raise _fail(name, field, f"{key!r} is not a valid variable name; use upper case, digits and _")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def service_id(name: str) -> str:
+    """The identifier form of a service name: `lark-service` -> `lark_service` (databases, roles, variables)."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise AnsibleFilterError(
+            f"slipway_services: service name {name!r} is not valid; use 2-40 lower-case letters, digits and '-', "
+            "starting with a letter and not ending with '-'"
+        )
+    return name.replace("-", "_")
+
+
+def normalise(name: str, spec: Any) -> dict[str, Any]:
+    """One registry entry, validated, with defaults and derived names."""
+    sid = service_id(name)
+    if not isinstance(spec, Mapping):
+        raise AnsibleFilterError(f"slipway_services['{name}']: must be a map of settings, got {type(spec).__name__}")
+    unknown = sorted(set(spec) - KNOWN_FIELDS)
+    if unknown:
+        raise _fail(name, unknown[0], f"unknown field; known fields are {', '.join(sorted(KNOWN_FIELDS))}")
+    image = _str_field(name, spec, "image", IMAGE_RE, "use a repository without a tag, e.g. registry.example.com/team/app")
+    version = _str_field(name, spec, "version", TAG_RE, "use an image tag such as v1.4.2")
+    port = spec.get("port")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise _fail(name, "port", f"{port!r} is not valid; use the container port, 1-65535")
+    domain = _str_field(name, spec, "domain", DOMAIN_RE, "use a lower-case host name such as app.example.com")
+    health_path = spec.get("health_path", "/health")
+    if not isinstance(health_path, str) or not PATH_RE.match(health_path):
+        raise _fail(name, "health_path", f"{health_path!r} is not valid; use a path such as /health")
+    migrate = spec.get("migrate_command") or []
+    if not isinstance(migrate, list) or not all(isinstance(arg, str) and arg for arg in migrate):
+        raise _fail(name, "migrate_command", "must be a list of strings, e.g. [alembic, upgrade, head]")
+    resources = {**DEFAULT_RESOURCES, **(spec.get("resources") or {})}
+    if not CPUS_RE.match(str(resources["cpus"])):
+        raise _fail(name, "resources.cpus", f"{resources['cpus']!r} is not valid; use a number such as \"0.5\"")
+    if not MEMORY_RE.match(str(resources["memory"])):
+        raise _fail(name, "resources.memory", f"{resources['memory']!r} is not valid; use a size such as 512m")
+    return {
+        "name": name,
+        "id": sid,
+        "image": image,
+        "version": version,
+        "image_ref": f"{image}:{version}",
+        "port": port,
+        "domain": domain,
+        "health_path": health_path,
+        "migrate_command": list(migrate),
+        "postgres": _bool_field(name, spec, "postgres"),
+        "redis": _bool_field(name, spec, "redis"),
+        "resources": {"cpus": str(resources["cpus"]), "memory": str(resources["memory"])},
+        "env": _env_field(name, spec, "env"),
+        "secret_env": _env_field(name, spec, "secret_env"),
+        # Derived names: every role uses these, never builds its own.
+        "db_name": sid,
+        "db_owner": f"{sid}_owner",
+        "db_user": sid,
+        "redis_user": name,
+        "redis_key_prefix": f"{name}:",
+        "db_password_var": f"vault_{sid}_db_password",
+        "db_owner_password_var": f"vault_{sid}_db_owner_password",
+        "redis_password_var": f"vault_{sid}_redis_password",
+    }
+
+
+def services(registry: Any) -> list[dict[str, Any]]:
+    """`slipway_services | slipway.core.services`: the whole registry, validated, sorted by name."""
+    if registry is None:
+        return []
+    if not isinstance(registry, Mapping):
+        raise AnsibleFilterError(f"slipway_services must be a map of service name -> settings, got {type(registry).__name__}")
+    entries = [normalise(str(name), spec) for name, spec in registry.items()]
+    domains: dict[str, str] = {}
+    for entry in entries:
+        other = domains.setdefault(entry["domain"], entry["name"])
+        if other != entry["name"]:
+            raise _fail(entry["name"], "domain", f"{entry['domain']} is already routed to {other}; each service needs its own")
+    return sorted(entries, key=lambda e: e["name"])
+
+
+class FilterModule:
+    """Filters of the services registry."""
+
+    def filters(self) -> dict[str, Any]:
+        return {"services": services, "service_id": service_id}
