@@ -104,21 +104,40 @@ build_base() {
   log "built base image $BASE_IMAGE"
 }
 
+# The source hash of an image: its directory's files plus the IDs of the slipway/* images its Dockerfile names
+# (its parents). An image whose label carries the same hash is up to date; any change rebuilds it.
+source_hash() { # dockerfile-dir
+  local dir=$1 parent
+  {
+    (cd "$dir" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+    for parent in $(grep -o 'slipway/[a-z0-9-]*:[a-z0-9.-]*' "$dir/Dockerfile" | sort -u); do
+      docker image inspect -f '{{.Id}}' "$parent" 2>/dev/null || echo "missing $parent"
+    done
+  } | sha256sum | cut -c1-16
+}
+
+declare -A built=()
 build_image() { # name dockerfile-dir
-  local name=$1 dir=$2
-  if image_exists "$name" && [ "$rebuild" -eq 0 ]; then
-    log "image $name exists"
+  local name=$1 dir=$2 want have
+  [ -n "${built[$name]:-}" ] && return 0
+  built[$name]=1
+  want=$(source_hash "$dir")
+  have=$(docker image inspect -f '{{index .Config.Labels "io.slipway.source-hash"}}' "$name" 2>/dev/null || true)
+  if [ "$have" = "$want" ] && [ "$rebuild" -eq 0 ]; then
+    log "image $name is up to date"
     return 0
   fi
   log "building $name"
-  docker build -q --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$name" "$dir" >/dev/null
+  docker build -q --build-arg "BASE_IMAGE=$BASE_IMAGE" --label "io.slipway.source-hash=$want" -t "$name" "$dir" >/dev/null
 }
 
 ensure_engine
 [ "$build_images" -eq 1 ] || exit 0
 build_base
 # Every directory under tests/images/ is one test image, tagged slipway/test-<directory>:bookworm.
-for dir in "$images_dir"/*/; do
+# host-bare goes first: the host image builds on it.
+for dir in "$images_dir/host-bare/" "$images_dir"/*/; do
+  [ -f "$dir/Dockerfile" ] || continue
   build_image "slipway/test-$(basename "$dir"):bookworm" "$dir"
 done
 log "ready"
