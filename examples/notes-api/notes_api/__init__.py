@@ -1,0 +1,1 @@
+"""notes-api: the sample service Slipway deploys in its demo, tests and benchmark."""
