@@ -1,0 +1,168 @@
+"""ansible-runner events -> one compact progress line per rollout phase, and the facts of the run.
+
+Rollout tasks are named "<phase> | <what>" (see docs/runbook.md, "Contract"). The first task of a phase opens
+it; the next task of another phase (or of none) closes it and prints `<phase> <ok|failed> <seconds>`. Under
+GitHub Actions the task lines of a phase are folded in a ::group:: block, followed by the compact line.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TextIO
+
+from slipway.results import RunFacts
+
+PHASES = (
+    "preflight",
+    "lock",
+    "skip-check",
+    "image",
+    "backup",
+    "migrate",
+    "start",
+    "health",
+    "switch",
+    "drain",
+    "record",
+    "unlock",
+)
+# "<phase> | <what>", possibly after the "<role> : " prefix that Ansible puts before a role's task names.
+PHASE_RE = re.compile(r"^(?:[\w.-]+ : )?(" + "|".join(re.escape(p) for p in PHASES) + r") \| (.+)$")
+ERROR_RE = re.compile(r"^\s*(\[ERROR\]|ERROR!)")
+MAX_LINE = 300
+
+
+def phase_of(task_name: str) -> tuple[str, str] | None:
+    match = PHASE_RE.match(task_name.strip())
+    return (match.group(1), match.group(2)) if match else None
+
+
+def _seconds(event: Mapping[str, Any], clock: Callable[[], float]) -> float:
+    created = event.get("created")
+    if isinstance(created, str):
+        try:
+            return datetime.fromisoformat(created).timestamp()
+        except ValueError:
+            pass
+    return clock()
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_LINE else text[: MAX_LINE - 3] + "..."
+
+
+@dataclass
+class _OpenPhase:
+    name: str
+    started: float
+    failed: bool = False
+
+
+class EventHandler:
+    """Callable given to ansible-runner as event_handler; keeps every event (returns True)."""
+
+    def __init__(
+        self,
+        out: TextIO,
+        github: bool,
+        redact: Callable[[str], str],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.facts = RunFacts()
+        self.phases: list[tuple[str, str, float]] = []  # (phase, ok|failed, seconds) in order
+        self._out = out
+        self._github = github
+        self._redact = redact
+        self._clock = clock
+        self._open: _OpenPhase | None = None
+
+    def _print(self, line: str) -> None:
+        self._out.write(self._redact(line) + "\n")
+        self._out.flush()
+
+    def _close(self, now: float) -> None:
+        if self._open is None:
+            return
+        phase = self._open
+        self._open = None
+        seconds = round(max(0.0, now - phase.started), 1)
+        status = "failed" if phase.failed else "ok"
+        self.phases.append((phase.name, status, seconds))
+        if self._github:
+            self._print("::endgroup::")
+        self._print(f"  {phase.name:<11} {status:<6} {seconds:>7.1f}s")
+
+    def _task_start(self, data: Mapping[str, Any], now: float) -> None:
+        task = str(data.get("task") or data.get("name") or "")
+        found = phase_of(task)
+        if found is None:
+            self._close(now)
+            return
+        phase, what = found
+        if self._open is None or self._open.name != phase:
+            self._close(now)
+            self._open = _OpenPhase(phase, now)
+            if self._github:
+                self._print(f"::group::{phase}")
+        if self._github:
+            self._print(f"    {phase} | {_short(what)}")
+
+    def _failed(self, data: Mapping[str, Any], unreachable: bool) -> None:
+        host = str(data.get("host", "?"))
+        if unreachable:
+            self.facts.dark.add(host)
+        elif data.get("ignore_errors"):
+            return
+        res = data.get("res")
+        message = ""
+        if isinstance(res, Mapping):
+            message = str(res.get("msg") or res.get("stderr") or "")
+        if self._open is not None:
+            self._open.failed = True
+        word = "unreachable" if unreachable else "failed"
+        if self._github:
+            self._print(f"::error title=slipway::{word}: {host}: {_short(str(data.get('task', '')))}")
+        self._print(f"    {word}: {host}: {_short(str(data.get('task', '')))}: {_short(message)}")
+
+    def _stats(self, data: Mapping[str, Any]) -> None:
+        self.facts.saw_stats = True
+        for key, target in (("dark", self.facts.dark), ("failures", self.facts.failures)):
+            value = data.get(key)
+            if isinstance(value, Mapping):
+                target.update(str(h) for h, count in value.items() if count)
+        artifact_data = data.get("artifact_data")
+        if isinstance(artifact_data, Mapping):
+            self.facts.artifact_data = dict(artifact_data)
+
+    def __call__(self, event: Mapping[str, Any]) -> bool:
+        kind = str(event.get("event", ""))
+        data = event.get("event_data")
+        data = data if isinstance(data, Mapping) else {}
+        now = _seconds(event, self._clock)
+        if kind == "playbook_on_play_start":
+            self._close(now)
+            self._print(f"play: {_short(str(data.get('play') or data.get('name') or ''))}")
+        elif kind == "playbook_on_task_start":
+            self._task_start(data, now)
+        elif kind == "runner_on_failed":
+            self._failed(data, unreachable=False)
+        elif kind == "runner_on_unreachable":
+            self._failed(data, unreachable=True)
+        elif kind == "playbook_on_stats":
+            self._close(now)
+            self._stats(data)
+        stdout = event.get("stdout")
+        if isinstance(stdout, str) and kind in ("error", "verbose"):
+            for line in stdout.splitlines():
+                if ERROR_RE.match(line):
+                    self.facts.errors.append(self._redact(_short(line)))
+        return True
+
+    def finish(self) -> None:
+        """Close a phase left open (the run ended or was cancelled mid-phase)."""
+        self._close(self._clock())

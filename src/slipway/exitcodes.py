@@ -1,0 +1,29 @@
+"""Exit codes of the `slipway` command: the one place they are defined and explained."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What the exit status tells the caller (a person or a GitHub Actions step)."""
+
+    OK = 0  # deployed, or nothing to do
+    ROLLOUT_FAILED = 1  # a rollout failed and the previous release is still serving
+    BAD_INPUT = 2  # the input was refused before any host was touched
+    NEEDS_PERSON = 3  # a host is in a state that needs a person
+
+
+HELP = """\
+exit codes:
+  0  deployed, or nothing to do (every service already at the desired release)
+  1  a rollout failed and the previous release is still serving (see the summary)
+  2  bad input: nothing was touched (unknown env or service, malformed version,
+     missing secret or unusable SSH key, missing playbook)
+  3  a host needs a person: unreachable, result unknown, the run was cancelled,
+     or Ansible failed outside a rollout
+"""
+
+
+class InputError(Exception):
+    """Input refused before any host is touched; the message says exactly what to change (exit code 2)."""

@@ -1,0 +1,168 @@
+"""The report of a run: text for people, JSON for machines, the GitHub step summary and step outputs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slipway.results import Decision, ServiceResult
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything a run ends with; every text field is already redacted by the caller's Redactor."""
+
+    command: str
+    env: str
+    run_id: str
+    decision: Decision
+    duration: float
+    results: list[ServiceResult] = field(default_factory=list)
+    records: list[dict[str, str]] = field(default_factory=list)  # status or history rows
+    phases: list[tuple[str, str, float]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    run_url: str = ""
+
+    @property
+    def versions(self) -> str:
+        return ", ".join(sorted({r.version for r in self.results if r.version}))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "env": self.env,
+            "run_id": self.run_id,
+            "exit_code": int(self.decision.code),
+            "outcome": self.decision.outcome,
+            "reason": self.decision.reason,
+            "duration": self.duration,
+            "results": [r.as_dict() for r in self.results],
+            "records": self.records,
+            "phases": [{"phase": p, "status": s, "seconds": t} for p, s, t in self.phases],
+            "errors": self.errors,
+            "run_url": self.run_url,
+        }
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(report.as_dict(), indent=2, sort_keys=True)
+
+
+def _cell(value: object) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ") or "-"
+
+
+def _table(header: list[str], rows: list[list[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _records_table(records: list[dict[str, str]]) -> list[str]:
+    columns: list[str] = []
+    for record in records:
+        columns += [k for k in record if k not in columns]
+    return _table(columns, [[r.get(c, "") for c in columns] for r in records])
+
+
+def to_markdown(report: Report) -> str:
+    icon = {"deployed": "✅", "noop": "✅", "ok": "✅", "failed": "❌"}.get(report.decision.outcome, "🚨")
+    lines = [
+        f"### {icon} slipway {report.command} `{report.env}`: {report.decision.outcome}",
+        "",
+        f"{_cell(report.decision.reason)} (exit code {int(report.decision.code)}, {report.duration:.1f}s)",
+        "",
+    ]
+    if report.results:
+        rows: list[list[object]] = [
+            [
+                r.host,
+                r.service,
+                r.result,
+                r.version,
+                r.previous_version,
+                r.colour,
+                r.failed_phase,
+                f"{r.duration:.1f}s",
+                r.message,
+            ]
+            for r in report.results
+        ]
+        lines += _table(
+            [
+                "Host",
+                "Service",
+                "Result",
+                "Version",
+                "Previous",
+                "Colour",
+                "Failed phase",
+                "Duration",
+                "Message",
+            ],
+            rows,
+        )
+        lines.append("")
+    if report.records:
+        lines += [*_records_table(report.records), ""]
+    if report.phases:
+        lines += _table(["Phase", "Status", "Seconds"], [[p, s, f"{t:.1f}"] for p, s, t in report.phases])
+        lines.append("")
+    if report.errors:
+        lines += ["Errors:", "", *[f"- {_cell(e)}" for e in report.errors[:10]], ""]
+    if report.run_url:
+        lines += [f"[Run]({report.run_url}) · run id `{report.run_id}`", ""]
+    return "\n".join(lines) + "\n"
+
+
+def to_text(report: Report) -> str:
+    lines = [f"slipway {report.command} {report.env}: {report.decision.outcome} - {report.decision.reason}"]
+    for r in report.results:
+        extra = f" failed in {r.failed_phase}: {r.message}" if r.result == "failed" else ""
+        lines.append(
+            f"  {r.host} {r.service}: {r.result} {r.version or '-'} (was {r.previous_version or '-'}, "
+            f"colour {r.colour or '-'}, {r.duration:.1f}s){extra}"
+        )
+    for record in report.records:
+        lines.append("  " + " ".join(f"{k}={v}" for k, v in record.items()))
+    lines += [f"  error: {e}" for e in report.errors[:10]]
+    lines.append(f"exit code {int(report.decision.code)} after {report.duration:.1f}s")
+    return "\n".join(lines) + "\n"
+
+
+def outputs(report: Report) -> dict[str, str]:
+    """Step outputs: single-line key=value pairs."""
+    values = {
+        "outcome": report.decision.outcome,
+        "exit_code": str(int(report.decision.code)),
+        "env": report.env,
+        "run_id": report.run_id,
+        "version": report.versions,
+        "services": ",".join(sorted({r.service for r in report.results})),
+        "failed": ",".join(sorted({f"{r.service}@{r.host}" for r in report.results if r.result == "failed"})),
+        "duration": f"{report.duration:.1f}",
+    }
+    return {k: " ".join(v.split()) for k, v in values.items()}
+
+
+def write_github(report: Report, environ: Mapping[str, str], redact: Callable[[str], str]) -> None:
+    """Append the summary to $GITHUB_STEP_SUMMARY and the outputs to $GITHUB_OUTPUT, when they are set."""
+    summary = environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with Path(summary).open("a", encoding="utf-8") as fh:
+            fh.write(redact(to_markdown(report)))
+    output = environ.get("GITHUB_OUTPUT")
+    if output:
+        with Path(output).open("a", encoding="utf-8") as fh:
+            for key, value in outputs(report).items():
+                fh.write(redact(f"{key}={value}") + "\n")
+
+
+def run_url(environ: Mapping[str, str]) -> str:
+    server, repo, run = (
+        environ.get(k, "") for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
+    )
+    return f"{server}/{repo}/actions/runs/{run}" if server and repo and run else ""

@@ -1,0 +1,163 @@
+"""What a run reported, and the exit code it maps to.
+
+The playbooks report with `ansible.builtin.set_stats` (aggregate: true); the CLI reads the aggregated data
+from the `playbook_on_stats` event (`artifact_data`):
+- `slipway_results` (deploy, rollback): a list of {host, service, result: deployed|noop|failed|unknown,
+  version, previous_version, colour, failed_phase, message, durations: {phase: seconds}}
+- `slipway_status` (status): a list of {host, service, colour, version, healthy, message}
+- `slipway_history` (history): a list of {host, service, time, version, previous_version, result, colour}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from slipway.exitcodes import ExitCode
+
+RESULTS_KEY = "slipway_results"
+STATUS_KEY = "slipway_status"
+HISTORY_KEY = "slipway_history"
+RESULT_VALUES = ("deployed", "noop", "failed", "unknown")
+MAX_TEXT = 500
+
+
+def _text(value: Any, limit: int = MAX_TEXT) -> str:
+    text = "" if value is None else str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(frozen=True)
+class ServiceResult:
+    """One service on one host, as the rollout reported it."""
+
+    host: str
+    service: str
+    result: str
+    version: str = ""
+    previous_version: str = ""
+    colour: str = ""
+    failed_phase: str = ""
+    message: str = ""
+    durations: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        return round(sum(self.durations.values()), 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "service": self.service,
+            "result": self.result,
+            "version": self.version,
+            "previous_version": self.previous_version,
+            "colour": self.colour,
+            "failed_phase": self.failed_phase,
+            "message": self.message,
+            "durations": dict(self.durations),
+            "duration": self.duration,
+        }
+
+
+def _durations(value: Any) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        return {}
+    out: dict[str, float] = {}
+    for phase, seconds in value.items():
+        try:
+            out[_text(phase, 40)] = round(float(seconds), 1)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def parse_results(artifact_data: Mapping[str, Any]) -> list[ServiceResult]:
+    """The `slipway_results` list: entries that are not maps are dropped, odd result values become unknown."""
+    raw = artifact_data.get(RESULTS_KEY) or []
+    if not isinstance(raw, list):
+        return []
+    results = []
+    for item in raw:
+        if not isinstance(item, Mapping):
+            continue
+        result = str(item.get("result", "unknown"))
+        results.append(
+            ServiceResult(
+                host=_text(item.get("host"), 100),
+                service=_text(item.get("service"), 100),
+                result=result if result in RESULT_VALUES else "unknown",
+                version=_text(item.get("version"), 128),
+                previous_version=_text(item.get("previous_version"), 128),
+                colour=_text(item.get("colour"), 20),
+                failed_phase=_text(item.get("failed_phase"), 40),
+                message=_text(item.get("message")),
+                durations=_durations(item.get("durations")),
+            )
+        )
+    return results
+
+
+def parse_records(artifact_data: Mapping[str, Any], key: str) -> list[dict[str, str]]:
+    """A list of flat records (status or history) with every value shortened to one line of text."""
+    raw = artifact_data.get(key) or []
+    if not isinstance(raw, list):
+        return []
+    return [{_text(k, 40): _text(v) for k, v in item.items()} for item in raw if isinstance(item, Mapping)]
+
+
+@dataclass
+class RunFacts:
+    """Everything the run told us, gathered from runner events."""
+
+    status: str = "unknown"  # ansible-runner status: successful, failed, canceled, timeout, ...
+    cancelled: bool = False
+    dark: set[str] = field(default_factory=set)
+    failures: set[str] = field(default_factory=set)
+    artifact_data: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    saw_stats: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    code: ExitCode
+    outcome: str  # deployed, noop, failed, ok, needs-person
+    reason: str
+
+
+def decide(facts: RunFacts, results: list[ServiceResult], rollout: bool) -> Decision:  # noqa: PLR0911 - a table
+    """Map what happened to an exit code. What is neither clearly fine nor a clean failure needs a person."""
+    if facts.cancelled or facts.status == "canceled":
+        return Decision(
+            ExitCode.NEEDS_PERSON, "needs-person", "the run was cancelled; check the hosts and the locks"
+        )
+    if facts.dark:
+        return Decision(
+            ExitCode.NEEDS_PERSON, "needs-person", f"unreachable: {', '.join(sorted(facts.dark))}"
+        )
+    unknown = [r for r in results if r.result == "unknown"]
+    if unknown:
+        names = ", ".join(f"{r.service}@{r.host}" for r in unknown)
+        return Decision(ExitCode.NEEDS_PERSON, "needs-person", f"result unknown for {names}")
+    failed = [r for r in results if r.result == "failed"]
+    explained = {r.host for r in failed}
+    unexplained = sorted(facts.failures - explained)
+    if unexplained or (facts.status not in ("successful",) and not failed):
+        where = f" on {', '.join(unexplained)}" if unexplained else ""
+        detail = f": {facts.errors[0]}" if facts.errors else ""
+        return Decision(
+            ExitCode.NEEDS_PERSON, "needs-person", f"Ansible failed outside a rollout{where}{detail}"
+        )
+    if failed:
+        names = ", ".join(f"{r.service}@{r.host} ({r.failed_phase or 'unknown phase'})" for r in failed)
+        return Decision(
+            ExitCode.ROLLOUT_FAILED, "failed", f"rollout failed, previous release still serving: {names}"
+        )
+    if not rollout:
+        return Decision(ExitCode.OK, "ok", "done")
+    if any(r.result == "deployed" for r in results):
+        return Decision(ExitCode.OK, "deployed", "deployed")
+    return Decision(ExitCode.OK, "noop", "nothing to do")
