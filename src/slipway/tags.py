@@ -24,7 +24,7 @@ Version = tuple[int, int, int]
 
 
 def parse(tag: str) -> Version | None:
-    match = TAG_RE.match(tag.strip())
+    match = TAG_RE.fullmatch(tag)
     if not match:
         return None
     major, minor, patch = (int(part) for part in match.groups())

@@ -17,7 +17,8 @@ import yaml
 
 from slipway.exitcodes import InputError
 
-# Same as services.py NAME_RE (service names) and TAG_RE (image tags): keep them identical.
+# Same as services.py NAME_RE (service names) and TAG_RE (image tags): keep them identical. Used with
+# fullmatch(): with match(), `$` also accepts a trailing newline.
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 # An environment is a directory name under inventories/ and a group name in the inventory.
@@ -80,12 +81,12 @@ def find_project_dir(start: Path) -> Path:
 
 def known_envs(project: Path) -> list[str]:
     inventories = project / "inventories"
-    return sorted(p.parent.name for p in inventories.glob("*/hosts.yml") if ENV_RE.match(p.parent.name))
+    return sorted(p.parent.name for p in inventories.glob("*/hosts.yml") if ENV_RE.fullmatch(p.parent.name))
 
 
 def check_env_name(project: Path, name: str) -> str:
     envs = known_envs(project)
-    if len(name) > MAX_ARG_LEN or not ENV_RE.match(name) or name not in envs:
+    if len(name) > MAX_ARG_LEN or not ENV_RE.fullmatch(name) or name not in envs:
         raise InputError(
             f"--env {_shown(name)}: unknown environment; use one of: {', '.join(envs) or '(none)'} "
             "(one directory with a hosts.yml under inventories/)"
@@ -94,7 +95,7 @@ def check_env_name(project: Path, name: str) -> str:
 
 
 def check_service_name(name: str) -> str:
-    if len(name) > MAX_ARG_LEN or not NAME_RE.match(name):
+    if len(name) > MAX_ARG_LEN or not NAME_RE.fullmatch(name):
         raise InputError(
             f"--service {_shown(name)}: not a service name; use 2-40 lower-case letters, digits and '-', "
             "starting with a letter and not ending with '-'"
@@ -104,12 +105,12 @@ def check_service_name(name: str) -> str:
 
 def check_version(version: str) -> str:
     """A release to deploy: vMAJOR.MINOR.PATCH or another immutable image tag."""
-    if len(version) > MAX_ARG_LEN or not TAG_RE.match(version):
+    if len(version) > MAX_ARG_LEN or not TAG_RE.fullmatch(version):
         raise InputError(
             f"--version {_shown(version)}: not an image tag; use a version such as v1.4.2 or a tag of "
             "letters, digits, '_', '.' and '-' (at most 128, not starting with '.' or '-')"
         )
-    if VERSION_LIKE_RE.match(version) and not SEMVER_RE.match(version):
+    if VERSION_LIKE_RE.fullmatch(version) and not SEMVER_RE.fullmatch(version):
         raise InputError(
             f"--version {_shown(version)}: a version needs all three parts with a leading v, e.g. v1.4.2"
         )

@@ -1,0 +1,287 @@
+"""The CLI end to end with a FAKE ansible-runner: `run` is replaced by a function that feeds hand-written events
+to the handler (no ansible-playbook, no hosts). Real ansible-runner runs are in test_runner_real.py."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from slipway import cli
+from slipway.runner import EventCallback, PlaybookRun, RunnerOutcome
+
+Events = list[dict[str, Any]]
+
+
+def stats(results: list[dict[str, Any]], failures: Mapping[str, int] | None = None) -> dict[str, Any]:
+    return {
+        "event": "playbook_on_stats",
+        "event_data": {
+            "failures": dict(failures or {}),
+            "dark": {},
+            "artifact_data": {"slipway_results": results},
+        },
+    }
+
+
+class FakeRunner:
+    """Stands in for slipway.runner.run_playbook: records the request, replays events, returns a status."""
+
+    def __init__(
+        self, events: Events, status: str = "successful", action: Callable[[], None] | None = None
+    ) -> None:
+        self.events = events
+        self.status = status
+        self.action = action
+        self.calls: list[PlaybookRun] = []
+
+    def __call__(
+        self, run: PlaybookRun, on_event: EventCallback, cancelled: threading.Event
+    ) -> RunnerOutcome:
+        self.calls.append(run)
+        if self.action is not None and len(self.calls) == 1:
+            self.action()
+        for event in self.events:
+            on_event(event)
+        was_cancelled = cancelled.is_set()
+        return RunnerOutcome("canceled" if was_cancelled else self.status, 0, was_cancelled)
+
+
+def invoke(
+    args: list[str], env: Mapping[str, str] | None = None, runner: FakeRunner | None = None
+) -> tuple[int, str, str, FakeRunner]:
+    runner = runner or FakeRunner([stats([{"host": "demo-1", "service": "notes-api", "result": "deployed"}])])
+    out, err = io.StringIO(), io.StringIO()
+    posted: list[tuple[str, dict[str, Any]]] = []
+    code = cli.main(
+        args,
+        environ={"PATH": os.environ["PATH"], "HOME": "/nonexistent", **(env or {})},
+        run=runner,
+        post=lambda url, payload: posted.append((url, payload)),
+        streams=cli.Streams(out, err),
+    )
+    return code, out.getvalue(), err.getvalue(), runner
+
+
+def test_deploy_ok_with_json_summary_and_outputs(project: Path, tmp_path: Path) -> None:
+    summary, output = tmp_path / "summary.md", tmp_path / "output"
+    env = {"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output), "GITHUB_ACTIONS": "true"}
+    args = ["deploy", "--env", "demo", "--service", "notes-api", "--version", "v1.0.1", "--json"]
+    code, out, _err, runner = invoke([*args, "--project-dir", str(project)], env)
+    assert code == 0
+    data = json.loads(out)
+    assert (data["outcome"], data["exit_code"], data["env"]) == ("deployed", 0, "demo")
+    request = runner.calls[0]
+    assert request.playbook == "playbooks/deploy.yml"
+    assert dict(request.extravars) == {
+        "env": "demo",
+        "service": "notes-api",
+        "version": "v1.0.1",
+        "slipway_run_id": data["run_id"],
+    }
+    assert "slipway deploy `demo`: deployed" in summary.read_text()
+    assert "outcome=deployed\nexit_code=0\n" in output.read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["deploy", "--env", "nope"], "unknown environment"),
+        (["deploy", "--env", "demo", "--service", "billing"], "not in the services registry"),
+        (["deploy", "--env", "demo", "--service", "notes-api", "--version", "1.2"], "all three parts"),
+        (
+            ["deploy", "--env", "demo", "--service", "notes-api", "--version", "v1.2.3; rm -rf /"],
+            "not an image tag",
+        ),
+        (
+            ["deploy", "--env", "demo", "--service", "notes-api", "--version", "v" * 10_000],
+            "not an image tag",
+        ),
+        (["deploy", "--env", "demo", "--version", "v1.2.3"], "--version needs --service"),
+        (["deploy", "--env", "sealed"], "set SLIPWAY_VAULT_PASSWORD"),
+        (["deploy", "--env", "remote"], "set SLIPWAY_SSH_PRIVATE_KEY"),
+    ],
+)
+def test_bad_input_exits_2_and_runs_nothing(
+    project: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    output = tmp_path / "output"
+    code, out, err, runner = invoke([*args, "--project-dir", str(project)], {"GITHUB_OUTPUT": str(output)})
+    assert code == 2
+    assert runner.calls == []  # nothing touched
+    assert message in err
+    assert len(err) < 1000
+    assert "outcome=bad-input\nexit_code=2\n" in output.read_text()
+    assert "bad-input" in out
+
+
+def test_missing_playbook_exits_2(project: Path) -> None:
+    (project / "playbooks/history.yml").unlink()
+    code, _out, err, runner = invoke(["history", "--env", "demo", "--project-dir", str(project)])
+    assert (code, runner.calls) == (2, [])
+    assert "playbooks/history.yml is missing" in err
+
+
+def test_unusable_ssh_key_and_unpinned_host_key(project: Path, tmp_path: Path) -> None:
+    args = ["provision", "--env", "remote", "--project-dir", str(project)]
+    code, _o, err, _r = invoke(args, {"SLIPWAY_SSH_PRIVATE_KEY": "not a key"})
+    assert code == 2
+    assert "not a usable private key" in err
+    assert "not a key" not in err
+    code, _o, err, _r = invoke(args, {"SSH_AUTH_SOCK": "/tmp/agent"})  # noqa: S108 - a path string only
+    assert code == 2
+    assert "no pinned host key for remote-1 (192.0.2.10)" in err
+
+
+def test_pinned_host_key_and_agent_pass(project: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    key = "AAAAC3NzaC1lZDI1NTE5AAAAIHAK52Epise7F4VLmp//f8wnjA2mJnnkPf6uR8gujBFR"
+    (home / ".ssh/known_hosts").write_text(f"192.0.2.10 ssh-ed25519 {key}\n")
+    code, _o, _e, runner = invoke(
+        ["provision", "--env", "remote", "--project-dir", str(project)],
+        {"HOME": str(home), "SSH_AUTH_SOCK": "/x"},
+    )
+    assert code == 0
+    assert runner.calls[0].playbook == "playbooks/infra.yml"
+
+
+@pytest.mark.parametrize(
+    ("events", "status", "code"),
+    [
+        ([stats([{"host": "demo-1", "service": "notes-api", "result": "noop"}])], "successful", 0),
+        (
+            [stats([{"host": "demo-1", "service": "notes-api", "result": "failed"}], {"demo-1": 1})],
+            "failed",
+            1,
+        ),
+        ([stats([{"host": "demo-1", "service": "notes-api", "result": "unknown"}])], "successful", 3),
+        ([stats([], {"demo-1": 1})], "failed", 3),
+        (
+            [{"event": "runner_on_unreachable", "event_data": {"host": "demo-1", "res": {}}}, stats([])],
+            "failed",
+            3,
+        ),
+    ],
+)
+def test_exit_codes(project: Path, events: Events, status: str, code: int) -> None:
+    got, out, _err, _r = invoke(
+        ["deploy", "--env", "demo", "--project-dir", str(project)], runner=FakeRunner(events, status)
+    )
+    assert got == code
+    assert f"exit code {code}" in out
+
+
+def test_status_and_history_print_records(project: Path) -> None:
+    events = [
+        {
+            "event": "playbook_on_stats",
+            "event_data": {"artifact_data": {"slipway_status": [{"host": "demo-1", "colour": "blue"}]}},
+        }
+    ]
+    code, out, _e, runner = invoke(
+        ["status", "--env", "demo", "--project-dir", str(project)], runner=FakeRunner(events)
+    )
+    assert code == 0
+    assert "host=demo-1 colour=blue" in out
+    assert runner.calls[0].playbook == "playbooks/status.yml"
+    code, _o, _e, runner = invoke(
+        ["history", "--env", "demo", "--service", "notes-api", "--project-dir", str(project)]
+    )
+    assert runner.calls[0].extravars["service"] == "notes-api"
+
+
+def test_sigterm_cancels_and_releases_the_lock(project: Path) -> None:
+    """SIGTERM during the run sets the cancel flag; after a cancelled rollout the unlock playbook runs."""
+    runner = FakeRunner([], action=lambda: os.kill(os.getpid(), signal.SIGTERM))
+    before = signal.getsignal(signal.SIGTERM)
+    code, out, _err, _r = invoke(
+        ["rollback", "--env", "demo", "--service", "notes-api", "--project-dir", str(project)], runner=runner
+    )
+    assert code == 3
+    assert [c.playbook for c in runner.calls] == ["playbooks/rollback.yml", "playbooks/unlock.yml"]
+    assert runner.calls[1].extravars["slipway_run_id"] == runner.calls[0].extravars["slipway_run_id"]
+    assert "cancelled" in out
+    assert signal.getsignal(signal.SIGTERM) == before  # handlers restored
+
+
+def test_cancel_without_unlock_playbook_says_what_to_do(project: Path) -> None:
+    (project / "playbooks/unlock.yml").unlink()
+    runner = FakeRunner([], action=lambda: os.kill(os.getpid(), signal.SIGINT))
+    code, out, _e, _r = invoke(
+        ["deploy", "--env", "demo", "--project-dir", str(project), "--json"], runner=runner
+    )
+    assert code == 3
+    assert "release the lock by hand" in json.loads(out)["errors"][0]
+
+
+def test_notifications_are_sent_and_can_be_disabled(project: Path) -> None:
+    hooks = {"SLIPWAY_WECOM_WEBHOOK": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"}
+    sent: list[str] = []
+    for extra, expected in (([], 1), (["--no-notify"], 0)):
+        sent.clear()
+        cli.main(
+            ["deploy", "--env", "demo", "--project-dir", str(project), *extra],
+            environ={"PATH": os.environ["PATH"], **hooks},
+            run=FakeRunner([stats([{"host": "demo-1", "service": "notes-api", "result": "deployed"}])]),
+            post=lambda url, payload: sent.append(url),
+            streams=cli.Streams(io.StringIO(), io.StringIO()),
+        )
+        assert len(sent) == expected
+
+
+def test_webhook_must_be_https(project: Path) -> None:
+    code, _o, err, _r = invoke(
+        ["deploy", "--env", "demo", "--project-dir", str(project)], {"SLIPWAY_SLACK_WEBHOOK": "http://x"}
+    )
+    assert code == 2
+    assert "must be an https:// URL" in err
+
+
+def test_release_next(project: Path, tmp_path: Path) -> None:
+    output = tmp_path / "output"
+    code, out, _e, _r = invoke(
+        ["release", "next", "--env", "staging", "--tags", "v1.4.0,v1.4.1"], {"GITHUB_OUTPUT": str(output)}
+    )
+    assert (code, out) == (0, "v1.4.2\n")
+    assert output.read_text() == "tag=v1.4.2\n"
+    code, out, _e, _r = invoke(
+        ["release", "next", "--env", "production", "--tag", "v1.4.1", "--tags", "v1.4.1", "--json"]
+    )
+    assert (code, json.loads(out)) == (0, {"tag": "v1.5.0"})
+    for args, message in (
+        (["--env", "production", "--tags", "v1.4.1"], "needs --tag"),
+        (["--env", "production", "--tag", "v1.4.0", "--tags", "v1.4.0"], "production tag"),
+        (["--env", "staging", "--tag", "v1.4.1", "--tags", "v1.4.1"], "only for production"),
+        (["--env", "demo", "--tags", ""], "staging and production only"),
+    ):
+        code, _o, err, _r = invoke(["release", "next", *args])
+        assert code == 2, args
+        assert message in err
+
+
+def test_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["deploy", "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for line in (
+        "0  deployed, or nothing to do",
+        "1  a rollout failed",
+        "2  bad input",
+        "3  a host needs a person",
+    ):
+        assert line in text
+
+
+def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["rollback", "--env", "demo"])  # --service is required
+    assert info.value.code == 2

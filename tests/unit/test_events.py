@@ -1,0 +1,102 @@
+"""Runner events -> progress lines and run facts. The events are hand-written dicts shaped like
+ansible-runner's (no ansible-runner process is started here)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from slipway.events import EventHandler, phase_of
+
+
+def ev(kind: str, created: str = "2025-01-01T00:00:00", **data: Any) -> dict[str, Any]:
+    return {"event": kind, "created": created, "event_data": data}
+
+
+def test_phase_of() -> None:
+    assert phase_of("preflight | read state") == ("preflight", "read state")
+    assert phase_of("app_release : skip-check | compare digests") == ("skip-check", "compare digests")
+    assert phase_of("Install packages") is None
+    assert phase_of("preflightish | x") is None
+
+
+def run(events: list[dict[str, Any]], github: bool = False) -> tuple[EventHandler, str]:
+    out = io.StringIO()
+    handler = EventHandler(out, github=github, redact=lambda s: s.replace("s3cret", "***"), clock=lambda: 0.0)
+    for event in events:
+        assert handler(event) is True
+    handler.finish()
+    return handler, out.getvalue()
+
+
+ROLLOUT = [
+    ev("playbook_on_play_start", play="Roll out"),
+    ev("playbook_on_task_start", "2025-01-01T00:00:00", task="preflight | read state"),
+    ev("playbook_on_task_start", "2025-01-01T00:00:01.5", task="preflight | take facts"),
+    ev("playbook_on_task_start", "2025-01-01T00:00:02", task="migrate | run alembic"),
+    ev(
+        "runner_on_failed",
+        "2025-01-01T00:00:05",
+        host="h1",
+        task="migrate | run alembic",
+        res={"msg": "password s3cret rejected"},
+    ),
+    ev("runner_on_failed", host="h1", task="migrate | probe", ignore_errors=True, res={"msg": "ignored"}),
+    ev("playbook_on_task_start", "2025-01-01T00:00:07", task="unlock | release the lock"),
+    ev(
+        "playbook_on_stats",
+        "2025-01-01T00:00:08",
+        failures={"h1": 1, "h2": 0},
+        dark={},
+        artifact_data={"slipway_results": [{"host": "h1", "result": "failed"}]},
+    ),
+]
+
+
+def test_one_line_per_phase_with_duration() -> None:
+    handler, text = run(ROLLOUT)
+    assert handler.phases == [("preflight", "ok", 2.0), ("migrate", "failed", 5.0), ("unlock", "ok", 1.0)]
+    lines = [line for line in text.splitlines() if line.startswith("  ") and not line.startswith("    ")]
+    assert lines == [
+        "  preflight   ok         2.0s",
+        "  migrate     failed     5.0s",
+        "  unlock      ok         1.0s",
+    ]
+    assert "play: Roll out" in text
+    assert "::group::" not in text
+    assert "failed: h1: migrate | run alembic: password *** rejected" in text  # redacted
+    assert "ignored" not in text
+    assert handler.facts.failures == {"h1"}
+    assert handler.facts.artifact_data["slipway_results"][0]["result"] == "failed"
+
+
+def test_github_groups_fold_each_phase() -> None:
+    _, text = run(ROLLOUT, github=True)
+    lines = text.splitlines()
+    first = lines.index("::group::preflight")
+    assert lines[first + 1 : first + 5] == [
+        "    preflight | read state",
+        "    preflight | take facts",
+        "::endgroup::",
+        "  preflight   ok         2.0s",
+    ]
+    assert text.count("::group::") == text.count("::endgroup::") == 3
+    assert "::error title=slipway::failed: h1: migrate | run alembic" in text
+
+
+def test_unreachable_errors_and_open_phase() -> None:
+    handler, text = run(
+        [
+            ev("playbook_on_task_start", task="lock | take the lock"),
+            ev("runner_on_unreachable", host="h2", task="lock | take the lock", res={"msg": "timed out"}),
+            {"event": "verbose", "stdout": "[ERROR]: something broke\nother line", "created": "bad"},
+            {"event": "error", "stdout": "ERROR! the playbook could not be found"},
+            ev("playbook_on_task_start", task="Not a phase"),
+            ev("playbook_on_task_start", task="health | wait"),
+        ]
+    )
+    assert handler.facts.dark == {"h2"}
+    assert handler.facts.errors == ["[ERROR]: something broke", "ERROR! the playbook could not be found"]
+    assert "unreachable: h2: lock | take the lock: timed out" in text
+    assert [p for p, _, _ in handler.phases] == ["lock", "health"]  # health closed by finish()
+    assert handler.phases[0][1] == "failed"

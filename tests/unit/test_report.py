@@ -1,0 +1,101 @@
+"""Step summary (Markdown), step outputs (key=value), JSON and text reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from slipway import report
+from slipway.exitcodes import ExitCode
+from slipway.results import Decision, ServiceResult
+
+RESULT = ServiceResult(
+    host="h1",
+    service="notes-api",
+    result="failed",
+    version="v1.0.1",
+    previous_version="v1.0.0",
+    colour="blue",
+    failed_phase="health",
+    message="HTTP 500 | retried\n3 times",
+    durations={"start": 2.0, "health": 30.0},
+)
+REPORT = report.Report(
+    command="deploy",
+    env="staging",
+    run_id="abc123",
+    decision=Decision(ExitCode.ROLLOUT_FAILED, "failed", "rollout failed, previous release still serving"),
+    duration=41.25,
+    results=[RESULT],
+    phases=[("start", "ok", 2.0), ("health", "failed", 30.0)],
+    errors=["[ERROR]: x"],
+    run_url="https://github.com/acme/ops/actions/runs/7",
+)
+
+
+def test_markdown_summary() -> None:
+    text = report.to_markdown(REPORT)
+    assert text.startswith("### ❌ slipway deploy `staging`: failed")
+    assert "(exit code 1, 41.2s)" in text
+    assert (
+        "| h1 | notes-api | failed | v1.0.1 | v1.0.0 | blue | health | 32.0s | HTTP 500 \\| retried 3 times |"
+        in text
+    )
+    assert "| health | failed | 30.0 |" in text
+    assert "- [ERROR]: x" in text
+    assert "[Run](https://github.com/acme/ops/actions/runs/7)" in text
+
+
+def test_outputs_are_single_line() -> None:
+    assert report.outputs(REPORT) == {
+        "outcome": "failed",
+        "exit_code": "1",
+        "env": "staging",
+        "run_id": "abc123",
+        "version": "v1.0.1",
+        "services": "notes-api",
+        "failed": "notes-api@h1",
+        "duration": "41.2",
+    }
+
+
+def test_json_and_text() -> None:
+    data = json.loads(report.to_json(REPORT))
+    assert data["exit_code"] == 1
+    assert data["results"][0]["failed_phase"] == "health"
+    assert data["phases"][1] == {"phase": "health", "seconds": 30.0, "status": "failed"}
+    text = report.to_text(REPORT)
+    assert "h1 notes-api: failed v1.0.1 (was v1.0.0, colour blue, 32.0s) failed in health" in text
+    assert text.endswith("exit code 1 after 41.2s\n")
+
+
+def test_records_table() -> None:
+    rep = report.Report(
+        "status",
+        "prod",
+        "r",
+        Decision(ExitCode.OK, "ok", "done"),
+        1.0,
+        records=[{"host": "h", "colour": "blue"}],
+    )
+    assert "| host | colour |" in report.to_markdown(rep)
+    assert "host=h colour=blue" in report.to_text(rep)
+
+
+def test_github_files_are_appended_only_when_set(tmp_path: Path) -> None:
+    summary, output = tmp_path / "summary.md", tmp_path / "output"
+    summary.write_text("before\n")
+    report.write_github(REPORT, {}, lambda s: s)
+    assert not output.exists()
+    env = {"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output)}
+    report.write_github(REPORT, env, lambda s: s.replace("notes-api", "***"))
+    assert summary.read_text().startswith("before\n### ❌")
+    assert "***" in summary.read_text()
+    assert "outcome=failed\n" in output.read_text()
+    assert "services=***\n" in output.read_text()
+
+
+def test_run_url() -> None:
+    env = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "a/b", "GITHUB_RUN_ID": "9"}
+    assert report.run_url(env) == "https://github.com/a/b/actions/runs/9"
+    assert report.run_url({}) == ""

@@ -1,0 +1,86 @@
+"""Results reported through set_stats, and the exit code each situation maps to."""
+
+from __future__ import annotations
+
+import pytest
+
+from slipway.exitcodes import ExitCode
+from slipway.results import RunFacts, ServiceResult, decide, parse_records, parse_results
+
+
+def r(result: str, host: str = "h1", service: str = "api", **kw: str) -> ServiceResult:
+    return ServiceResult(host=host, service=service, result=result, **kw)  # type: ignore[arg-type]
+
+
+def test_results_are_parsed_and_sanitised() -> None:
+    data = {
+        "slipway_results": [
+            {
+                "host": "h1",
+                "service": "api",
+                "result": "deployed",
+                "version": "v1.0.1",
+                "durations": {"start": "2.5", "health": 3, "bad": "x"},
+                "message": "line one\nline two",
+            },
+            {"host": "h2", "service": "api", "result": "exploded"},
+            "not a map",
+        ]
+    }
+    results = parse_results(data)
+    assert [x.result for x in results] == ["deployed", "unknown"]
+    assert results[0].durations == {"start": 2.5, "health": 3.0}
+    assert results[0].duration == 5.5
+    assert results[0].message == "line one line two"
+    assert results[0].as_dict()["duration"] == 5.5
+    assert parse_results({"slipway_results": "oops"}) == []
+    assert parse_results({"slipway_results": [{"result": "noop", "message": "m" * 2000}]})[
+        0
+    ].message.endswith("...")
+
+
+def test_records_are_flattened() -> None:
+    rows = parse_records({"slipway_status": [{"host": "h", "healthy": True}, 3]}, "slipway_status")
+    assert rows == [{"host": "h", "healthy": "True"}]
+    assert parse_records({"slipway_status": {}}, "slipway_status") == []
+
+
+@pytest.mark.parametrize(
+    ("facts", "results", "code", "outcome"),
+    [
+        (RunFacts(status="successful"), [r("deployed"), r("noop", host="h2")], ExitCode.OK, "deployed"),
+        (RunFacts(status="successful"), [r("noop")], ExitCode.OK, "noop"),
+        (RunFacts(status="successful"), [], ExitCode.OK, "noop"),
+        (
+            RunFacts(status="failed", failures={"h1"}),
+            [r("failed", failed_phase="health")],
+            ExitCode.ROLLOUT_FAILED,
+            "failed",
+        ),
+        (
+            RunFacts(status="successful"),
+            [r("failed"), r("deployed", host="h2")],
+            ExitCode.ROLLOUT_FAILED,
+            "failed",
+        ),
+        (RunFacts(status="failed", dark={"h2"}), [r("deployed")], ExitCode.NEEDS_PERSON, "needs-person"),
+        (RunFacts(status="successful"), [r("unknown")], ExitCode.NEEDS_PERSON, "needs-person"),
+        (RunFacts(status="failed", failures={"h2"}), [r("failed")], ExitCode.NEEDS_PERSON, "needs-person"),
+        (RunFacts(status="failed"), [], ExitCode.NEEDS_PERSON, "needs-person"),
+        (RunFacts(status="canceled", cancelled=True), [r("deployed")], ExitCode.NEEDS_PERSON, "needs-person"),
+    ],
+)
+def test_decide(facts: RunFacts, results: list[ServiceResult], code: ExitCode, outcome: str) -> None:
+    decision = decide(facts, results, rollout=True)
+    assert (decision.code, decision.outcome) == (code, outcome)
+
+
+def test_decide_names_the_cause() -> None:
+    failed = decide(
+        RunFacts(status="failed", failures={"h1"}), [r("failed", failed_phase="migrate")], rollout=True
+    )
+    assert "api@h1 (migrate)" in failed.reason
+    outside = decide(RunFacts(status="failed", failures={"h9"}, errors=["[ERROR]: boom"]), [], rollout=True)
+    assert "outside a rollout on h9: [ERROR]: boom" in outside.reason
+    assert decide(RunFacts(status="successful"), [], rollout=False).outcome == "ok"
+    assert "unreachable: h2" in decide(RunFacts(dark={"h2"}), [], rollout=False).reason
