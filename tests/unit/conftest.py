@@ -1,10 +1,10 @@
-"""Fixtures for the slipway unit tests: a throw-away operations repository in tmp_path (no Docker, no hosts)."""
+"""Fixtures for the slipway unit tests: a throw-away operations repository in tmp_path (no Docker)."""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -53,7 +53,7 @@ def write(path: Path, text: str) -> Path:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A repository with envs `demo` (local connection), `remote` (SSH) and `sealed` (vault-encrypted vars)."""
+    """A repository with envs `demo` (local connection), `remote` (SSH), `sealed` (vault-encrypted vars)."""
     root = tmp_path / "ops"
     write(root / "ansible.cfg", "[defaults]\ninventory = inventories/demo/hosts.yml\n")
     write(

@@ -1,5 +1,5 @@
-"""The CLI end to end with a FAKE ansible-runner: `run` is replaced by a function that feeds hand-written events
-to the handler (no ansible-playbook, no hosts). Real ansible-runner runs are in test_runner_real.py."""
+"""The CLI end to end with a FAKE ansible-runner: `run` is replaced by a function that feeds hand-written
+events to the handler (no ansible-playbook, no hosts). Real ansible-runner runs are in test_runner_real.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The runner wrapper with the REAL ansible-runner and ansible-playbook against this machine (connection: local,
-no Docker, no SSH): secrets reach the playbook, yet appear nowhere in stdout, stderr, the step summary, the step
-outputs or ansible-runner's artifacts; the private directory is removed."""
+"""The runner wrapper with the REAL ansible-runner and ansible-playbook on this machine (connection: local,
+no Docker, no SSH): secrets reach the playbook, yet appear nowhere in stdout, stderr, the step summary, the
+step outputs or ansible-runner's artifacts; the private directory is removed."""
 
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ def test_bad_service_names_are_refused(name: str) -> None:
 
 
 def test_regexes_match_the_services_filter() -> None:
-    """The CLI keeps copies of the filter's NAME_RE and TAG_RE (it cannot import ansible): they must not drift."""
+    """The CLI copies the filter's NAME_RE and TAG_RE (it cannot import ansible): they must not drift."""
     source = (REPO / "collections/ansible_collections/slipway/core/plugins/filter/services.py").read_text()
     for name in ("NAME_RE", "TAG_RE"):
         match = re.search(rf'^{name} = re\.compile\(r"(.+)"\)$', source, re.M)
@@ -77,7 +77,7 @@ def test_environment_is_read(project: Path) -> None:
 
 @pytest.mark.parametrize("name", ["nope", "../demo", "demo/..", "DEMO", "", "d" * 10_000])
 def test_unknown_env_is_refused_with_the_known_ones(project: Path, name: str) -> None:
-    with pytest.raises(InputError, match="unknown environment; use one of: demo, remote, sealed"):
+    with pytest.raises(InputError, match=r"unknown environment; use one of: demo, remote, sealed"):
         validation.load_environment(project, name)
 
 
@@ -85,7 +85,7 @@ def test_unknown_service_names_the_registry(project: Path) -> None:
     env = validation.load_environment(project, "demo")
     assert validation.check_service(env, "notes-api") == "notes-api"
     with pytest.raises(
-        InputError, match="not in the services registry of demo.*known: lark-service, notes-api"
+        InputError, match=r"not in the services registry of demo.*known: lark-service, notes-api"
     ):
         validation.check_service(env, "billing")
 
@@ -104,7 +104,7 @@ def test_inventory_with_vault_tags_and_no_hosts(project: Path, writer: Callable[
 def test_broken_yaml_is_named(project: Path, writer: Callable[[Path, str], Path]) -> None:
     write = writer
     write(project / "inventories/demo/group_vars/demo/extra.yml", "a: [\n")
-    with pytest.raises(InputError, match="extra.yml: not valid YAML"):
+    with pytest.raises(InputError, match=r"extra\.yml: not valid YAML"):
         validation.load_environment(project, "demo")
 
 
