@@ -60,7 +60,8 @@ def test_new_containers_get_the_rotation_options(host, cat_image):
     host.run("docker rm -f slipway-logcheck")
     host.check_output(f"docker create --name slipway-logcheck {cat_image} /usr/bin/cat")
     try:
-        log_config = json.loads(host.check_output("docker inspect -f '{{json .HostConfig.LogConfig}}' slipway-logcheck"))
+        inspect = "docker inspect -f '{{json .HostConfig.LogConfig}}' slipway-logcheck"
+        log_config = json.loads(host.check_output(inspect))
     finally:
         host.run("docker rm -f slipway-logcheck")
     assert log_config == {"Type": "json-file", "Config": {"max-size": "20m", "max-file": "3"}}

@@ -86,7 +86,9 @@ def test_a_network_in_use_is_never_recreated(host, peers, run_playbook):
 def test_an_unused_network_with_other_settings_is_recreated(host, run_playbook):
     host.check_output("docker network rm slipway-spare-net || true")
     host.check_output("docker network create --subnet 10.233.0.0/24 slipway-spare-net")
-    result = run_playbook(CONVERGE, "-e", "infra_network_name=slipway-spare-net", "-e", "infra_network_subnet=10.234.0.0/24")
+    result = run_playbook(
+        CONVERGE, "-e", "infra_network_name=slipway-spare-net", "-e", "infra_network_subnet=10.234.0.0/24"
+    )
     try:
         assert result.returncode == 0, result.stdout[-2000:]
         assert "no container is attached: recreating it" in result.stdout

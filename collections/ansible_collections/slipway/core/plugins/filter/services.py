@@ -99,7 +99,9 @@ def normalise(name: str, spec: Any) -> dict[str, Any]:
     unknown = sorted(set(spec) - KNOWN_FIELDS)
     if unknown:
         raise _fail(name, unknown[0], f"unknown field; known fields are {', '.join(sorted(KNOWN_FIELDS))}")
-    image = _str_field(name, spec, "image", IMAGE_RE, "use a repository without a tag, e.g. registry.example.com/team/app")
+    image = _str_field(
+        name, spec, "image", IMAGE_RE, "use a repository without a tag, e.g. registry.example.com/team/app"
+    )
     version = _str_field(name, spec, "version", TAG_RE, "use an image tag such as v1.4.2")
     port = spec.get("port")
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
@@ -148,13 +150,17 @@ def services(registry: Any) -> list[dict[str, Any]]:
     if registry is None:
         return []
     if not isinstance(registry, Mapping):
-        raise AnsibleFilterError(f"slipway_services must be a map of service name -> settings, got {type(registry).__name__}")
+        raise AnsibleFilterError(
+            f"slipway_services must be a map of service name -> settings, got {type(registry).__name__}"
+        )
     entries = [normalise(str(name), spec) for name, spec in registry.items()]
     domains: dict[str, str] = {}
     for entry in entries:
         other = domains.setdefault(entry["domain"], entry["name"])
         if other != entry["name"]:
-            raise _fail(entry["name"], "domain", f"{entry['domain']} is already routed to {other}; each service needs its own")
+            raise _fail(
+                entry["name"], "domain", f"{entry['domain']} is already routed to {other}; each service needs its own"
+            )
     return sorted(entries, key=lambda e: e["name"])
 
 

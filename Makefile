@@ -1,0 +1,65 @@
+# Slipway: the two entry points are `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+
+.PHONY: demo test venv prepare lint unit molecule molecule-% demo-down clean help
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make demo   provision a local Docker 'host' container and run the playbooks against it"
+	@echo "make test   lint, unit tests and every Molecule scenario ($(SCENARIOS))"
+	@echo "other targets: venv prepare lint unit molecule molecule-<scenario> demo-down clean"
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+prepare:
+	bash tests/harness/prepare.sh
+
+lint: venv
+	$(BIN)/ruff check src tests molecule collections
+	$(BIN)/mypy
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint
+	@if [ -x $(BIN)/actionlint ] || command -v actionlint >/dev/null; then PATH="$(BIN):$$PATH" actionlint; \
+	  else echo "actionlint not installed: workflows not linted"; fi
+
+# Everything under tests/: unit tests of the package and plugins, playbook checks, image-level tests.
+unit: venv
+	$(BIN)/pytest tests
+
+molecule: venv prepare
+	@for s in $(SCENARIOS); do \
+	  start=$$(date +%s); \
+	  PATH="$(abspath $(BIN)):$$PATH" $(BIN)/molecule test -s $$s; \
+	  echo "molecule scenario $$s passed in $$(( $$(date +%s) - start )) s"; \
+	done
+
+molecule-%: venv prepare
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/molecule test -s $*
+
+test: lint prepare unit molecule
+
+demo: venv prepare
+	scripts/local-host.sh up
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/ansible-playbook playbooks/site.yml -e env=local
+	@echo
+	@echo "The local host 'slipway-local' is provisioned. Try:"
+	@echo "  docker exec slipway-local docker network ls"
+	@echo "  $(BIN)/ansible-playbook playbooks/infra.yml -e env=local --check --diff   # a converged host: changed=0"
+	@echo "  make demo-down                                                            # remove the local host"
+
+demo-down:
+	scripts/local-host.sh down
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

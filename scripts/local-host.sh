@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The demo environment's "VM": a systemd + Docker container named slipway-local on this machine, reached by
+# Ansible through the Docker connection (inventories/local). Same options as the Molecule hosts.
+#   scripts/local-host.sh up      start it (reuse it when it runs)
+#   scripts/local-host.sh down    remove it and its inner Docker data
+#   scripts/local-host.sh status
+set -euo pipefail
+
+NAME=${SLIPWAY_LOCAL_HOST:-slipway-local}
+IMAGE=${SLIPWAY_LOCAL_HOST_IMAGE:-slipway/test-host:bookworm}
+# The edge proxy's port 80 inside the host, published on loopback only.
+HTTP_PORT=${SLIPWAY_LOCAL_HTTP_PORT:-8080}
+
+up() {
+  if [ "$(docker inspect -f '{{.State.Running}}' "$NAME" 2>/dev/null)" = "true" ]; then
+    echo "local host $NAME is running"
+  else
+    docker rm -f "$NAME" >/dev/null 2>&1 || true
+    docker run -d --name "$NAME" --hostname "$NAME" \
+      --cgroupns host --cap-add SYS_ADMIN --cap-add NET_ADMIN \
+      --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+      -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v "$NAME-docker:/var/lib/docker" \
+      --tmpfs /run --tmpfs /run/lock --stop-signal SIGRTMIN+3 \
+      -p "127.0.0.1:${HTTP_PORT}:80" \
+      "$IMAGE" /sbin/init >/dev/null
+    echo "started local host $NAME (HTTP on 127.0.0.1:${HTTP_PORT})"
+  fi
+  for _ in $(seq 1 60); do
+    state=$(docker exec "$NAME" systemctl is-system-running 2>/dev/null || true)
+    case "$state" in running|degraded) return 0 ;; esac
+    sleep 1
+  done
+  echo "local host $NAME did not finish booting (systemctl is-system-running: $state)" >&2
+  exit 1
+}
+
+down() {
+  docker rm -f "$NAME" >/dev/null 2>&1 || true
+  docker volume rm "$NAME-docker" >/dev/null 2>&1 || true
+  echo "removed local host $NAME"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) docker ps -a --filter "name=^${NAME}$" --format '{{.Names}}: {{.Status}}' ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,59 @@
+"""The playbooks refuse a missing or unknown environment before touching any host (real ansible-playbook runs)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[2]
+PLAYBOOKS = sorted(p.name for p in (PROJECT / "playbooks").glob("*.yml") if p.name != "preflight.yml")
+
+
+def run_playbook(playbook: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    return subprocess.run(
+        ["ansible-playbook", f"playbooks/{playbook}", *args],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOKS)
+def test_unknown_env_fails_fast_naming_the_known_ones(playbook: str) -> None:
+    result = run_playbook(playbook, "-e", "env=nosuch")
+    assert result.returncode != 0
+    assert "Unknown environment 'nosuch'" in result.stdout
+    assert "local, production, staging" in result.stdout
+    # Only the localhost check ran: no play reached an environment's hosts.
+    assert "PLAY RECAP" in result.stdout
+    recap = result.stdout.split("PLAY RECAP", 1)[1]
+    assert "localhost" in recap
+    assert "staging-app" not in recap and "production-app" not in recap and "slipway-local" not in recap
+
+
+def test_missing_env_fails_fast() -> None:
+    result = run_playbook("infra.yml")
+    assert result.returncode != 0
+    assert "Unknown environment ''" in result.stdout
+
+
+def test_known_env_targets_only_its_own_hosts() -> None:
+    result = run_playbook("infra.yml", "-e", "env=production", "--list-hosts")
+    assert result.returncode == 0, result.stderr
+    assert "production-app-1" in result.stdout and "production-app-2" in result.stdout
+    assert "staging-app-1" not in result.stdout
+
+
+def test_env_variables_stay_in_their_environment() -> None:
+    result = subprocess.run(
+        ["ansible-inventory", "--host", "staging-app-1"], cwd=PROJECT, capture_output=True, text=True, check=True
+    )
+    assert '"slipway_env": "staging"' in result.stdout
+    assert "production" not in result.stdout

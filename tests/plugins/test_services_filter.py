@@ -1,0 +1,107 @@
+"""The services registry filter (slipway.core.services): one validated view of slipway_services for every role."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+FILTER = Path(__file__).resolve().parents[2] / "collections/ansible_collections/slipway/core/plugins/filter/services.py"
+
+
+def load_filter() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("slipway_services_filter", FILTER)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+services_filter = load_filter()
+
+VALID: dict[str, Any] = {
+    "image": "registry.example.com/acme/lark-service",
+    "version": "v1.4.2",
+    "port": 8000,
+    "domain": "lark.staging.example.com",
+    "postgres": True,
+    "redis": True,
+}
+
+
+def one(**changes: Any) -> dict[str, Any]:
+    spec = copy.deepcopy(VALID)
+    spec.update(changes)
+    return {"lark-service": spec}
+
+
+def test_entry_gets_defaults_and_derived_names() -> None:
+    [entry] = services_filter.services(one())
+    assert entry["id"] == "lark_service"
+    assert entry["image_ref"] == "registry.example.com/acme/lark-service:v1.4.2"
+    assert entry["health_path"] == "/health"
+    assert entry["migrate_command"] == []
+    assert entry["resources"] == {"cpus": "0.5", "memory": "512m"}
+    assert entry["db_name"] == "lark_service"
+    assert entry["db_owner"] == "lark_service_owner"
+    assert entry["db_user"] == "lark_service"
+    assert entry["redis_key_prefix"] == "lark-service:"
+    assert entry["db_password_var"] == "vault_lark_service_db_password"
+    assert entry["redis_password_var"] == "vault_lark_service_redis_password"
+
+
+def test_entries_are_sorted_by_name() -> None:
+    registry = {**one(), "alpha-api": {**VALID, "domain": "alpha.example.com"}}
+    assert [e["name"] for e in services_filter.services(registry)] == ["alpha-api", "lark-service"]
+
+
+def test_empty_registry_is_an_empty_list() -> None:
+    assert services_filter.services(None) == []
+    assert services_filter.services({}) == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"port": 0}, "slipway_services['lark-service'].port"),
+        ({"port": "8000"}, ".port"),
+        ({"port": True}, ".port"),
+        ({"version": "v1.2.3; rm -rf /"}, ".version"),
+        ({"version": "x" * 200}, ".version"),
+        ({"image": "Registry/App:v1"}, ".image"),
+        ({"domain": "Bad_Domain"}, ".domain"),
+        ({"health_path": "health"}, ".health_path"),
+        ({"migrate_command": "alembic upgrade head"}, ".migrate_command"),
+        ({"postgres": "yes"}, ".postgres"),
+        ({"resources": {"memory": "lots"}}, ".resources.memory"),
+        ({"resources": {"cpus": "half"}}, ".resources.cpus"),
+        ({"env": {"lower": "x"}}, ".env"),
+        ({"colour": "blue"}, ".colour: unknown field"),
+    ],
+)
+def test_bad_fields_name_the_service_and_field(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(AnsibleFilterError, match=r"lark-service") as error:
+        services_filter.services(one(**changes))
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["Lark", "lark_service", "-lark", "lark-", "a", "x" * 41, "1lark"])
+def test_bad_service_names_are_refused(name: str) -> None:
+    with pytest.raises(AnsibleFilterError, match="service name"):
+        services_filter.services({name: VALID})
+
+
+def test_two_services_cannot_share_a_domain() -> None:
+    registry = {**one(), "other-api": copy.deepcopy(VALID)}
+    with pytest.raises(AnsibleFilterError, match="already routed"):
+        services_filter.services(registry)
+
+
+def test_registry_must_be_a_map() -> None:
+    with pytest.raises(AnsibleFilterError, match="must be a map"):
+        services_filter.services(["lark-service"])
