@@ -17,7 +17,7 @@ up() {
   else
     docker rm -f "$NAME" >/dev/null 2>&1 || true
     docker run -d --name "$NAME" --hostname "$NAME" \
-      --cgroupns host --cap-add SYS_ADMIN --cap-add NET_ADMIN \
+      --cgroupns host --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SYS_PTRACE \
       --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
       -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v "$NAME-docker:/var/lib/docker" \
       --tmpfs /run --tmpfs /run/lock --stop-signal SIGRTMIN+3 \
