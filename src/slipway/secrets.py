@@ -21,14 +21,14 @@ from pathlib import Path
 from slipway.exitcodes import InputError
 from slipway.validation import Environment
 
-VAULT_PASSWORD = "SLIPWAY_VAULT_PASSWORD"  # noqa: S105 - a variable name, not a password
-SSH_PRIVATE_KEY = "SLIPWAY_SSH_PRIVATE_KEY"
+VAULT_PASSWORD = "SLIPWAY_VAULT_PASSWORD"  # noqa: S105 - a variable name, not a password  # pragma: allowlist secret
+SSH_PRIVATE_KEY = "SLIPWAY_SSH_PRIVATE_KEY"  # pragma: allowlist secret
 REGISTRY_USERNAME = "SLIPWAY_REGISTRY_USERNAME"
-REGISTRY_PASSWORD = "SLIPWAY_REGISTRY_PASSWORD"  # noqa: S105 - a variable name
+REGISTRY_PASSWORD = "SLIPWAY_REGISTRY_PASSWORD"  # noqa: S105 - a variable name  # pragma: allowlist secret
 FEISHU_WEBHOOK = "SLIPWAY_FEISHU_WEBHOOK"
-FEISHU_SECRET = "SLIPWAY_FEISHU_SECRET"  # noqa: S105 - a variable name
+FEISHU_SECRET = "SLIPWAY_FEISHU_SECRET"  # noqa: S105 - a variable name  # pragma: allowlist secret
 DINGTALK_WEBHOOK = "SLIPWAY_DINGTALK_WEBHOOK"
-DINGTALK_SECRET = "SLIPWAY_DINGTALK_SECRET"  # noqa: S105 - a variable name
+DINGTALK_SECRET = "SLIPWAY_DINGTALK_SECRET"  # noqa: S105 - a variable name  # pragma: allowlist secret
 WECOM_WEBHOOK = "SLIPWAY_WECOM_WEBHOOK"
 SLACK_WEBHOOK = "SLIPWAY_SLACK_WEBHOOK"
 

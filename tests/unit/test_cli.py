@@ -143,7 +143,8 @@ def test_unusable_ssh_key_and_unpinned_host_key(project: Path, tmp_path: Path) -
 def test_pinned_host_key_and_agent_pass(project: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     (home / ".ssh").mkdir(parents=True)
-    key = "AAAAC3NzaC1lZDI1NTE5AAAAIHAK52Epise7F4VLmp//f8wnjA2mJnnkPf6uR8gujBFR"
+    # a public key, not a secret
+    key = "AAAAC3NzaC1lZDI1NTE5AAAAIHAK52Epise7F4VLmp//f8wnjA2mJnnkPf6uR8gujBFR"  # pragma: allowlist secret
     (home / ".ssh/known_hosts").write_text(f"192.0.2.10 ssh-ed25519 {key}\n")
     code, _o, _e, runner = invoke(
         ["provision", "--env", "remote", "--project-dir", str(project)],

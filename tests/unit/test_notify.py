@@ -26,7 +26,7 @@ REPORT = Report(
     results=[ServiceResult("h1", "lark-service", "deployed", version="v1.5.0")],
     run_url="https://github.com/acme/ops/actions/runs/7",
 )
-SECRET = "SECtest0123456789"  # noqa: S105  # pragma: allowlist secret
+SECRET = "SECtest0123456789"  # pragma: allowlist secret
 
 
 def test_message() -> None:
