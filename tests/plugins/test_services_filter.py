@@ -73,6 +73,8 @@ def test_empty_registry_is_an_empty_list() -> None:
         ({"port": True}, ".port"),
         ({"version": "v1.2.3; rm -rf /"}, ".version"),
         ({"version": "x" * 200}, ".version"),
+        ({"version": "v1.2.3\n"}, ".version"),
+        ({"domain": "lark.example.com\n"}, ".domain"),
         ({"image": "Registry/App:v1"}, ".image"),
         ({"domain": "Bad_Domain"}, ".domain"),
         ({"health_path": "health"}, ".health_path"),
@@ -90,7 +92,7 @@ def test_bad_fields_name_the_service_and_field(changes: dict[str, Any], message:
     assert message in str(error.value)
 
 
-@pytest.mark.parametrize("name", ["Lark", "lark_service", "-lark", "lark-", "a", "x" * 41, "1lark"])
+@pytest.mark.parametrize("name", ["lark\n", "Lark", "lark_service", "-lark", "lark-", "a", "x" * 41, "1lark"])
 def test_bad_service_names_are_refused(name: str) -> None:
     with pytest.raises(AnsibleFilterError, match="service name"):
         services_filter.services({name: VALID})

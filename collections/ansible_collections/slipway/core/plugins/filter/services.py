@@ -59,7 +59,7 @@ def _fail(name: str, field: str, problem: str) -> AnsibleFilterError:
 
 def _str_field(name: str, spec: Mapping[str, Any], field: str, pattern: re.Pattern[str], hint: str) -> str:
     value = spec.get(field)
-    if not isinstance(value, str) or not pattern.match(value):
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise _fail(name, field, f"{value!r} is not valid; {hint}")
     return value
 
@@ -76,14 +76,14 @@ def _env_field(name: str, spec: Mapping[str, Any], field: str) -> dict[str, str]
     if not isinstance(value, Mapping):
         raise _fail(name, field, "must be a map of VARIABLE: value")
     for key in value:
-        if not isinstance(key, str) or not ENV_NAME_RE.match(key):
+        if not isinstance(key, str) or not ENV_NAME_RE.fullmatch(key):
             raise _fail(name, field, f"{key!r} is not a valid variable name; use upper case, digits and _")
     return {str(k): str(v) for k, v in value.items()}
 
 
 def service_id(name: str) -> str:
     """The identifier form of a service name: `lark-service` -> `lark_service` (databases, roles, variables)."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise AnsibleFilterError(
             f"slipway_services: service name {name!r} is not valid; use 2-40 lower-case letters, digits and '-', "
             "starting with a letter and not ending with '-'"
@@ -108,15 +108,15 @@ def normalise(name: str, spec: Any) -> dict[str, Any]:
         raise _fail(name, "port", f"{port!r} is not valid; use the container port, 1-65535")
     domain = _str_field(name, spec, "domain", DOMAIN_RE, "use a lower-case host name such as app.example.com")
     health_path = spec.get("health_path", "/health")
-    if not isinstance(health_path, str) or not PATH_RE.match(health_path):
+    if not isinstance(health_path, str) or not PATH_RE.fullmatch(health_path):
         raise _fail(name, "health_path", f"{health_path!r} is not valid; use a path such as /health")
     migrate = spec.get("migrate_command") or []
     if not isinstance(migrate, list) or not all(isinstance(arg, str) and arg for arg in migrate):
         raise _fail(name, "migrate_command", "must be a list of strings, e.g. [alembic, upgrade, head]")
     resources = {**DEFAULT_RESOURCES, **(spec.get("resources") or {})}
-    if not CPUS_RE.match(str(resources["cpus"])):
+    if not CPUS_RE.fullmatch(str(resources["cpus"])):
         raise _fail(name, "resources.cpus", f"{resources['cpus']!r} is not valid; use a number such as \"0.5\"")
-    if not MEMORY_RE.match(str(resources["memory"])):
+    if not MEMORY_RE.fullmatch(str(resources["memory"])):
         raise _fail(name, "resources.memory", f"{resources['memory']!r} is not valid; use a size such as 512m")
     return {
         "name": name,
