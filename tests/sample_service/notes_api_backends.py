@@ -64,8 +64,8 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 class Postgres:
     port: int
     superuser: str
-    owner_password: str = "owner-secret"  # noqa: S105 - throwaway test cluster on loopback
-    user_password: str = "user-secret"  # noqa: S105
+    owner_password: str = "owner-secret"
+    user_password: str = "user-secret"
 
     def url(self, user: str, password: str, db: str = DB_NAME) -> str:
         return f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{db}"
@@ -155,8 +155,8 @@ def postgres_server() -> Iterator[Postgres]:
 class Redis:
     port: int
     proc: subprocess.Popen[bytes] | None
-    admin_password: str = "admin-secret"  # noqa: S105 - throwaway test server on loopback
-    app_password: str = "app-secret"  # noqa: S105
+    admin_password: str = "admin-secret"
+    app_password: str = "app-secret"
 
     @property
     def app_url(self) -> str:

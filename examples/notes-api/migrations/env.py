@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Collection, Mapping
 from logging.config import fileConfig
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import context
-
+from alembic.runtime.migration import MigrationContext, MigrationInfo
 from notes_api.config import lock_timeout, migration_database_url, parse_bool
 from notes_api.schema import metadata
 
@@ -32,7 +33,9 @@ class InjectedMigrationFailure(RuntimeError):
     """Raised on purpose by the FAIL_MIGRATION switch."""
 
 
-def _fail_after_newest_revision(*, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+def _fail_after_newest_revision(
+    ctx: MigrationContext, step: MigrationInfo, heads: Collection[Any], run_args: Mapping[str, Any]
+) -> None:
     """on_version_apply callback: runs inside the revision's transaction, after its DDL."""
     del ctx, heads, run_args
     if not parse_bool("FAIL_MIGRATION", os.environ.get("FAIL_MIGRATION")):

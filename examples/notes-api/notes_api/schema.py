@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 APP_DIR = Path(__file__).resolve().parent.parent
 ALEMBIC_INI = APP_DIR / "alembic.ini"
@@ -25,9 +27,6 @@ notes = sa.Table(
 
 def image_migration_head() -> str:
     """The newest revision among the migrations baked into this image ("" when there are none)."""
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
     config = Config(str(ALEMBIC_INI))
     config.set_main_option("script_location", str(APP_DIR / "migrations"))
     return ScriptDirectory.from_config(config).get_current_head() or ""
