@@ -1,0 +1,218 @@
+"""Behaviour of the edge proxy: Host routing, 404, zero-loss colour switches and reloads, config rejection."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+WORK = "/tmp/slipway-ep"  # noqa: S108 - inside the throwaway host container
+NETWORK = "infra-shared-network"
+PROXY = "/usr/local/sbin/slipway-proxy"
+CONFIG = "/etc/slipway/edge-proxy/haproxy.cfg"
+# Test backends: notes-api has both colours, shop-web only blue (a missing colour is simply down).
+BACKENDS = [("notes-api", "blue", 8000), ("notes-api", "green", 8000), ("shop-web", "blue", 8080)]
+
+PROBE = """
+import http.client, json, sys, time
+start = time.monotonic()
+conn = http.client.HTTPConnection("127.0.0.1", 80, timeout=5)
+headers = {"Host": sys.argv[1]} if sys.argv[1] else {}
+conn.putrequest("GET", sys.argv[2], skip_host=True)
+for k, v in headers.items():
+    conn.putheader(k, v)
+conn.endheaders()
+resp = conn.getresponse()
+body = resp.read().decode()
+print(json.dumps({"status": resp.status, "headers": dict(resp.getheaders()), "body": body,
+                  "seconds": time.monotonic() - start}))
+"""
+
+
+def put(host, path: str, content: str) -> None:
+    data = base64.b64encode(content.encode()).decode()
+    host.run_expect([0], f"mkdir -p {WORK} && echo {data} | base64 -d > {path}")
+
+
+def get(host, hostname: str, path: str = "/") -> dict:
+    out = host.run_expect([0], f"python3 {WORK}/probe.py '{hostname}' '{path}'")
+    return json.loads(out.stdout)
+
+
+def proxy(host, *args: str, expect: tuple[int, ...] = (0,)) -> str:
+    result = host.run(" ".join([PROXY, *args]))
+    assert result.rc in expect, f"slipway-proxy {' '.join(args)}: rc {result.rc}\n{result.stdout}{result.stderr}"
+    return result.stdout
+
+
+def wait_serving(host, service: str, colour: str) -> None:
+    check = f"import json,sys; s=json.load(sys.stdin); sys.exit(0 if '{colour}' in s['serving'] else 1)"
+    result = host.run(
+        f'for i in $(seq 60); do {PROXY} status {service} | python3 -c "{check}" && exit 0; sleep 0.5; done; exit 1'
+    )
+    if result.rc != 0:
+        logs = host.run("docker logs --tail 30 edge-proxy 2>&1").stdout
+        pytest.fail(f"{service}-{colour} never came up:\n{proxy(host, 'status', service)}\n{logs}")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def backends(host):
+    put(host, f"{WORK}/backend.py", (HERE / "backend.py").read_text())
+    put(host, f"{WORK}/load_client.py", (HERE / "load_client.py").read_text())
+    put(host, f"{WORK}/probe.py", PROBE)
+    for service, colour, port in BACKENDS:
+        name = f"{service}-{colour}"
+        host.run(f"docker rm -f {name}")
+        host.run_expect(
+            [0],
+            f"docker run -d --name {name} --network {NETWORK} -v {WORK}/backend.py:/backend.py:ro "
+            f"slipway/test-probe:bookworm python3 /backend.py {service} {colour} {port}",
+        )
+    wait_serving(host, "notes-api", "blue")
+    wait_serving(host, "shop-web", "blue")
+    yield
+    for service, colour, _ in BACKENDS:
+        host.run(f"docker rm -f {service}-{colour}")
+
+
+def test_routes_by_host_header(host):
+    assert get(host, "notes.localhost", "/x")["body"] == "notes-api blue /x\n"
+    assert get(host, "shop.localhost:80", "/y")["body"] == "shop-web blue /y\n"
+    assert get(host, "NOTES.localhost")["body"].startswith("notes-api blue")
+
+
+def test_unknown_host_gets_a_fast_404(host):
+    for hostname in ("unknown.localhost", "notes.localhost.evil.example", ""):
+        answer = get(host, hostname)
+        assert answer["status"] == 404, answer
+        assert answer["seconds"] < 0.5, answer
+        assert "notes-api" not in answer["body"] and "shop-web" not in answer["body"]
+
+
+def test_hides_versions_and_adds_security_headers(host):
+    headers = {k.lower(): v for k, v in get(host, "notes.localhost")["headers"].items()}
+    assert "server" not in headers
+    assert "x-powered-by" not in headers
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["x-frame-options"] == "SAMEORIGIN"
+
+
+def test_missing_colour_is_down_not_an_error(host):
+    status = json.loads(proxy(host, "status", "shop-web"))
+    assert status["live"] == "blue"
+    assert status["serving"] == ["blue"]
+    assert status["servers"]["green"]["sessions"] == 0
+    # Switching to a colour that does not run fails and leaves the live colour serving.
+    proxy(host, "switch", "shop-web", "green", "--timeout", "3", expect=(1,))
+    assert proxy(host, "live", "shop-web").strip() == "blue"
+    assert get(host, "shop.localhost")["body"].startswith("shop-web blue")
+
+
+def test_only_the_proxy_publishes_ports(host):
+    published = {}
+    for line in host.check_output("docker ps --format '{{.Names}}|{{.Ports}}'").splitlines():
+        name, ports = line.split("|", 1)
+        published[name] = [p for p in ports.split(", ") if "->" in p]
+    assert published.pop("edge-proxy") == ["0.0.0.0:80->80/tcp"]
+    assert all(not ports for ports in published.values()), published
+    # The exporter/stats port answers on the shared network only.
+    metrics = host.check_output(
+        f"docker run --rm --network {NETWORK} slipway/test-probe:bookworm python3 -c "
+        "\"import urllib.request; print(urllib.request.urlopen('http://edge-proxy:8404/metrics').read().decode())\""
+    )
+    assert 'haproxy_backend_status{proxy="be_notes_api",state="UP"} 1' in metrics
+    assert host.run("python3 -c \"import socket; socket.create_connection(('127.0.0.1', 8404), 2)\"").rc != 0
+
+
+def test_runtime_api_is_a_host_socket(host):
+    sock = host.file("/run/slipway/haproxy/admin.sock")
+    assert sock.is_socket
+    assert sock.user in ("99", "haproxy") or sock.uid == 99
+    assert oct(sock.mode) == "0o660"
+    # No TCP listener for the runtime API: HAProxy (uid 99) listens on 80 and 8404 only.
+    listening = host.check_output("docker exec edge-proxy cat /proc/net/tcp /proc/net/tcp6")
+    rows = [line.split() for line in listening.splitlines() if "local_address" not in line]
+    ports = {int(row[1].rsplit(":", 1)[1], 16) for row in rows if row[3] == "0A" and row[7] == "99"}
+    assert ports == {80, 8404}
+
+
+def run_load(host, actions: str, seconds: int = 12) -> dict:
+    """A bounded client loop (4 kept-alive + 4 new-connection workers on 127.0.0.1) while `actions` run."""
+    result = host.run(
+        f"python3 {WORK}/load_client.py 127.0.0.1 80 notes.localhost {seconds} 4 4 5000 > {WORK}/load.json & "
+        f"sleep 1; {actions}; wait; cat {WORK}/load.json"
+    )
+    assert result.rc == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    print(f"load: {report}")
+    return report
+
+
+def test_switch_under_load_loses_no_request(host):
+    switches = " && ".join(f"{PROXY} switch notes-api {c} >/dev/null && sleep 0.4" for c in ["green", "blue"] * 5)
+    report = run_load(host, switches)
+    assert report["errors"] == 0, report
+    assert report["requests"] > 500, report
+    assert report["answers"].get("green", 0) > 0 and report["answers"].get("blue", 0) > 0, report
+    status = json.loads(proxy(host, "status", "notes-api"))
+    assert status["live"] == "blue" and status["serving"] == ["blue"], status
+    assert status["servers"]["green"]["admin"] == "drain", status
+
+
+def test_drained_colour_has_no_sessions_left(host):
+    proxy(host, "wait-drained", "notes-api", "green", "--timeout", "10")
+
+
+def test_seamless_reload_under_load_loses_no_request(host):
+    reloads = " && ".join(f"{PROXY} reload >/dev/null && sleep 1" for _ in range(5))
+    report = run_load(host, reloads)
+    assert report["errors"] == 0, report
+    assert report["requests"] > 500, report
+    assert set(report["answers"]) == {"blue"}, report
+
+
+def test_live_colour_survives_reload_and_restart(host):
+    proxy(host, "switch", "notes-api", "green")
+    assert "SLIPWAY_LIVE_notes_api green" in host.file("/etc/slipway/edge-proxy/live/notes-api.cfg").content_string
+    proxy(host, "reload")
+    assert get(host, "notes.localhost")["body"].startswith("notes-api green")
+    host.run_expect([0], "docker restart edge-proxy")
+    wait_serving(host, "notes-api", "green")
+    assert get(host, "notes.localhost")["body"].startswith("notes-api green")
+    status = json.loads(proxy(host, "status", "notes-api"))
+    assert status["servers"]["blue"]["admin"] == "maint", status
+    proxy(host, "switch", "notes-api", "blue")
+
+
+def test_broken_config_is_rejected_and_the_proxy_keeps_serving(host):
+    before = host.file(CONFIG).sha256sum
+    env = dict(os.environ)
+    result = subprocess.run(
+        ["ansible-playbook", "-i", env["MOLECULE_INVENTORY_FILE"], str(HERE.parent / "broken.yml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode != 0, result.stdout
+    assert "failed to validate" in result.stdout, result.stdout[-3000:]
+    assert host.file(CONFIG).sha256sum == before
+    assert get(host, "notes.localhost")["body"].startswith("notes-api blue")
+    # The command refuses to reload a configuration that does not pass haproxy -c, and the proxy keeps serving.
+    host.run_expect(
+        [0],
+        f"cp {CONFIG} {WORK}/haproxy.cfg.good && echo 'frontend broken' >> {CONFIG} "
+        f"&& echo '    bind :80 nonsense' >> {CONFIG}",
+    )
+    try:
+        refused = host.run(f"{PROXY} reload")
+        assert refused.rc == 1 and "invalid" in refused.stderr, refused.stderr
+        assert get(host, "notes.localhost")["body"].startswith("notes-api blue")
+    finally:
+        host.run_expect([0], f"cp {WORK}/haproxy.cfg.good {CONFIG}")
