@@ -7,8 +7,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import HARDENING, docker, env_args, migrate, service_env
-from notes_api_backends import DB_OWNER, Postgres, Redis
+from notes_api_support import DB_OWNER, HARDENING, Postgres, Redis, docker, env_args, migrate, service_env
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conftest import App, Response, docker, migrate, service_env
-from notes_api_backends import REDIS_PREFIX, Postgres, Redis, redis_server
+from notes_api_support import REDIS_PREFIX, App, Postgres, Redis, Response, docker, migrate, redis_server, service_env
 
 pytestmark = pytest.mark.integration
 
@@ -134,7 +133,15 @@ def test_metrics_count_requests_per_route(v2: App) -> None:
     assert not re.search(r"^\w+_created[{ ]", body, re.MULTILINE), "*_created series are disabled"
 
 
-def test_sigterm_finishes_in_flight_request_and_exits_0(v2: App) -> None:
+@pytest.mark.parametrize("init", [False, True], ids=["app-is-pid-1", "docker-init"])
+def test_sigterm_finishes_in_flight_request_and_exits_0(
+    init: bool, images: dict[str, str], pg: Postgres, redis_srv: Redis, start_app: StartApp
+) -> None:
+    """As PID 1 the kernel ignores a re-raised SIGTERM; under an init (docker run --init, tini) it would kill
+    the process with status 143, so both ways are checked."""
+    env = service_env(pg, redis_srv)
+    assert migrate(images["v2.0.0"], env).returncode == 0
+    v2 = start_app(images["v2.0.0"], env, *(["--init"] if init else []))
     results: list[Response | Exception] = []
 
     def slow() -> None:
@@ -196,9 +203,15 @@ def test_slow_build_listens_late(images: dict[str, str], pg: Postgres, redis_srv
 
     # SIGTERM while it is still waiting: a clean exit 0, not a kill.
     waiting = start_app(images["v2.0.0-slow"], env, wait=False)
-    time.sleep(1)
+    deadline = time.monotonic() + 20
+    while "waiting before listening" not in waiting.logs():
+        assert time.monotonic() < deadline, waiting.logs()
+        time.sleep(0.1)
+    start = time.monotonic()
     docker("stop", "-t", "20", waiting.name, timeout=60)
     assert waiting.inspect("{{.State.ExitCode}}") == "0", waiting.logs()
+    assert time.monotonic() - start < 10, "the stop waited for the kill timeout"
+    assert "exiting without serving" in waiting.logs()
 
 
 def test_bad_configuration_exits_2_with_a_message(images: dict[str, str], start_app: StartApp) -> None:

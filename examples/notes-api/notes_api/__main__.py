@@ -12,34 +12,33 @@ import sys
 import time
 from types import FrameType
 
-import uvicorn
-
-from .app import create_app
 from .config import ConfigError, Settings
 
 log = logging.getLogger("notes_api")
 
 
-def _wait_before_listening(seconds: float) -> bool:
-    """STARTUP_DELAY: sleep before opening the port. Returns False when SIGTERM arrived meanwhile."""
-    stopped = False
+class _StopFlag:
+    """SIGTERM/SIGINT before the server runs: remember it (as PID 1 the default action would be to ignore it)."""
 
-    def on_term(_sig: int, _frame: FrameType | None) -> None:
-        nonlocal stopped
-        stopped = True
+    def __init__(self) -> None:
+        self.stopped = False
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    def __call__(self, sig: int, _frame: FrameType | None) -> None:
+        self.stopped = True
+
+
+def _wait_before_listening(seconds: float, stop: _StopFlag) -> None:
+    """STARTUP_DELAY: sleep before opening the port, unless a stop signal arrives."""
     log.info("STARTUP_DELAY=%gs: waiting before listening", seconds)
     deadline = time.monotonic() + seconds
-    try:
-        while not stopped and time.monotonic() < deadline:
-            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    return not stopped
+    while not stop.stopped and time.monotonic() < deadline:
+        time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
 
 def main() -> int:
+    stop = _StopFlag()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
@@ -51,12 +50,21 @@ def main() -> int:
         stream=sys.stdout,
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)  # reading the image's revisions is not news
-    if settings.startup_delay > 0 and not _wait_before_listening(settings.startup_delay):
-        log.info("SIGTERM during STARTUP_DELAY: exiting without serving")
+    if settings.startup_delay > 0:
+        _wait_before_listening(settings.startup_delay, stop)
+
+    # Imported only now: the signal handler above is in place before the slow imports.
+    import uvicorn  # noqa: PLC0415
+
+    from .app import create_app  # noqa: PLC0415
+
+    app = create_app(settings)
+    if stop.stopped:
+        log.info("stop signal before listening: exiting without serving")
         return 0
 
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host="0.0.0.0",  # noqa: S104 - inside a container; the port is published or reached on the bridge network
         port=settings.port,
         log_level=settings.log_level,
@@ -70,10 +78,12 @@ def main() -> int:
     )
     server = uvicorn.Server(config)
 
-    # uvicorn re-raises the signal it caught once shutdown is done, to mimic the default action (death by
-    # SIGTERM, exit status 143). A graceful stop is a success here, so the re-raised signal lands in this
-    # handler instead, and the process exits 0.
+    # uvicorn installs its own handlers while it runs and, once shutdown is done, re-raises the signal it
+    # caught to mimic the default action (death by SIGTERM, exit status 143). A graceful stop is a success
+    # here, so the re-raised signal lands in this handler instead, and the process exits 0. A signal in the
+    # instant before uvicorn's handlers are in place makes it exit right after startup.
     def on_term_after_shutdown(sig: int, _frame: FrameType | None) -> None:
+        server.should_exit = True
         log.info("shut down gracefully after signal %d", sig)
 
     signal.signal(signal.SIGTERM, on_term_after_shutdown)

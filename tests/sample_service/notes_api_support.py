@@ -1,4 +1,4 @@
-"""Real PostgreSQL and Redis servers for the sample-service tests, on 127.0.0.1 in temporary directories.
+"""Support for the notes-api tests: real PostgreSQL and Redis servers, on 127.0.0.1 in temporary directories.
 
 Uses Debian's packages (postgresql, redis-server). PostgreSQL refuses to run as root, so when the tests run
 as root the server runs as the `postgres` system user the package creates.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -15,9 +16,12 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 APP = "notes-api"
 DB_NAME = "notes_api"
@@ -198,3 +202,100 @@ def redis_server() -> Iterator[Redis]:
             redis.proc.kill()
             redis.proc.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+# How Slipway runs the service: read-only root, tmpfs /tmp, no capabilities, no privilege escalation.
+HARDENING = [
+    "--read-only", "--tmpfs", "/tmp",  # noqa: S108 - the container's own private tmpfs
+    "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+]
+
+
+def service_env(pg: Postgres, redis: Redis, **extra: str) -> dict[str, str]:
+    return {"DATABASE_URL": pg.user_url, "MIGRATION_DATABASE_URL": pg.owner_url, "REDIS_URL": redis.app_url,
+            **extra}
+
+
+def env_args(env: dict[str, str]) -> list[str]:
+    args: list[str] = []
+    for key, value in env.items():
+        args += ["-e", f"{key}={value}"]
+    return args
+
+
+def migrate(image: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`alembic upgrade head` in a one-off container of the image, as the rollout does."""
+    return docker("run", "--rm", "--network", "host", *HARDENING, *env_args(env), image,
+                  "alembic", "upgrade", "head", timeout=timeout, check=False)
+
+
+@dataclass
+class Response:
+    status: int
+    body: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class App:
+    """One running notes-api container on the host network."""
+
+    name: str
+    port: int
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def request(self, path: str, data: Any = None, timeout: float = 10) -> Response:
+        body = json.dumps(data).encode() if data is not None else None
+        req = urllib.request.Request(self.base + path, data=body,  # noqa: S310 - loopback test URL
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+                return Response(resp.status, resp.read().decode(), dict(resp.headers))
+        except urllib.error.HTTPError as exc:
+            return Response(exc.code, exc.read().decode(), dict(exc.headers))
+
+    def wait_ready(self, timeout: float = 30) -> float:
+        """Wait until the port answers HTTP; returns the seconds it took."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            try:
+                self.request("/version", timeout=2)
+                return time.monotonic() - start
+            except OSError:
+                if not self.running():
+                    break
+                time.sleep(0.1)
+        raise AssertionError(f"{self.name} did not answer within {timeout} s:\n{self.logs()}")
+
+    def running(self) -> bool:
+        return self.inspect("{{.State.Running}}") == "true"
+
+    def inspect(self, fmt: str) -> str:
+        return docker("inspect", "--format", fmt, self.name, check=False).stdout.strip()
+
+    def logs(self) -> str:
+        result = docker("logs", "--tail", "60", self.name, check=False)
+        return result.stdout + result.stderr
+
+    def wait_health(self, want: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        status = ""
+        while time.monotonic() < deadline:
+            status = self.inspect("{{.State.Health.Status}}")
+            if status == want:
+                return status
+            time.sleep(0.25)
+        return status
