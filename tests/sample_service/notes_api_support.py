@@ -214,7 +214,7 @@ def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.C
 # How Slipway runs the service: read-only root, tmpfs /tmp, no capabilities, no privilege escalation.
 HARDENING = [
     "--read-only", "--tmpfs", "/tmp",  # noqa: S108 - the container's own private tmpfs
-    "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+    "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--memory", "256m", "--pids-limit", "100",
 ]
 
 
