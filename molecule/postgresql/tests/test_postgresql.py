@@ -1,0 +1,284 @@
+"""PostgreSQL role: behaviour seen by real clients (psql in a client container on the shared network).
+
+Tests run in file order: later ones change the host (image tag change, password rotation).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+SCENARIO = Path(__file__).resolve().parents[1]
+VARS: dict[str, Any] = yaml.safe_load((SCENARIO / "molecule.yml").read_text())["provisioner"]["inventory"]["host_vars"][
+    "slipway-postgresql"
+]
+SECRETS = {k: v for k, v in VARS.items() if k.startswith("vault_")}
+IMAGE = VARS["postgresql_image"]
+NETWORK = "infra-shared-network"
+CLIENT = "pgtest-client"
+LARK_OWNER = ("lark_service_owner", SECRETS["vault_lark_service_db_owner_password"])
+LARK = ("lark_service", SECRETS["vault_lark_service_db_password"])
+HERON_OWNER = ("heron_owner", SECRETS["vault_heron_db_owner_password"])
+HERON = ("heron", SECRETS["vault_heron_db_password"])
+SUPER = ("postgres", SECRETS["vault_postgresql_superuser_password"])
+
+
+def psql(host: Any, login: tuple[str, str | None], db: str, sql: str) -> Any:
+    """Run SQL as `login` from the client container, over TCP to `postgres` like a service would."""
+    user, password = login
+    env = f"-e PGPASSWORD={shlex.quote(password)}" if password is not None else ""
+    conn = f"host=postgres dbname={db} user={user} connect_timeout=5"
+    return host.run(
+        f"docker exec {env} {CLIENT} psql -X -q -w -At -v ON_ERROR_STOP=1 {shlex.quote(conn)} -c {shlex.quote(sql)}"
+    )
+
+
+def su_sql(host: Any, sql: str, db: str = "postgres") -> str:
+    """SQL as the superuser through the container's socket (peer auth), as the backup scripts do."""
+    return host.check_output(
+        f"docker exec -u postgres postgres psql -X -At -v ON_ERROR_STOP=1 -d {db} -c {shlex.quote(sql)}"
+    )
+
+
+def playbook(*args: str, extra_vars: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run this scenario's converge playbook against the Molecule inventory."""
+    cmd = [
+        "ansible-playbook",
+        "--inventory",
+        os.environ["MOLECULE_EPHEMERAL_DIRECTORY"] + "/inventory",
+        str(SCENARIO / "converge.yml"),
+        *args,
+    ]
+    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as extra:
+        if extra_vars is not None:
+            json.dump(extra_vars, extra)
+            extra.flush()
+            cmd += ["--extra-vars", "@" + extra.name]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, check=False)
+
+
+def recap_changed(output: str) -> int:
+    found = re.findall(r"slipway-postgresql\s*:.*?changed=(\d+)", output)
+    assert found, output[-3000:]
+    return int(found[-1])
+
+
+def state(host: Any) -> tuple[str, str]:
+    """What a failed run must not touch: the container's ID and the rendered pg_hba.conf."""
+    return (
+        host.check_output("docker inspect -f '{{.Id}}' postgres"),
+        host.check_output("sha256sum /etc/slipway/postgresql/pg_hba.conf"),
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def client(host: Any) -> Any:
+    host.run(f"docker rm -f {CLIENT}")
+    host.check_output(f"docker run -d --name {CLIENT} --network {NETWORK} --entrypoint sleep {IMAGE} infinity")
+    yield CLIENT
+    host.run(f"docker rm -f {CLIENT}")
+
+
+def test_server_runs_on_the_shared_network_only(host: Any) -> None:
+    info = json.loads(host.check_output("docker inspect postgres"))[0]
+    assert info["State"]["Running"]
+    assert list(info["NetworkSettings"]["Networks"]) == [NETWORK]
+    assert not info["HostConfig"]["PortBindings"], "nothing may be published on the host by default"
+    assert any(m["Type"] == "volume" and m["Destination"] == "/var/lib/postgresql/data" for m in info["Mounts"])
+    assert "POSTGRES_PASSWORD=" not in " ".join(info["Config"]["Env"]), "the password must not be in the env"
+
+
+def test_only_scram_authentication(host: Any) -> None:
+    assert psql(host, SUPER, "postgres", "SHOW password_encryption").stdout.strip() == "scram-sha-256"
+    methods = set(su_sql(host, "SELECT DISTINCT auth_method FROM pg_hba_file_rules").split())
+    assert methods == {"scram-sha-256", "peer"}, methods
+    # Every stored password is a SCRAM verifier.
+    assert su_sql(host, "SELECT count(*) FROM pg_authid WHERE rolpassword NOT LIKE 'SCRAM-SHA-256$%'") == "0"
+    # Memory settings derive from postgresql_memory_mb (256 MiB -> 64 MB shared buffers).
+    assert su_sql(host, "SHOW shared_buffers") == "64MB"
+
+
+def test_runtime_role_uses_tables_the_owner_creates(host: Any) -> None:
+    ddl = psql(
+        host,
+        LARK_OWNER,
+        "lark_service",
+        "DROP TABLE IF EXISTS notes;"
+        "CREATE TABLE notes (id bigserial PRIMARY KEY, body text NOT NULL);"
+        "INSERT INTO notes (body) VALUES ('by owner')",
+    )
+    assert ddl.rc == 0, ddl.stderr
+    dml = psql(
+        host,
+        LARK,
+        "lark_service",
+        "INSERT INTO notes (body) VALUES ('by runtime'), ('to delete');"
+        "UPDATE notes SET body = 'updated' WHERE body = 'by owner';"
+        "DELETE FROM notes WHERE body = 'to delete';"
+        "SELECT string_agg(body, ',' ORDER BY id) FROM notes",
+    )
+    assert dml.rc == 0, dml.stderr
+    assert dml.stdout.strip() == "updated,by runtime"
+
+
+def test_runtime_role_cannot_change_the_schema(host: Any) -> None:
+    create = psql(host, LARK, "lark_service", "CREATE TABLE sneaky (id int)")
+    assert create.rc != 0
+    assert "permission denied for schema public" in create.stderr
+    drop = psql(host, LARK, "lark_service", "DROP TABLE notes")
+    assert drop.rc != 0
+    assert "must be owner" in drop.stderr
+
+
+@pytest.mark.parametrize("login", [LARK, LARK_OWNER], ids=["runtime", "owner"])
+def test_no_role_reaches_another_services_database(host: Any, login: tuple[str, str]) -> None:
+    result = psql(host, login, "heron", "SELECT 1")
+    assert result.rc != 0
+    assert "no pg_hba.conf entry" in result.stderr
+    # Behind pg_hba.conf, the catalogue agrees: PUBLIC lost CONNECT, only the service's roles have it.
+    assert su_sql(host, f"SELECT has_database_privilege('{login[0]}', 'heron', 'CONNECT')") == "f"
+    assert su_sql(host, "SELECT has_database_privilege('heron', 'heron', 'CONNECT')") == "t"
+
+
+def test_unauthenticated_and_wrong_password_logins_fail(host: Any) -> None:
+    no_password = psql(host, (LARK[0], None), "lark_service", "SELECT 1")
+    assert no_password.rc != 0
+    assert "no password supplied" in no_password.stderr
+    wrong = psql(host, (LARK[0], "not-the-password"), "lark_service", "SELECT 1")
+    assert wrong.rc != 0
+    assert "password authentication failed" in wrong.stderr
+    wrong_super = psql(host, ("postgres", "not-the-password"), "postgres", "SELECT 1")
+    assert wrong_super.rc != 0
+
+
+def test_timer_backup_then_restore_into_a_scratch_database(host: Any) -> None:
+    assert host.service("slipway-pg-backup.timer").is_enabled
+    host.check_output("systemctl start slipway-pg-backup.service")
+    dumps = {}
+    for db in ("heron", "lark_service"):
+        files = host.check_output(f"ls -1t /var/backups/slipway/postgresql/{db}/").split()
+        assert files and files[0].endswith(".dump"), files
+        dumps[db] = f"/var/backups/slipway/postgresql/{db}/{files[0]}"
+    listing = host.check_output(f"docker exec -i -u postgres postgres pg_restore --list < {dumps['lark_service']}")
+    assert "TABLE public notes lark_service_owner" in listing
+    scratch = "scratch_" + uuid.uuid4().hex[:8]
+    restored = host.run(f"slipway-pg-restore {dumps['lark_service']} {scratch}")
+    assert restored.rc == 0, restored.stderr
+    try:
+        assert su_sql(host, "SELECT string_agg(body, ',' ORDER BY id) FROM notes", db=scratch) == "updated,by runtime"
+        databases = su_sql(host, "SELECT datname, pg_get_userbyid(datdba) FROM pg_database")
+        owners = dict(line.split("|") for line in databases.split())
+        assert owners[scratch] == "lark_service_owner"
+        # Never overwrites: restoring into an existing database is refused.
+        again = host.run(f"slipway-pg-restore {dumps['lark_service']} {scratch}")
+        assert again.rc == 1 and "exists" in again.stderr
+    finally:
+        su_sql(host, f"DROP DATABASE IF EXISTS {scratch}")
+
+
+def test_backup_entry_point_for_one_database_applies_retention(host: Any) -> None:
+    folder = "/var/backups/slipway/postgresql/lark_service"
+    newest = host.check_output(f"ls -1t {folder}").split()[0]
+    fakes = [f"lark_service-2020010{i}T000000Z.dump" for i in (1, 2, 3)]
+    for name in fakes:
+        host.check_output(f"cp {folder}/{newest} {folder}/{name}")
+    # Age every dump: only the newest postgresql_backup_keep_min (2) may survive the next run.
+    host.check_output(f"touch -d '30 days ago' {folder}/*.dump && touch -d '29 days ago' {folder}/{newest}")
+    result = host.run("slipway-pg-backup lark_service")
+    assert result.rc == 0, result.stderr
+    written = result.stdout.strip()
+    assert re.fullmatch(rf"{folder}/lark_service-\d{{8}}T\d{{6}}Z(-\d+)?\.dump", written), written
+    left = set(host.check_output(f"ls -1 {folder}").split())
+    assert left == {newest, written.rsplit("/", 1)[1]}, left
+    # A recent dump is never pruned, whatever the count.
+    host.check_output(f"touch {folder}/{newest}")
+    second = host.check_output("slipway-pg-backup lark_service")
+    assert set(host.check_output(f"ls -1 {folder}").split()) == left | {second.rsplit("/", 1)[1]}
+    assert host.run("slipway-pg-backup 'bad;name'").rc == 2
+
+
+def test_check_diff_on_converged_host_changes_nothing_and_prints_no_secret() -> None:
+    run = playbook("--check", "--diff")
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+    assert recap_changed(output) == 0, output[-3000:]
+    leaked = [name for name, value in SECRETS.items() if value in output]
+    assert not leaked, f"secrets printed: {leaked}"
+
+
+def test_image_tag_change_keeps_data_and_rotates_a_password(host: Any) -> None:
+    assert psql(host, LARK, "lark_service", "INSERT INTO notes (body) VALUES ('before recreate')").rc == 0
+    old_id = host.check_output("docker inspect -f '{{.Id}}' postgres")
+    host.check_output(f"docker tag {IMAGE} {IMAGE}-next")
+    rotated = "test-heron-rotated-pw-4a1f"
+    run = playbook(extra_vars={"postgresql_image": f"{IMAGE}-next", "vault_heron_db_password": rotated})
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+    assert rotated not in output
+    info = json.loads(host.check_output("docker inspect postgres"))[0]
+    assert info["Id"] != old_id, "the container should have been recreated"
+    assert info["Config"]["Image"] == f"{IMAGE}-next"
+    rows = psql(host, LARK, "lark_service", "SELECT string_agg(body, ',' ORDER BY id) FROM notes")
+    assert rows.stdout.strip() == "updated,by runtime,before recreate", rows.stderr
+    assert psql(host, (HERON[0], rotated), "heron", "SELECT 1").rc == 0
+    old_login = psql(host, HERON, "heron", "SELECT 1")
+    assert old_login.rc != 0 and "password authentication failed" in old_login.stderr
+
+
+def test_invalid_service_name_fails_before_any_change(host: Any) -> None:
+    before = state(host)
+    run = playbook(
+        extra_vars={
+            "slipway_services": {
+                **VARS["slipway_services"],
+                "Bad_Name": {
+                    "image": "r.example.com/x",
+                    "version": "v1",
+                    "port": 80,
+                    "domain": "bad.test",
+                    "postgres": True,
+                },
+            }
+        }
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "'Bad_Name' is not valid" in output, output[-3000:]
+    assert recap_changed(output) == 0
+    assert state(host) == before
+
+
+def test_missing_password_variable_fails_before_any_change(host: Any) -> None:
+    before = state(host)
+    run = playbook(
+        extra_vars={
+            "slipway_services": {
+                **VARS["slipway_services"],
+                "osprey": {
+                    "image": "r.example.com/osprey",
+                    "version": "v1",
+                    "port": 80,
+                    "domain": "osprey.test",
+                    "postgres": True,
+                },
+            },
+            "vault_osprey_db_owner_password": "test-osprey-owner-pw",
+        }
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "service osprey" in output and "vault_osprey_db_password is not defined" in output, output[-3000:]
+    assert recap_changed(output) == 0
+    assert state(host) == before
+    assert su_sql(host, "SELECT count(*) FROM pg_database WHERE datname = 'osprey'") == "0"
