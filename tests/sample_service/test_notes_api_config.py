@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from notes_api.config import ConfigError, Settings, lock_timeout, migration_database_url
 
-BASE = {"DATABASE_URL": "postgresql://notes_api:pw@db:5432/notes_api", "REDIS_URL": "redis://notes-api:pw@r:6379/0"}
+BASE = {"DATABASE_URL": "postgresql://notes_api:pw@db:5432/notes_api", "REDIS_URL": "redis://notes-api:pw@r:6379/0"}  # pragma: allowlist secret
 
 
 def test_defaults_and_driver_selection() -> None:
     settings = Settings.from_env(BASE)
-    assert settings.database_url == "postgresql+psycopg://notes_api:pw@db:5432/notes_api"
+    assert settings.database_url == "postgresql+psycopg://notes_api:pw@db:5432/notes_api"  # pragma: allowlist secret
     assert settings.port == 8000
     assert settings.redis_key_prefix == "notes-api:"
     assert settings.app_version == "dev"
@@ -45,7 +45,7 @@ def test_bad_settings_name_the_variable(env: dict[str, str], names: str) -> None
 
 
 def test_migration_url_prefers_owner_role() -> None:
-    owner = "postgres://notes_api_owner:pw@db/notes_api"
+    owner = "postgres://notes_api_owner:pw@db/notes_api"  # pragma: allowlist secret
     assert migration_database_url({**BASE, "MIGRATION_DATABASE_URL": owner}).startswith(
         "postgresql+psycopg://notes_api_owner:")
     assert migration_database_url(BASE).startswith("postgresql+psycopg://notes_api:")
