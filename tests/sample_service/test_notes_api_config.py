@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 from notes_api.config import ConfigError, Settings, lock_timeout, migration_database_url
 
-BASE = {"DATABASE_URL": "postgresql://notes_api:pw@db:5432/notes_api", "REDIS_URL": "redis://notes-api:pw@r:6379/0"}  # pragma: allowlist secret
+BASE = {
+    "DATABASE_URL": "postgresql://notes_api:pw@db:5432/notes_api",  # pragma: allowlist secret
+    "REDIS_URL": "redis://notes-api:pw@r:6379/0",  # pragma: allowlist secret
+}
 
 
 def test_defaults_and_driver_selection() -> None:

