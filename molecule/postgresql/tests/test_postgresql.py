@@ -217,21 +217,30 @@ def test_check_diff_on_converged_host_changes_nothing_and_prints_no_secret() -> 
     assert not leaked, f"secrets printed: {leaked}"
 
 
-def test_image_tag_change_keeps_data_and_rotates_a_password(host: Any) -> None:
+def test_image_tag_change_keeps_data_and_rotates_passwords(host: Any) -> None:
     assert psql(host, LARK, "lark_service", "INSERT INTO notes (body) VALUES ('before recreate')").rc == 0
     old_id = host.check_output("docker inspect -f '{{.Id}}' postgres")
     host.check_output(f"docker tag {IMAGE} {IMAGE}-next")
     rotated = "test-heron-rotated-pw-4a1f"
-    run = playbook(extra_vars={"postgresql_image": f"{IMAGE}-next", "vault_heron_db_password": rotated})
+    rotated_super = "test-superuser-rotated-pw-d2c8"
+    run = playbook(
+        extra_vars={
+            "postgresql_image": f"{IMAGE}-next",
+            "vault_heron_db_password": rotated,
+            "vault_postgresql_superuser_password": rotated_super,
+        }
+    )
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-3000:]
-    assert rotated not in output
+    assert rotated not in output and rotated_super not in output
     info = json.loads(host.check_output("docker inspect postgres"))[0]
     assert info["Id"] != old_id, "the container should have been recreated"
     assert info["Config"]["Image"] == f"{IMAGE}-next"
     rows = psql(host, LARK, "lark_service", "SELECT string_agg(body, ',' ORDER BY id) FROM notes")
     assert rows.stdout.strip() == "updated,by runtime,before recreate", rows.stderr
     assert psql(host, (HERON[0], rotated), "heron", "SELECT 1").rc == 0
+    assert psql(host, ("postgres", rotated_super), "postgres", "SELECT 1").rc == 0
+    assert psql(host, SUPER, "postgres", "SELECT 1").rc != 0
     old_login = psql(host, HERON, "heron", "SELECT 1")
     assert old_login.rc != 0 and "password authentication failed" in old_login.stderr
 
