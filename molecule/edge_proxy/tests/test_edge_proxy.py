@@ -113,6 +113,23 @@ def test_missing_colour_is_down_not_an_error(host):
     assert get(host, "shop.localhost")["body"].startswith("shop-web blue")
 
 
+def test_switch_to_an_unhealthy_colour_is_refused(host):
+    # A running container that does not answer its health check: never gets traffic, the live colour stays.
+    host.run("docker rm -f shop-web-green")
+    host.run_expect(
+        [0], f"docker run -d --name shop-web-green --network {NETWORK} slipway/test-probe:bookworm sleep 300"
+    )
+    try:
+        refused = host.run(f"{PROXY} switch shop-web green --timeout 5")
+        assert refused.rc == 1 and "did not pass its health checks" in refused.stderr, refused.stderr
+        status = json.loads(proxy(host, "status", "shop-web"))
+        assert status["live"] == "blue" and status["serving"] == ["blue"], status
+        assert status["servers"]["green"]["total_sessions"] == 0, status
+        assert get(host, "shop.localhost")["body"].startswith("shop-web blue")
+    finally:
+        host.run("docker rm -f shop-web-green")
+
+
 def test_only_the_proxy_publishes_ports(host):
     published = {}
     for line in host.check_output("docker ps --format '{{.Names}}|{{.Ports}}'").splitlines():
@@ -154,8 +171,8 @@ def run_load(host, actions: str, seconds: int = 12) -> dict:
 
 
 def test_switch_under_load_loses_no_request(host):
-    switches = " && ".join(f"{PROXY} switch notes-api {c} >/dev/null && sleep 0.4" for c in ["green", "blue"] * 5)
-    report = run_load(host, switches)
+    switches = " && ".join(f"{PROXY} switch notes-api {c} >/dev/null && sleep 0.4" for c in ["green", "blue"] * 3)
+    report = run_load(host, switches, seconds=16)
     assert report["errors"] == 0, report
     assert report["requests"] > 500, report
     assert report["answers"].get("green", 0) > 0 and report["answers"].get("blue", 0) > 0, report
