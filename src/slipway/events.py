@@ -31,14 +31,17 @@ PHASES = (
     "unlock",
 )
 # "<phase> | <what>", possibly after the "<role> : " prefix that Ansible puts before a role's task names.
-PHASE_RE = re.compile(r"^(?:[\w.-]+ : )?(" + "|".join(re.escape(p) for p in PHASES) + r") \| (.+)$")
+# Case-insensitive: ansible-lint wants task names capitalised ("Migrate | Run ...").
+PHASE_RE = re.compile(
+    r"^(?:[\w.-]+ : )?(" + "|".join(re.escape(p) for p in PHASES) + r") \| (.+)$", re.IGNORECASE
+)
 ERROR_RE = re.compile(r"^\s*(\[ERROR\]|ERROR!)")
 MAX_LINE = 300
 
 
 def phase_of(task_name: str) -> tuple[str, str] | None:
     match = PHASE_RE.match(task_name.strip())
-    return (match.group(1), match.group(2)) if match else None
+    return (match.group(1).lower(), match.group(2)) if match else None
 
 
 def _seconds(event: Mapping[str, Any], clock: Callable[[], float]) -> float:

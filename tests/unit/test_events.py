@@ -18,6 +18,7 @@ def test_phase_of() -> None:
     assert phase_of("app_release : skip-check | compare digests") == ("skip-check", "compare digests")
     assert phase_of("Install packages") is None
     assert phase_of("preflightish | x") is None
+    assert phase_of("app_release : Skip-check | Compare digests") == ("skip-check", "Compare digests")
 
 
 def run(events: list[dict[str, Any]], github: bool = False) -> tuple[EventHandler, str]:

@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""Zero-downtime benchmark: continuous HTTP load through the edge proxy during consecutive rollouts.
+
+Load: kept-alive clients (one connection each, reused) and new-connection clients (a connection per request),
+all to the local host's published proxy port on 127.0.0.1 only, Host header = the service's domain. A client
+never retries: every failed request is counted. Each client sends at most one request per --interval seconds, and
+the whole run is bounded by --max-seconds.
+
+Rollouts: the real playbooks (ansible-playbook playbooks/deploy.yml / rollback.yml -e env=local), timed whole,
+including the failing ones (v3 health, v4 migration). Per-phase durations come from the host's history.jsonl.
+The floor of a deploy without a migration is the new container's start-to-healthy time (start + health phases)
+plus the drain; the target is a whole deploy within 1.5x of it. Also timed: a no-op deploy (target 5 s) and a
+rollback to the kept colour (target 5 s).
+
+    make demo                                  # the local host with notes-api deployed
+    .venv/bin/python bench/rollout_bench.py    # prints the table, writes bench/results.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES = ["v1.0.0", "v2.0.0", "v3.0.0-badhealth", "v4.0.0-badmigration"]
+# (kind, version, expected outcome). Starts from any state: the first deploy puts v2 live (after a migration
+# at most), the next one puts v1 live with v2 kept, from then on every release's image is live or kept.
+SEQUENCE: list[tuple[str, str, str]] = [
+    ("deploy", "v2.0.0", "any"),
+    ("deploy", "v1.0.0", "deployed"),
+    ("deploy", "v2.0.0", "deployed"),
+    ("deploy", "v3.0.0-badhealth", "failed"),
+    ("deploy", "v4.0.0-badmigration", "failed"),
+    ("rollback", "", "deployed"),
+    ("rollback", "", "deployed"),
+    ("deploy", "v2.0.0", "noop"),
+    ("deploy", "v1.0.0", "deployed"),
+    ("deploy", "v2.0.0", "deployed"),
+    ("deploy", "v3.0.0-badhealth", "failed"),
+    ("rollback", "", "deployed"),
+    ("deploy", "v1.0.0", "noop"),
+]
+
+
+@dataclass
+class Stats:
+    latencies: list[float] = field(default_factory=list)
+    requests: int = 0
+    non_2xx: int = 0
+    conn_errors: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, seconds: float, status: int | None, error: str = "") -> None:
+        with self.lock:
+            self.requests += 1
+            if status is None:
+                self.conn_errors += 1
+                self.errors[error] = self.errors.get(error, 0) + 1
+            else:
+                self.latencies.append(seconds)
+                if not 200 <= status < 300:
+                    self.non_2xx += 1
+                    self.errors[f"HTTP {status}"] = self.errors.get(f"HTTP {status}", 0) + 1
+
+
+def client(kind: str, port: int, domain: str, paths: list[str], interval: float, stop: threading.Event,
+           stats: Stats) -> None:
+    conn: http.client.HTTPConnection | None = None
+    i = 0
+    while not stop.is_set():
+        path = paths[i % len(paths)]
+        i += 1
+        start = time.monotonic()
+        try:
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", path, headers={"Host": domain})
+            resp = conn.getresponse()
+            resp.read()
+            stats.add(time.monotonic() - start, resp.status)
+            if kind == "new" or resp.getheader("connection", "").lower() == "close":
+                conn.close()
+                conn = None
+        except (OSError, http.client.HTTPException) as err:
+            stats.add(time.monotonic() - start, None, type(err).__name__)
+            if conn is not None:
+                conn.close()
+            conn = None
+        spent = time.monotonic() - start
+        if spent < interval:
+            stop.wait(interval - spent)
+    if conn is not None:
+        conn.close()
+
+
+def host_sh(container: str, command: str) -> str:
+    return subprocess.run(["docker", "exec", container, "sh", "-c", command], capture_output=True, text=True,
+                          check=False).stdout
+
+
+def ensure_images(container: str, image: str) -> None:
+    missing = [f"{image}:{tag}" for tag in IMAGES
+               if subprocess.run(["docker", "exec", container, "docker", "image", "inspect", f"{image}:{tag}"],
+                                 capture_output=True, check=False).returncode != 0]
+    if not missing:
+        return
+    print(f"loading {' '.join(missing)} into {container}", file=sys.stderr)
+    save = subprocess.Popen(["docker", "save", *missing], stdout=subprocess.PIPE)
+    subprocess.run(["docker", "exec", "-i", container, "docker", "load"], stdin=save.stdout, check=True,
+                   capture_output=True)
+    save.wait()
+
+
+def playbook(args: argparse.Namespace, name: str, *extra: str) -> tuple[int, float, str]:
+    cmd = [args.ansible_playbook, *(["-i", args.inventory] if args.inventory else []),
+           f"playbooks/{name}.yml", "-e", f"env={args.env}", "-e", f"service={args.service}", *extra]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False,
+                          env={**os.environ, "ANSIBLE_NOCOLOR": "1"})
+    return proc.returncode, time.monotonic() - start, proc.stdout + proc.stderr
+
+
+def last_history(args: argparse.Namespace) -> dict[str, Any]:
+    out = host_sh(args.host_container, f"tail -n 1 /var/lib/slipway/services/{args.service}/history.jsonl")
+    try:
+        line: dict[str, Any] = json.loads(out)
+        return line
+    except ValueError:
+        return {}
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:  # noqa: PLR0915 - one linear script
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="local")
+    parser.add_argument("--inventory", default="", help="inventory file (default: ansible.cfg's)")
+    parser.add_argument("--host-container", default="slipway-local")
+    parser.add_argument("--port", type=int, default=8080, help="the proxy's port on 127.0.0.1")
+    parser.add_argument("--service", default="notes-api")
+    parser.add_argument("--domain", default="notes.localhost")
+    parser.add_argument("--image", default="slipway/notes-api")
+    parser.add_argument("--kept-alive", type=int, default=4)
+    parser.add_argument("--new-connection", type=int, default=4)
+    parser.add_argument("--interval", type=float, default=0.02, help="seconds between a client's requests")
+    parser.add_argument("--max-seconds", type=float, default=1200)
+    parser.add_argument("--output", default=str(ROOT / "bench" / "results.md"))
+    parser.add_argument("--ansible-playbook", default=str(ROOT / ".venv" / "bin" / "ansible-playbook"))
+    args = parser.parse_args()
+
+    ensure_images(args.host_container, args.image)
+    stats = Stats()
+    stop = threading.Event()
+    paths = ["/version", "/health", "/notes?limit=5"]
+    threads = [threading.Thread(target=client, args=(kind, args.port, args.domain, paths, args.interval, stop, stats),
+                                daemon=True)
+               for kind in ["kept"] * args.kept_alive + ["new"] * args.new_connection]
+    watchdog = threading.Timer(args.max_seconds, stop.set)
+    watchdog.start()
+    for t in threads:
+        t.start()
+    time.sleep(2)
+    rows: list[dict[str, Any]] = []
+    for kind, version, expect in SEQUENCE:
+        if stop.is_set():
+            break
+        before = last_history(args)
+        rc, wall, out = (playbook(args, "deploy", "-e", f"version={version}") if kind == "deploy"
+                         else playbook(args, "rollback"))
+        after = last_history(args)
+        new_line = after if after != before else {}
+        result = "noop" if rc == 0 and not new_line else ("deployed" if rc == 0 else "failed")
+        durations = new_line.get("durations", {})
+        floor = None
+        if kind == "deploy" and result == "deployed" and "migrate" not in durations:
+            floor = durations.get("start", 0) + durations.get("health", 0) + durations.get("drain", 0)
+        rows.append({"kind": kind, "version": version or new_line.get("version", ""), "expect": expect,
+                     "result": result, "rc": rc, "wall": wall, "durations": durations, "floor": floor,
+                     "phase": new_line.get("failed_phase", ""), "tail": out[-1500:] if rc not in (0, 2) else ""})
+        print(f"{kind:8} {rows[-1]['version']:22} {result:8} {wall:6.1f}s "
+              + " ".join(f"{k}={v:.1f}" for k, v in durations.items()), file=sys.stderr)
+        time.sleep(1)
+    time.sleep(2)
+    stop.set()
+    watchdog.cancel()
+    for t in threads:
+        t.join(timeout=15)
+
+    lines = report(args, stats, rows)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    Path(args.output).write_text(text, encoding="utf-8")
+    bad = [r for r in rows if r["expect"] != "any" and r["result"] != r["expect"]]
+    return 1 if bad or stats.non_2xx or stats.conn_errors else 0
+
+
+def report(args: argparse.Namespace, stats: Stats, rows: list[dict[str, Any]]) -> list[str]:
+    phases = ["lock", "skip-check", "image", "backup", "migrate", "start", "health", "switch", "drain", "record"]
+    lines = [
+        "# Rollout benchmark",
+        "",
+        f"Load: {args.kept_alive} kept-alive + {args.new_connection} new-connection clients, no retries, one request "
+        f"per {args.interval:g} s per client at most, GET /version, /health, /notes through the edge proxy "
+        f"(127.0.0.1:{args.port}, Host {args.domain}). Rollouts: the playbooks, timed whole (ansible-playbook "
+        "start to exit).",
+        "",
+        "| requests | non-2xx | connection errors | p50 latency | p99 latency |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {stats.requests} | {stats.non_2xx} | {stats.conn_errors} | {pct(stats.latencies, 0.5) * 1000:.1f} ms "
+        f"| {pct(stats.latencies, 0.99) * 1000:.1f} ms |",
+        "",
+    ]
+    if stats.errors:
+        lines += ["Errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(stats.errors.items())), ""]
+    lines += ["| # | rollout | version | result | wall s | " + " | ".join(phases) + " | floor s | wall/floor |",
+              "|---:|---|---|---|---:|" + "---:|" * len(phases) + "---:|---:|"]
+    for i, r in enumerate(rows, 1):
+        cells = [f"{r['durations'][p]:.1f}" if p in r["durations"] else "" for p in phases]
+        floor = f"{r['floor']:.1f}" if r["floor"] else ""
+        ratio = f"{r['wall'] / r['floor']:.2f}" if r["floor"] else ""
+        result = r["result"] + (f" ({r['phase']})" if r["phase"] else "")
+        lines.append(f"| {i} | {r['kind']} | {r['version']} | {result} | {r['wall']:.1f} | " + " | ".join(cells)
+                     + f" | {floor} | {ratio} |")
+    plain = [r for r in rows if r["floor"]]
+    noop = [r["wall"] for r in rows if r["result"] == "noop"]
+    back = [r["wall"] for r in rows if r["kind"] == "rollback" and r["result"] == "deployed"]
+    lines.append("")
+    if plain:
+        ratios = [r["wall"] / r["floor"] for r in plain]
+        program = [sum(r["durations"].values()) / r["floor"] for r in plain]
+        lines.append(f"- Deploy of an image already on the host, no migration: wall {statistics.median([r['wall'] for r in plain]):.1f} s "
+                     f"(median of {len(plain)}), floor {statistics.median([r['floor'] for r in plain]):.1f} s, "
+                     f"wall/floor median {statistics.median(ratios):.2f} (max {max(ratios):.2f}; target <= 1.5); "
+                     f"host-side rollout alone / floor median {statistics.median(program):.2f}.")
+    if noop:
+        lines.append(f"- No-op deploy: {', '.join(f'{w:.1f}' for w in noop)} s (target <= 5).")
+    if back:
+        lines.append(f"- Rollback to the kept colour: {', '.join(f'{w:.1f}' for w in back)} s (target <= 5).")
+    unexpected = [f"#{i} {r['kind']} {r['version']}: {r['result']} (expected {r['expect']})"
+                  for i, r in enumerate(rows, 1) if r["expect"] != "any" and r["result"] != r["expect"]]
+    if unexpected:
+        lines.append("- UNEXPECTED: " + "; ".join(unexpected))
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())
