@@ -206,6 +206,16 @@ def test_live_colour_survives_reload_and_restart(host):
     proxy(host, "switch", "notes-api", "blue")
 
 
+def test_role_renders_a_forced_live_colour(host, run_playbook):
+    converge = HERE.parent / "converge.yml"
+    for colour in ("green", "blue"):
+        result = run_playbook(converge, "-e", json.dumps({"edge_proxy_live_colours": {"notes-api": colour}}))
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert proxy(host, "live", "notes-api").strip() == colour
+        wait_serving(host, "notes-api", colour)
+        assert get(host, "notes.localhost")["body"].startswith(f"notes-api {colour}")
+
+
 def test_broken_config_is_rejected_and_the_proxy_keeps_serving(host):
     before = host.file(CONFIG).sha256sum
     env = dict(os.environ)
