@@ -56,12 +56,26 @@ test: lint prepare unit molecule
 
 demo: venv prepare
 	scripts/local-host.sh up
+	@# The sample service's versions, built here and loaded into the local host (it has no registry).
+	bash tests/harness/build_sample.sh
+	for image in $$(bash tests/harness/build_sample.sh --list); do \
+	  docker exec slipway-local docker image inspect "$$image" >/dev/null 2>&1 || missing="$${missing:-} $$image"; \
+	done; \
+	if [ -n "$${missing:-}" ]; then docker save $$missing | docker exec -i slipway-local docker load; fi
+	@# Infra, then every service at the inventory's version (notes-api v1.0.0), then v2.0.0 blue-green.
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/ansible-playbook playbooks/site.yml -e env=local
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/ansible-playbook playbooks/deploy.yml -e env=local \
+	  -e service=notes-api -e version=v2.0.0
 	@echo
-	@echo "The local host 'slipway-local' is provisioned. Try:"
-	@echo "  docker exec slipway-local docker network ls"
-	@echo "  $(BIN)/ansible-playbook playbooks/infra.yml -e env=local --check --diff   # a converged host: changed=0"
-	@echo "  make demo-down                                                            # remove the local host"
+	@echo "notes-api v2.0.0 is live on the local host: open http://notes.localhost:8080/ (or"
+	@echo "  curl -H 'Host: notes.localhost' http://127.0.0.1:8080/version). Try next:"
+	@echo "  $(BIN)/slipway status --env local"
+	@echo "  $(BIN)/slipway history --env local --service notes-api"
+	@echo "  $(BIN)/slipway rollback --env local --service notes-api                    # v1.0.0 again, from its kept container"
+	@echo "  $(BIN)/slipway deploy --env local --service notes-api --version v3.0.0-badhealth  # fails its health gate; v1 keeps serving"
+	@echo "  $(BIN)/slipway deploy --env local                                          # back to the inventory's versions"
+	@echo "  $(BIN)/python bench/rollout_bench.py                                       # rollouts under load, bench/results.md"
+	@echo "  make demo-down                                                              # remove the local host"
 
 demo-down:
 	scripts/local-host.sh down
