@@ -282,7 +282,7 @@ def test_missing_password_variable_fails_before_any_change(host: Any) -> None:
                     "postgres": True,
                 },
             },
-            "vault_osprey_db_owner_password": "test-osprey-owner-pw",
+            "vault_osprey_db_owner_password": "test-osprey-owner-pw",  # pragma: allowlist secret
         }
     )
     output = run.stdout + run.stderr

@@ -13,7 +13,7 @@ import pytest
 HERE = Path(__file__).parent
 WORK = "/tmp/slipway-prom"  # noqa: S108 - inside the throwaway host container
 NETWORK = "infra-shared-network"
-USER, PASSWORD = "admin", "molecule-only-web-password"
+USER, PASSWORD = "admin", "molecule-only-web-password"  # pragma: allowlist secret
 API = "http://prometheus:9090/api/v1"
 TARGETS = "/etc/slipway/prometheus/targets/notes-api.json"
 
