@@ -22,8 +22,10 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# Test images (tests/images) and the sample service's versions (examples/notes-api).
 prepare:
 	bash tests/harness/prepare.sh
+	bash tests/harness/build_sample.sh
 
 lint: venv
 	$(BIN)/ruff check src tests molecule collections
@@ -56,9 +58,10 @@ test: lint prepare unit molecule
 
 demo: venv prepare
 	scripts/local-host.sh up
-	@# The sample service's versions, built here and loaded into the local host (it has no registry).
-	bash tests/harness/build_sample.sh
-	for image in $$(bash tests/harness/build_sample.sh --list); do \
+	@# The infra images named in inventories/local/group_vars/local/images.yml and the sample service's versions,
+	@# loaded into the local host (it has no registry).
+	for image in $$(sed -n 's/^[a-z_]*_image: //p' inventories/local/group_vars/local/images.yml) \
+	    $$(bash tests/harness/build_sample.sh --list); do \
 	  docker exec slipway-local docker image inspect "$$image" >/dev/null 2>&1 || missing="$${missing:-} $$image"; \
 	done; \
 	if [ -n "$${missing:-}" ]; then docker save $$missing | docker exec -i slipway-local docker load; fi
