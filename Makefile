@@ -4,6 +4,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Tools the tests start (ansible-playbook, molecule, slipway) come from the project's virtualenv.
+export PATH := $(abspath $(BIN)):$(PATH)
 SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 .PHONY: demo test venv prepare lint unit molecule molecule-% demo-down clean help
@@ -47,12 +49,12 @@ unit: venv
 molecule: venv prepare
 	@for s in $(SCENARIOS); do \
 	  start=$$(date +%s); \
-	  PATH="$(abspath $(BIN)):$$PATH" $(BIN)/molecule test -s $$s; \
+	  $(BIN)/molecule test -s $$s; \
 	  echo "molecule scenario $$s passed in $$(( $$(date +%s) - start )) s"; \
 	done
 
 molecule-%: venv prepare
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/molecule test -s $*
+	$(BIN)/molecule test -s $*
 
 test: lint prepare unit molecule
 
@@ -66,8 +68,8 @@ demo: venv prepare
 	done; \
 	if [ -n "$${missing:-}" ]; then docker save $$missing | docker exec -i slipway-local docker load; fi
 	@# Infra, then every service at the inventory's version (notes-api v1.0.0), then v2.0.0 blue-green.
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/ansible-playbook playbooks/site.yml -e env=local
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/ansible-playbook playbooks/deploy.yml -e env=local \
+	$(BIN)/ansible-playbook playbooks/site.yml -e env=local
+	$(BIN)/ansible-playbook playbooks/deploy.yml -e env=local \
 	  -e service=notes-api -e version=v2.0.0
 	@echo
 	@echo "notes-api v2.0.0 is live on the local host: open http://notes.localhost:8080/ (or"
