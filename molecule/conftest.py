@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,3 +42,24 @@ def run_playbook() -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, None]:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, "rep_" + report.when, report)
+
+
+@pytest.fixture(autouse=True)
+def _container_logs_on_failure(request: pytest.FixtureRequest, host: Any) -> Generator[None, None, None]:
+    """When a test fails, print the last log lines of the inner containers its module names in
+    DIAGNOSTIC_CONTAINERS, so the failure explains itself."""
+    yield
+    containers = getattr(request.module, "DIAGNOSTIC_CONTAINERS", ())
+    report = getattr(request.node, "rep_call", None)
+    if not containers or report is None or not report.failed:
+        return
+    for name in containers:
+        logs = host.run(f"docker logs --tail 40 {name} 2>&1")
+        print(f"---- docker logs {name} (last 40 lines) ----\n" + logs.stdout)

@@ -19,6 +19,8 @@ import pytest
 import yaml
 
 SCENARIO = Path(__file__).resolve().parents[1]
+# Printed by molecule/conftest.py when a test fails.
+DIAGNOSTIC_CONTAINERS = ("redis",)
 VARS: dict[str, Any] = yaml.safe_load((SCENARIO / "molecule.yml").read_text())["provisioner"]["inventory"]["host_vars"][
     "slipway-redis"
 ]
