@@ -60,13 +60,7 @@ test: lint prepare unit molecule
 
 demo: venv prepare
 	scripts/local-host.sh up
-	@# The infra images named in inventories/local/group_vars/local/images.yml and the sample service's versions,
-	@# loaded into the local host (it has no registry).
-	for image in $$(sed -n 's/^[a-z_]*_image: //p' inventories/local/group_vars/local/images.yml) \
-	    $$(bash tests/harness/build_sample.sh --list); do \
-	  docker exec slipway-local docker image inspect "$$image" >/dev/null 2>&1 || missing="$${missing:-} $$image"; \
-	done; \
-	if [ -n "$${missing:-}" ]; then docker save $$missing | docker exec -i slipway-local docker load; fi
+	scripts/local-host.sh load-images
 	@# Infra, then every service at the inventory's version (notes-api v1.0.0), then v2.0.0 blue-green.
 	$(BIN)/ansible-playbook playbooks/site.yml -e env=local
 	$(BIN)/ansible-playbook playbooks/deploy.yml -e env=local \

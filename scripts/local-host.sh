@@ -2,6 +2,9 @@
 # The demo environment's "VM": a systemd + Docker container named slipway-local on this machine, reached by
 # Ansible through the Docker connection (inventories/local). Same options as the Molecule hosts.
 #   scripts/local-host.sh up      start it (reuse it when it runs)
+#   scripts/local-host.sh load-images   load the images the local inventory names (infra stand-ins from
+#                                       inventories/local/group_vars/local/images.yml, the sample service's
+#                                       versions) into it; it has no registry
 #   scripts/local-host.sh down    remove it and its inner Docker data
 #   scripts/local-host.sh status
 set -euo pipefail
@@ -34,6 +37,21 @@ up() {
   exit 1
 }
 
+load_images() {
+  local here image missing=()
+  here=$(cd "$(dirname "$0")/.." && pwd)
+  for image in $(sed -n 's/^[a-z_]*_image: //p' "$here/inventories/local/group_vars/local/images.yml") \
+      $(bash "$here/tests/harness/build_sample.sh" --list); do
+    docker image inspect "$image" >/dev/null 2>&1 || {
+      echo "image $image is missing on this machine: run make prepare" >&2; exit 1; }
+    docker exec "$NAME" docker image inspect "$image" >/dev/null 2>&1 || missing+=("$image")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    docker save "${missing[@]}" | docker exec -i "$NAME" docker load >/dev/null
+    echo "loaded ${#missing[@]} image(s) into $NAME"
+  fi
+}
+
 down() {
   docker rm -f "$NAME" >/dev/null 2>&1 || true
   docker volume rm "$NAME-docker" >/dev/null 2>&1 || true
@@ -42,7 +60,8 @@ down() {
 
 case "${1:-}" in
   up) up ;;
+  load-images) load_images ;;
   down) down ;;
   status) docker ps -a --filter "name=^${NAME}$" --format '{{.Names}}: {{.Status}}' ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|load-images|down|status" >&2; exit 2 ;;
 esac
