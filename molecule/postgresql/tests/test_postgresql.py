@@ -6,17 +6,16 @@ Tests run in file order: later ones change the host (image tag change, password 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from scenario_tools import recap_changed, run_playbook
 
 SCENARIO = Path(__file__).resolve().parents[1]
 # Printed by molecule/conftest.py when a test fails.
@@ -54,26 +53,7 @@ def su_sql(host: Any, sql: str, db: str = "postgres") -> str:
 
 def playbook(*args: str, extra_vars: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
     """Run this scenario's converge playbook against the Molecule inventory."""
-    cmd = [
-        "ansible-playbook",
-        "--inventory",
-        os.environ["MOLECULE_EPHEMERAL_DIRECTORY"] + "/inventory",
-        str(SCENARIO / "converge.yml"),
-        *args,
-    ]
-    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as extra:
-        if extra_vars is not None:
-            json.dump(extra_vars, extra)
-            extra.flush()
-            cmd += ["--extra-vars", "@" + extra.name]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, check=False)
-
-
-def recap_changed(output: str) -> int:
-    found = re.findall(r"slipway-postgresql\s*:.*?changed=(\d+)", output)
-    assert found, output[-3000:]
-    return int(found[-1])
+    return run_playbook(SCENARIO / "converge.yml", *args, extra_vars=extra_vars)
 
 
 def state(host: Any) -> tuple[str, str]:
@@ -214,7 +194,7 @@ def test_check_diff_on_converged_host_changes_nothing_and_prints_no_secret() -> 
     run = playbook("--check", "--diff")
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-3000:]
-    assert recap_changed(output) == 0, output[-3000:]
+    assert recap_changed(output, "slipway-postgresql") == 0, output[-3000:]
     leaked = [name for name, value in SECRETS.items() if value in output]
     assert not leaked, f"secrets printed: {leaked}"
 
@@ -266,7 +246,7 @@ def test_invalid_service_name_fails_before_any_change(host: Any) -> None:
     output = run.stdout + run.stderr
     assert run.returncode != 0
     assert "'Bad_Name' is not valid" in output, output[-3000:]
-    assert recap_changed(output) == 0
+    assert recap_changed(output, "slipway-postgresql") == 0
     assert state(host) == before
 
 
@@ -290,6 +270,6 @@ def test_missing_password_variable_fails_before_any_change(host: Any) -> None:
     output = run.stdout + run.stderr
     assert run.returncode != 0
     assert "service osprey" in output and "vault_osprey_db_password is not defined" in output, output[-3000:]
-    assert recap_changed(output) == 0
+    assert recap_changed(output, "slipway-postgresql") == 0
     assert state(host) == before
     assert su_sql(host, "SELECT count(*) FROM pg_database WHERE datname = 'osprey'") == "0"

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import re
 import shlex
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from scenario_tools import recap_changed, run_playbook
 
 SCENARIO = Path(__file__).resolve().parents[1]
 # Printed by molecule/conftest.py when a test fails.
@@ -46,26 +44,7 @@ def cli(host: Any, login: tuple[str, str] | None, *args: str) -> str:
 
 def playbook(*args: str, extra_vars: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
     """Run this scenario's converge playbook against the Molecule inventory."""
-    cmd = [
-        "ansible-playbook",
-        "--inventory",
-        os.environ["MOLECULE_EPHEMERAL_DIRECTORY"] + "/inventory",
-        str(SCENARIO / "converge.yml"),
-        *args,
-    ]
-    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as extra:
-        if extra_vars is not None:
-            json.dump(extra_vars, extra)
-            extra.flush()
-            cmd += ["--extra-vars", "@" + extra.name]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, check=False)
-
-
-def recap_changed(output: str) -> int:
-    found = re.findall(r"slipway-redis\s*:.*?changed=(\d+)", output)
-    assert found, output[-3000:]
-    return int(found[-1])
+    return run_playbook(SCENARIO / "converge.yml", *args, extra_vars=extra_vars)
 
 
 def started_at(host: Any) -> str:
@@ -142,7 +121,7 @@ def test_check_diff_on_converged_host_changes_nothing_and_prints_no_secret() -> 
     run = playbook("--check", "--diff")
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-3000:]
-    assert recap_changed(output) == 0, output[-3000:]
+    assert recap_changed(output, "slipway-redis") == 0, output[-3000:]
     leaked = [
         name
         for name, value in SECRETS.items()
@@ -235,7 +214,7 @@ def test_invalid_service_name_fails_before_any_change(host: Any) -> None:
     output = run.stdout + run.stderr
     assert run.returncode != 0
     assert "'Bad_Name' is not valid" in output, output[-3000:]
-    assert recap_changed(output) == 0
+    assert recap_changed(output, "slipway-redis") == 0
     assert state(host) == before
 
 
@@ -258,5 +237,5 @@ def test_missing_password_variable_fails_before_any_change(host: Any) -> None:
     output = run.stdout + run.stderr
     assert run.returncode != 0
     assert "service wren" in output and "vault_wren_redis_password is not defined" in output, output[-3000:]
-    assert recap_changed(output) == 0
+    assert recap_changed(output, "slipway-redis") == 0
     assert state(host) == before
