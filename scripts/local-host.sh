@@ -5,7 +5,7 @@
 #   scripts/local-host.sh load-images   load the images the local inventory names (infra stand-ins from
 #                                       inventories/local/group_vars/local/images.yml, the sample service's
 #                                       versions) into it; it has no registry
-#   scripts/local-host.sh down    remove it and its inner Docker data
+#   scripts/local-host.sh down    remove it, its inner Docker data and its release state
 #   scripts/local-host.sh status
 set -euo pipefail
 
@@ -23,6 +23,7 @@ up() {
       --cgroupns host --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SYS_PTRACE \
       --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
       -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v "$NAME-docker:/var/lib/docker" \
+      -v "$NAME-slipway:/var/lib/slipway" \
       --tmpfs /run --tmpfs /run/lock --stop-signal SIGRTMIN+3 \
       -p "127.0.0.1:${HTTP_PORT}:80" \
       "$IMAGE" /sbin/init >/dev/null
@@ -54,7 +55,7 @@ load_images() {
 
 down() {
   docker rm -f "$NAME" >/dev/null 2>&1 || true
-  docker volume rm "$NAME-docker" >/dev/null 2>&1 || true
+  docker volume rm "$NAME-docker" "$NAME-slipway" >/dev/null 2>&1 || true
   echo "removed local host $NAME"
 }
 

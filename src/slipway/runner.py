@@ -45,6 +45,7 @@ BASE_ENV = (
     "DOCKER_CONFIG",
     "DOCKER_CERT_PATH",
     "DOCKER_TLS_VERIFY",
+    "SLIPWAY_LOCAL_HOST",  # which container the `local` inventory's host is (inventories/local/hosts.yml)
 )
 RUNNER_PREFIXES = ("ANSIBLE_", "AWX_", "RUNNER_")
 RUNNER_KEYS = ("ORIGINAL_STDOUT_CALLBACK", "AD_HOC_COMMAND_ID")

@@ -1,8 +1,9 @@
 """`slipway` end to end against the local host container (real ansible-runner, real Docker, PostgreSQL, Redis,
 HAProxy and the sample service): deploy, roll back, a failing deploy, bad input, and no secret in any output.
 
-Needs a Docker engine and the images `make prepare` builds; the host container is `slipway-local`
-(scripts/local-host.sh), the same one `make demo` uses. Takes a few minutes (it provisions the host).
+Needs a Docker engine and the images `make prepare` builds. The tests start their own fresh host container
+(scripts/local-host.sh with SLIPWAY_LOCAL_HOST=slipway-it, HTTP on 127.0.0.1:18080), never the demo's
+`slipway-local`, and remove it afterwards. Takes a few minutes (it provisions the host).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import shutil
 import subprocess
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,11 @@ import pytest
 import yaml
 
 PROJECT = Path(__file__).resolve().parents[2]
-HOST = "slipway-local"
-PROXY = "http://127.0.0.1:" + os.environ.get("SLIPWAY_LOCAL_HTTP_PORT", "8080")
+HOST = "slipway-it"
+HTTP_PORT = "18080"
+PROXY = f"http://127.0.0.1:{HTTP_PORT}"
+# The inventory's host is still called slipway-local; SLIPWAY_LOCAL_HOST points it at this test's container.
+HOST_ENV = {"SLIPWAY_LOCAL_HOST": HOST, "SLIPWAY_LOCAL_HTTP_PORT": HTTP_PORT}
 STATE = "/var/lib/slipway/services/notes-api/state.json"
 
 pytestmark = pytest.mark.integration
@@ -32,20 +37,39 @@ def docker_answers() -> bool:
     ).returncode == 0
 
 
+def local_host_script(action: str) -> None:
+    done = subprocess.run(
+        ["scripts/local-host.sh", action],
+        cwd=PROJECT,
+        env={**os.environ, **HOST_ENV},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 @pytest.fixture(scope="module")
-def local_host() -> str:
+def local_host() -> Iterator[str]:
+    """A fresh host, provisioned, serving the inventory's version (v1.0.0) of notes-api."""
     if not docker_answers():
         pytest.skip("no Docker engine answers (run tests/harness/prepare.sh)")
-    for step in (["scripts/local-host.sh", "up"], ["scripts/local-host.sh", "load-images"]):
-        done = subprocess.run(step, cwd=PROJECT, capture_output=True, text=True, check=False, timeout=600)
-        assert done.returncode == 0, done.stdout + done.stderr
-    provision = slipway("provision", "--env", "local")
-    assert provision.returncode == 0, provision.stdout[-3000:] + provision.stderr[-3000:]
-    return HOST
+    local_host_script("down")  # whatever an earlier, interrupted run left
+    local_host_script("up")
+    try:
+        local_host_script("load-images")
+        provision = slipway("provision", "--env", "local")
+        assert provision.returncode == 0, provision.stdout[-3000:] + provision.stderr[-3000:]
+        base = slipway("deploy", "--env", "local")
+        assert base.returncode == 0, base.stdout[-3000:] + base.stderr[-3000:]
+        yield HOST
+    finally:
+        local_host_script("down")
 
 
 def slipway(*args: str, tmp: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "SLIPWAY_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "SLIPWAY_"))} | HOST_ENV
     if tmp is not None:
         env["GITHUB_STEP_SUMMARY"] = str(tmp / "summary.md")
         env["GITHUB_OUTPUT"] = str(tmp / "outputs.txt")
@@ -77,9 +101,10 @@ def deploy_json(tmp: Path, *args: str) -> tuple[subprocess.CompletedProcess[str]
 
 
 def test_deploy_then_rollback_through_the_cli(local_host: str, tmp_path: Path) -> None:
-    # Converge to the inventory's version first (v1.0.0): deployed or already there.
-    base = slipway("deploy", "--env", "local")
+    # The fixture converged to the inventory's version (v1.0.0); deploying it again has nothing to do.
+    base = slipway("deploy", "--env", "local", "--json")
     assert base.returncode == 0, base.stderr[-3000:]
+    assert json.loads(base.stdout)["outcome"] == "noop"
     assert served_version() == "v1.0.0"
 
     run, result = deploy_json(tmp_path, "--service", "notes-api", "--version", "v2.0.0")
