@@ -19,6 +19,11 @@ up() {
     echo "local host $NAME is running"
   else
     docker rm -f "$NAME" >/dev/null 2>&1 || true
+    if docker volume inspect "$NAME-docker" >/dev/null 2>&1 && ! docker volume inspect "$NAME-slipway" >/dev/null 2>&1; then
+      # Made by an earlier local-host.sh that kept no release state: its databases would not match any.
+      docker volume rm "$NAME-docker" >/dev/null
+      echo "removed $NAME-docker: it has no release state beside it (an earlier layout); starting fresh"
+    fi
     docker run -d --name "$NAME" --hostname "$NAME" \
       --cgroupns host --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SYS_PTRACE \
       --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
