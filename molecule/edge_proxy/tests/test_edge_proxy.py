@@ -130,6 +130,38 @@ def test_switch_to_an_unhealthy_colour_is_refused(host):
         host.run("docker rm -f shop-web-green")
 
 
+def test_prepare_checks_a_new_colour_without_traffic_then_switch_uses_it(host):
+    # The rollout's order: start the idle colour, `prepare` (fresh checks, no traffic), its own health gate, then
+    # `switch --prepared`, which need not restart the checks.
+    refused = host.run(f"{PROXY} prepare shop-web blue")
+    assert refused.rc == 1 and "is the live colour" in refused.stderr, refused.stderr
+    assert get(host, "shop.localhost")["body"].startswith("shop-web blue")
+    host.run("docker rm -f shop-web-green")
+    host.run_expect(
+        [0],
+        f"docker run -d --name shop-web-green --network {NETWORK} -v {WORK}/backend.py:/backend.py:ro "
+        "slipway/test-probe:bookworm python3 /backend.py shop-web green 8080",
+    )
+    try:
+        prepared = json.loads(proxy(host, "prepare", "shop-web", "green"))
+        assert "forced-drain" in prepared["servers"]["green"]["admin_flags"], prepared
+        check = "import json,sys; sys.exit(0 if json.load(sys.stdin)['servers']['green']['status'] == 'DRAIN' else 1)"
+        healthy = host.run(
+            f'for i in $(seq 40); do {PROXY} status shop-web | python3 -c "{check}" && exit 0; sleep 0.25; done; exit 1'
+        )
+        assert healthy.rc == 0, proxy(host, "status", "shop-web")
+        for _ in range(5):
+            assert get(host, "shop.localhost")["body"].startswith("shop-web blue")
+        assert json.loads(proxy(host, "status", "shop-web"))["servers"]["green"]["total_sessions"] == 0
+        switched = json.loads(proxy(host, "switch", "shop-web", "green", "--timeout", "5", "--prepared"))
+        assert switched["live"] == "green" and switched["serving"] == ["green"], switched
+        assert get(host, "shop.localhost")["body"].startswith("shop-web green")
+    finally:
+        proxy(host, "switch", "shop-web", "blue", "--timeout", "15")
+        host.run("docker rm -f shop-web-green")
+    assert get(host, "shop.localhost")["body"].startswith("shop-web blue")
+
+
 def test_only_the_proxy_publishes_ports(host):
     published = {}
     for line in host.check_output("docker ps --format '{{.Names}}|{{.Ports}}'").splitlines():
