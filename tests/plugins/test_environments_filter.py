@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from ansible.errors import AnsibleFilterError
+from plugin_loader import PROJECT, load_filter
 
-PROJECT = Path(__file__).resolve().parents[2]
-FILTER = PROJECT / "collections/ansible_collections/slipway/core/plugins/filter/environments.py"
-
-
-def load_filter() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("slipway_environments_filter", FILTER)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-environments = load_filter().environments
+environments = load_filter("environments").environments
 
 
 def test_the_projects_own_inventories() -> None:

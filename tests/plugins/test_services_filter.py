@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from ansible.errors import AnsibleFilterError
+from plugin_loader import load_filter
 
-FILTER = Path(__file__).resolve().parents[2] / "collections/ansible_collections/slipway/core/plugins/filter/services.py"
-
-
-def load_filter() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("slipway_services_filter", FILTER)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-services_filter = load_filter()
+services_filter = load_filter("services")
 
 VALID: dict[str, Any] = {
     "image": "registry.example.com/acme/lark-service",
