@@ -3,6 +3,7 @@ molecule/conftest.py)."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -11,16 +12,25 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
 PROJECT = Path(__file__).resolve().parent.parent
 
 
 def run_playbook(
-    playbook: str | Path, *args: str, extra_vars: dict[str, Any] | None = None, timeout: int = 600
+    playbook: str | Path,
+    *args: str,
+    extra_vars: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    timeout: int = 600,
 ) -> subprocess.CompletedProcess[str]:
     """Run a playbook against this scenario's instances (Molecule's own inventory), as converge does.
 
-    `extra_vars` go through a temporary JSON file, never the command line. Output is captured so a test can
-    assert on the messages it prints.
+    `extra_vars` go through a temporary JSON file, never the command line; `env` is added to the environment.
+    Output is captured so a test can assert on the messages it prints.
     """
     inventory = os.environ.get("MOLECULE_INVENTORY_FILE") or str(
         Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
@@ -31,6 +41,7 @@ def run_playbook(
         "ANSIBLE_ROLES_PATH": str(PROJECT / "roles"),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
+        **(env or {}),
     }
     cmd = ["ansible-playbook", "-i", inventory, str(playbook), *args]
     with tempfile.NamedTemporaryFile("w", suffix=".json") as extra:
@@ -46,3 +57,27 @@ def recap_changed(output: str, host: str) -> int:
     found = re.findall(rf"{re.escape(host)}\s*:.*?changed=(\d+)", output)
     assert found, output[-3000:]
     return int(found[-1])
+
+
+def self_signed_bundle(names: list[str]) -> tuple[str, str]:
+    """A throwaway certificate for `names`, valid for a day: (PEM bundle = certificate + key, PEM certificate)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return cert_pem + key_pem, cert_pem

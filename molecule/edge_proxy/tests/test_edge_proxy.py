@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from scenario_tools import self_signed_bundle
 
 HERE = Path(__file__).parent
 WORK = "/tmp/slipway-ep"  # noqa: S108 - inside the throwaway host container
@@ -31,6 +32,19 @@ resp = conn.getresponse()
 body = resp.read().decode()
 print(json.dumps({"status": resp.status, "headers": dict(resp.getheaders()), "body": body,
                   "seconds": time.monotonic() - start}))
+"""
+
+# GET through the proxy: HTTPS on 127.0.0.1:443 with SNI = the Host, verified against the test CA in argv[3].
+TLS_PROBE = """
+import http.client, json, socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[3])
+sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", 443), timeout=5), server_hostname=sys.argv[1])
+conn = http.client.HTTPConnection("127.0.0.1", 443, timeout=5)
+conn.sock = sock
+conn.request("GET", sys.argv[2], headers={"Host": sys.argv[1]})
+resp = conn.getresponse()
+print(json.dumps({"status": resp.status, "headers": {k.lower(): v for k, v in resp.getheaders()},
+                  "body": resp.read().decode(), "tls": sock.version()}))
 """
 
 
@@ -65,6 +79,8 @@ def backends(host):
     put(host, f"{WORK}/backend.py", (HERE / "backend.py").read_text())
     put(host, f"{WORK}/load_client.py", (HERE / "load_client.py").read_text())
     put(host, f"{WORK}/probe.py", PROBE)
+    put(host, f"{WORK}/ws_client.py", (HERE / "ws_client.py").read_text())
+    put(host, f"{WORK}/tls_probe.py", TLS_PROBE)
     for service, colour, port in BACKENDS:
         name = f"{service}-{colour}"
         host.run(f"docker rm -f {name}")
@@ -160,6 +176,16 @@ def test_prepare_checks_a_new_colour_without_traffic_then_switch_uses_it(host):
         proxy(host, "switch", "shop-web", "blue", "--timeout", "15")
         host.run("docker rm -f shop-web-green")
     assert get(host, "shop.localhost")["body"].startswith("shop-web blue")
+
+
+def test_websocket_upgrade_is_tunnelled_to_the_live_colour(host):
+    live = proxy(host, "live", "notes-api").strip()
+    out = json.loads(host.check_output(f"python3 {WORK}/ws_client.py notes.localhost hello again"))
+    assert out["status_line"].startswith("HTTP/1.1 101"), out
+    assert out["accept_ok"], out
+    # Two messages 2 s apart on one upgraded connection, then a clean close.
+    assert out["replies"] == [f"notes-api {live}: hello", f"notes-api {live}: again"], out
+    assert out["closed"], out
 
 
 def test_only_the_proxy_publishes_ports(host):
@@ -275,3 +301,28 @@ def test_broken_config_is_rejected_and_the_proxy_keeps_serving(host):
         assert get(host, "notes.localhost")["body"].startswith("notes-api blue")
     finally:
         host.run_expect([0], f"cp {WORK}/haproxy.cfg.good {CONFIG}")
+
+
+def test_https_with_a_certificate_bundle_redirects_plain_http(host, run_playbook):
+    bundle, ca = self_signed_bundle(["notes.localhost", "shop.localhost"])
+    host.run_expect([0], "mkdir -p /etc/slipway-test && chmod 0700 /etc/slipway-test")
+    put(host, "/etc/slipway-test/bundle.pem", bundle)
+    put(host, f"{WORK}/ca.pem", ca)
+    converge = HERE.parent / "converge.yml"
+    live = proxy(host, "live", "notes-api").strip()
+    try:
+        result = run_playbook(converge, "-e", json.dumps({"edge_proxy_certificate": "/etc/slipway-test/bundle.pem"}))
+        assert result.returncode == 0, result.stdout[-3000:]
+        wait_serving(host, "notes-api", live)
+        answer = json.loads(host.check_output(f"python3 {WORK}/tls_probe.py notes.localhost /x {WORK}/ca.pem"))
+        assert answer["status"] == 200 and answer["body"] == f"notes-api {live} /x\n", answer
+        assert answer["headers"]["strict-transport-security"].startswith("max-age="), answer
+        assert answer["tls"] in ("TLSv1.2", "TLSv1.3"), answer
+        plain = get(host, "notes.localhost", "/x")
+        assert plain["status"] == 301, plain
+        assert {k.lower(): v for k, v in plain["headers"].items()}["location"] == "https://notes.localhost/x", plain
+    finally:
+        result = run_playbook(converge)  # back to plain HTTP for whatever runs next
+        assert result.returncode == 0, result.stdout[-3000:]
+    wait_serving(host, "notes-api", live)
+    assert get(host, "notes.localhost")["status"] == 200
