@@ -16,6 +16,8 @@
 #   v3.0.0-badhealth     like v2.0.0, but FAIL_HEALTH=1: /health always answers 503
 #   v4.0.0-badmigration  migrations 0001-0003 with FAIL_MIGRATION=1: 0003 runs its DDL, then fails
 #   v2.0.0-slow          like v2.0.0, but STARTUP_DELAY=5: listens only after 5 s
+#   v2.1.0               like v2.0.0; never preloaded on a test host: the image delivery tests ship it to the
+#                        host as an archive and through a private registry
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,6 +32,7 @@ VERSIONS=(
   "v3.0.0-badhealth|MIGRATION_HEAD=0002 FAIL_HEALTH=1"
   "v4.0.0-badmigration|MIGRATION_HEAD=0003 FAIL_MIGRATION=1"
   "v2.0.0-slow|MIGRATION_HEAD=0002 STARTUP_DELAY=5"
+  "v2.1.0|MIGRATION_HEAD=0002"
 )
 
 rebuild=0
@@ -39,7 +42,7 @@ while [ $# -gt 0 ]; do
     --rebuild) rebuild=1 ;;
     --only) [ $# -ge 2 ] || { echo "build_sample.sh: --only needs a tag" >&2; exit 2; }; only+=("$2"); shift ;;
     --list) for v in "${VERSIONS[@]}"; do echo "$IMAGE:${v%%|*}"; done; exit 0 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "build_sample.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
