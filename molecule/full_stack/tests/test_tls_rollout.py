@@ -47,6 +47,16 @@ def live(host: Any) -> dict[str, Any]:
     return dict(json.loads(host.check_output(f"cat {STATE}/notes-api/state.json"))["live"])
 
 
+def deploy_the_other_version(
+    run_playbook: Any, before: dict[str, Any], **extra: Any
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Deploy notes-api v2.0.0 (or v1.0.0 when v2.0.0 is live) with the HTTPS proxy's variables (+ extra)."""
+    target = "v2.0.0" if before["version"] != "v2.0.0" else "v1.0.0"
+    result = run_playbook(PLAYBOOKS / "deploy.yml", "-e", "env=local", "-e", "service=notes-api",
+                          "-e", f"version={target}", extra_vars={**TLS, **extra})
+    return result, target
+
+
 def explain(result: subprocess.CompletedProcess[str]) -> str:
     return f"rc {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
 
@@ -75,9 +85,7 @@ def test_a_switch_confirmed_over_plain_http_fails_and_the_previous_release_serve
     host: Any, run_playbook: Any, https_proxy: None
 ) -> None:
     before = live(host)
-    target = "v2.0.0" if before["version"] != "v2.0.0" else "v1.0.0"
-    result = run_playbook(PLAYBOOKS / "deploy.yml", "-e", "env=local", "-e", "service=notes-api",
-                          "-e", f"version={target}", extra_vars={**TLS, "app_release_proxy_tls": False})
+    result, _ = deploy_the_other_version(run_playbook, before, app_release_proxy_tls=False)
     assert result.returncode != 0, explain(result)
     assert "rollout failed in phase switch" in result.stdout and "answered 301" in result.stdout, explain(result)
     assert live(host) == before
@@ -90,10 +98,7 @@ def test_a_switch_confirmed_over_plain_http_fails_and_the_previous_release_serve
 def test_a_switch_is_confirmed_over_https_when_the_proxy_redirects(
     host: Any, run_playbook: Any, https_proxy: None
 ) -> None:
-    before = live(host)
-    target = "v2.0.0" if before["version"] != "v2.0.0" else "v1.0.0"
-    result = run_playbook(PLAYBOOKS / "deploy.yml", "-e", "env=local", "-e", "service=notes-api",
-                          "-e", f"version={target}", extra_vars=TLS)
+    result, target = deploy_the_other_version(run_playbook, live(host))
     assert result.returncode == 0, explain(result)
     assert live(host)["version"] == target
     assert json.loads(through_proxy(host, "https")["body"])["version"] == target
