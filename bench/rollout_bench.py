@@ -12,8 +12,12 @@ The floor of a deploy without a migration is the new container's start-to-health
 plus the drain; the target is a whole deploy within 1.5x of it. Also timed: a no-op deploy (target 5 s) and a
 rollback to the kept colour (target 5 s).
 
-    make demo                                  # the local host with notes-api deployed
+    make demo-down && make demo                # a fresh local host: notes-api v2.0.0 live, v1.0.0 kept
     .venv/bin/python bench/rollout_bench.py    # prints the table, writes bench/results.md
+
+The sequence needs v1.0.0 and v2.0.0 as the live and kept releases (as `make demo` leaves them): once another
+release has replaced one of them, v1.0.0 would need its migrations again, and an older release cannot migrate a
+newer schema (its deploy fails in `migrate`, safely, and the bench reports it as UNEXPECTED).
 """
 
 # ruff: noqa: S603, S607 - fixed argument lists: docker and ansible-playbook on this machine
@@ -34,8 +38,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ["v1.0.0", "v2.0.0", "v3.0.0-badhealth", "v4.0.0-badmigration"]
-# (kind, version, expected outcome). Starts from any state: the first deploy puts v2 live (after a migration
-# at most), the next one puts v1 live with v2 kept, from then on every release's image is live or kept.
+# (kind, version, expected outcome). Starts from `make demo`'s state (v2 live, v1 kept): every release's image is
+# live or kept from then on, so no deploy of v1/v2 needs a migration.
 SEQUENCE: list[tuple[str, str, str]] = [
     ("deploy", "v2.0.0", "any"),
     ("deploy", "v1.0.0", "deployed"),
