@@ -59,6 +59,19 @@ def recap_changed(output: str, host: str) -> int:
     return int(found[-1])
 
 
+def service_entry(image: str, domain: str, uses: str) -> dict[str, Any]:
+    """A minimal services-registry entry that uses one data service (`uses`: postgres or redis)."""
+    return {"image": image, "version": "v1", "port": 80, "domain": domain, uses: True}
+
+
+def assert_refused_before_any_change(run: subprocess.CompletedProcess[str], instance: str, *expected: str) -> None:
+    """The playbook failed, its output names every `expected` text, and it changed nothing on `instance`."""
+    output = run.stdout + run.stderr
+    assert run.returncode != 0, output[-3000:]
+    for text in expected:
+        assert text in output, output[-3000:]
+    assert recap_changed(output, instance) == 0
+
 def self_signed_bundle(names: list[str]) -> tuple[str, str]:
     """A throwaway certificate for `names`, valid for a day: (PEM bundle = certificate + key, PEM certificate)."""
     key = ec.generate_private_key(ec.SECP256R1())

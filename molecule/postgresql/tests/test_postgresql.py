@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from scenario_tools import recap_changed, run_playbook
+from scenario_tools import assert_refused_before_any_change, recap_changed, run_playbook, service_entry
 
 SCENARIO = Path(__file__).resolve().parents[1]
 # Printed by molecule/conftest.py when a test fails.
@@ -233,20 +233,11 @@ def test_invalid_service_name_fails_before_any_change(host: Any) -> None:
         extra_vars={
             "slipway_services": {
                 **VARS["slipway_services"],
-                "Bad_Name": {
-                    "image": "r.example.com/x",
-                    "version": "v1",
-                    "port": 80,
-                    "domain": "bad.test",
-                    "postgres": True,
-                },
+                "Bad_Name": service_entry("r.example.com/x", "bad.test", "postgres"),
             }
         }
     )
-    output = run.stdout + run.stderr
-    assert run.returncode != 0
-    assert "'Bad_Name' is not valid" in output, output[-3000:]
-    assert recap_changed(output, "slipway-postgresql") == 0
+    assert_refused_before_any_change(run, "slipway-postgresql", "'Bad_Name' is not valid")
     assert state(host) == before
 
 
@@ -256,20 +247,13 @@ def test_missing_password_variable_fails_before_any_change(host: Any) -> None:
         extra_vars={
             "slipway_services": {
                 **VARS["slipway_services"],
-                "osprey": {
-                    "image": "r.example.com/osprey",
-                    "version": "v1",
-                    "port": 80,
-                    "domain": "osprey.test",
-                    "postgres": True,
-                },
+                "osprey": service_entry("r.example.com/osprey", "osprey.test", "postgres"),
             },
             "vault_osprey_db_owner_password": "test-osprey-owner-pw",  # pragma: allowlist secret
         }
     )
-    output = run.stdout + run.stderr
-    assert run.returncode != 0
-    assert "service osprey" in output and "vault_osprey_db_password is not defined" in output, output[-3000:]
-    assert recap_changed(output, "slipway-postgresql") == 0
+    assert_refused_before_any_change(
+        run, "slipway-postgresql", "service osprey", "vault_osprey_db_password is not defined"
+    )
     assert state(host) == before
     assert su_sql(host, "SELECT count(*) FROM pg_database WHERE datname = 'osprey'") == "0"

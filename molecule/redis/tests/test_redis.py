@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from scenario_tools import recap_changed, run_playbook
+from scenario_tools import assert_refused_before_any_change, recap_changed, run_playbook, service_entry
 
 SCENARIO = Path(__file__).resolve().parents[1]
 # Printed by molecule/conftest.py when a test fails.
@@ -137,13 +137,7 @@ def test_new_service_user_is_applied_without_a_restart(host: Any) -> None:
         extra_vars={
             "slipway_services": {
                 **VARS["slipway_services"],
-                "osprey": {
-                    "image": "r.example.com/osprey",
-                    "version": "v1",
-                    "port": 80,
-                    "domain": "osprey.test",
-                    "redis": True,
-                },
+                "osprey": service_entry("r.example.com/osprey", "osprey.test", "redis"),
             },
             "vault_osprey_redis_password": osprey[1],
         }
@@ -201,20 +195,11 @@ def test_invalid_service_name_fails_before_any_change(host: Any) -> None:
         extra_vars={
             "slipway_services": {
                 **VARS["slipway_services"],
-                "Bad_Name": {
-                    "image": "r.example.com/x",
-                    "version": "v1",
-                    "port": 80,
-                    "domain": "bad.test",
-                    "redis": True,
-                },
+                "Bad_Name": service_entry("r.example.com/x", "bad.test", "redis"),
             }
         }
     )
-    output = run.stdout + run.stderr
-    assert run.returncode != 0
-    assert "'Bad_Name' is not valid" in output, output[-3000:]
-    assert recap_changed(output, "slipway-redis") == 0
+    assert_refused_before_any_change(run, "slipway-redis", "'Bad_Name' is not valid")
     assert state(host) == before
 
 
@@ -224,18 +209,11 @@ def test_missing_password_variable_fails_before_any_change(host: Any) -> None:
         extra_vars={
             "slipway_services": {
                 **VARS["slipway_services"],
-                "wren": {
-                    "image": "r.example.com/wren",
-                    "version": "v1",
-                    "port": 80,
-                    "domain": "wren.test",
-                    "redis": True,
-                },
+                "wren": service_entry("r.example.com/wren", "wren.test", "redis"),
             }
         }
     )
-    output = run.stdout + run.stderr
-    assert run.returncode != 0
-    assert "service wren" in output and "vault_wren_redis_password is not defined" in output, output[-3000:]
-    assert recap_changed(output, "slipway-redis") == 0
+    assert_refused_before_any_change(
+        run, "slipway-redis", "service wren", "vault_wren_redis_password is not defined"
+    )
     assert state(host) == before
