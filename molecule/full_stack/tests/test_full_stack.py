@@ -66,6 +66,14 @@ def explain(result: subprocess.CompletedProcess[str], host: Any) -> str:
     return f"rc {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}\n---- host ----\n{logs}"
 
 
+def task_ran(result: subprocess.CompletedProcess[str], name: str) -> bool:
+    """Whether the task whose name starts with `name` ran (ok or changed) on a host, not skipped."""
+    if name not in result.stdout:
+        return False  # display_skipped_hosts = False: a skipped task prints nothing
+    after = result.stdout.split(name, 1)[1].split("TASK [", 1)[0]
+    return "changed:" in after or "ok:" in after
+
+
 def test_converge_deployed_v1_of_both_services(host: Any) -> None:
     for service, domain in (("notes-api", "notes.localhost"), ("jotter", "jotter.localhost")):
         st = state(host, service)
@@ -98,6 +106,10 @@ def test_deploy_v2_switches_colours(host: Any, run_playbook: RunPlaybook) -> Non
     last = history(host, "notes-api")[-1]
     assert last["result"] == "deployed" and last["version"] == "v2.0.0" and last["previous_version"] == "v1.0.0"
     assert {"lock", "migrate", "start", "health", "switch", "drain"} <= set(last["durations"])
+    # A migration was due, so the Lock call did not start the colour: the Start task did, after Migrate.
+    assert task_ran(result, "Start | Start the idle colour"), explain(result, host)
+    # Docker runs the first HEALTHCHECK one interval (1 s) after the start: the container's own time to healthy.
+    assert 1.0 <= last["start_to_healthy"] < 60, last
     targets = json.loads(host.check_output("cat /etc/slipway/prometheus/targets/notes-api.json"))
     assert targets[0]["targets"] == ["notes-api-green:8000"]
     # The pre-migration backup exists.
@@ -159,6 +171,24 @@ def test_redeploying_the_live_version_is_a_noop(host: Any, run_playbook: RunPlay
     assert container(host, "notes-api-blue")["State"]["StartedAt"] == started, "nothing restarted"
     assert len(history(host, "notes-api")) == lines
     assert through_proxy(host, "notes.localhost")["json"]["version"] == "v1.0.0"
+
+
+def test_deploying_the_kept_release_starts_it_in_the_lock_call(host: Any, run_playbook: RunPlaybook) -> None:
+    """Image on the host, no migration due (the kept release's migrations ran here): the Lock call (`begin
+    --start-when-ready`) starts the idle colour itself, the Start task is skipped, and Switch opens with the health
+    gate while the container boots. There (v2 on green) and back (v1 on blue) the same way."""
+    for version, colour, kept in (("v2.0.0", "green", "v1.0.0"), ("v1.0.0", "blue", "v2.0.0")):
+        result = deploy(run_playbook, "-e", "service=notes-api", "-e", f"version={version}")
+        assert result.returncode == 0, explain(result, host)
+        assert task_ran(result, "Lock | Take the deploy lock"), explain(result, host)
+        assert not task_ran(result, "Start | Start the idle colour"), explain(result, host)
+        assert task_ran(result, "Switch | Wait until healthy"), explain(result, host)
+        st = state(host, "notes-api")
+        assert (st["live"]["colour"], st["live"]["version"], st["kept"]["version"]) == (colour, version, kept)
+        last = history(host, "notes-api")[-1]
+        assert last["result"] == "deployed" and "migrate" not in last["durations"], last
+        assert {"start", "health", "switch", "drain"} <= set(last["durations"]) and last["start_to_healthy"] >= 1.0
+        assert through_proxy(host, "notes.localhost")["json"]["version"] == version
 
 
 def test_status_and_history_playbooks(host: Any, run_playbook: RunPlaybook) -> None:
