@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 PLAYBOOKS = Path(__file__).resolve().parents[3] / "playbooks"
 STATE = "/var/lib/slipway/services"
@@ -28,6 +29,9 @@ PROBE = (
 )
 RunPlaybook = Callable[..., subprocess.CompletedProcess[str]]
 SEEN: dict[str, Any] = {}
+VARS: dict[str, Any] = yaml.safe_load((Path(__file__).resolve().parents[1] / "molecule.yml").read_text())[
+    "provisioner"]["inventory"]["host_vars"]["slipway-full_stack"]
+METRICS = "import sys,urllib.request;print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())"
 
 
 def deploy(run_playbook: RunPlaybook, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -90,6 +94,24 @@ def test_converge_deployed_v1_of_both_services(host: Any) -> None:
     # Prometheus scrapes the live colour.
     targets = json.loads(host.check_output("cat /etc/slipway/prometheus/targets/notes-api.json"))
     assert targets[0]["targets"] == ["notes-api-blue:8000"]
+
+
+def test_exporters_log_in_with_the_least_privilege_logins(host: Any) -> None:
+    """The postgresql and redis roles create the monitoring logins; the prometheus role's exporters use them."""
+    env = {c: dict(e.split("=", 1) for e in container(host, c)["Config"]["Env"])
+           for c in ("postgres-exporter", "redis-exporter")}
+    assert env["postgres-exporter"]["DATA_SOURCE_NAME"].startswith("postgresql://slipway_monitor:")
+    assert env["redis-exporter"]["REDIS_USER"] == "monitor"
+    for name, port, up in (("postgres-exporter", 9187, "pg_up 1"), ("redis-exporter", 9121, "redis_up 1")):
+        ip = host.check_output(
+            f"docker inspect -f '{{{{(index .NetworkSettings.Networks \"infra-shared-network\").IPAddress}}}}' {name}")
+        body = host.check_output(f"python3 -c \"{METRICS}\" http://{ip}:{port}/metrics")
+        assert up in body.splitlines(), f"{name}: {up!r} not in its metrics"
+    # Nothing the exporter sent was refused by the monitoring user's ACL.
+    denied = host.check_output(
+        "docker exec redis redis-cli --no-auth-warning --user admin --pass "
+        f"{VARS['vault_redis_admin_password']} ACL LOG 100")
+    assert "monitor" not in denied.split(), denied
 
 
 def test_deploy_v2_switches_colours(host: Any, run_playbook: RunPlaybook) -> None:

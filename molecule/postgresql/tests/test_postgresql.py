@@ -32,6 +32,7 @@ LARK = ("lark_service", SECRETS["vault_lark_service_db_password"])
 HERON_OWNER = ("heron_owner", SECRETS["vault_heron_db_owner_password"])
 HERON = ("heron", SECRETS["vault_heron_db_password"])
 SUPER = ("postgres", SECRETS["vault_postgresql_superuser_password"])
+MONITOR = ("slipway_monitor", SECRETS["vault_postgresql_monitoring_password"])
 
 
 def psql(host: Any, login: tuple[str, str | None], db: str, sql: str) -> Any:
@@ -131,6 +132,20 @@ def test_no_role_reaches_another_services_database(host: Any, login: tuple[str, 
     # Behind pg_hba.conf, the catalogue agrees: PUBLIC lost CONNECT, only the service's roles have it.
     assert su_sql(host, f"SELECT has_database_privilege('{login[0]}', 'heron', 'CONNECT')") == "f"
     assert su_sql(host, "SELECT has_database_privilege('heron', 'heron', 'CONNECT')") == "t"
+
+
+def test_the_monitoring_login_reads_statistics_and_no_service_data(host: Any) -> None:
+    # What the exporter needs: the statistics views and settings, through pg_monitor.
+    stats = psql(host, MONITOR, "postgres", "SELECT count(*) > 0 FROM pg_stat_database")
+    assert stats.rc == 0 and stats.stdout.strip() == "t", stats.stderr
+    assert su_sql(host, "SELECT pg_has_role('slipway_monitor', 'pg_monitor', 'MEMBER')") == "t"
+    flags = "SELECT rolsuper::text || ',' || rolcreaterole::text || ',' || rolconnlimit FROM pg_roles"
+    assert su_sql(host, f"{flags} WHERE rolname = 'slipway_monitor'") == "false,false,3"
+    # No service's data: pg_hba.conf admits it to the postgres database only, and it holds no table privilege.
+    for db in ("lark_service", "heron"):
+        denied = psql(host, MONITOR, db, "SELECT 1")
+        assert denied.rc != 0 and "no pg_hba.conf entry" in denied.stderr, denied.stderr
+    assert su_sql(host, "SELECT has_table_privilege('slipway_monitor', 'notes', 'SELECT')", db="lark_service") == "f"
 
 
 def test_unauthenticated_and_wrong_password_logins_fail(host: Any) -> None:

@@ -29,6 +29,7 @@ CLIENT = "redistest-client"
 ADMIN = ("admin", SECRETS["vault_redis_admin_password"])
 LARK = ("lark-service", SECRETS["vault_lark_service_redis_password"])
 HERON = ("heron", SECRETS["vault_heron_redis_password"])
+MONITOR = ("monitor", SECRETS["vault_redis_monitoring_password"])
 
 
 def cli(host: Any, login: tuple[str, str] | None, *args: str) -> str:
@@ -107,6 +108,18 @@ def test_service_user_is_refused_outside_its_keys_and_dangerous_commands(host: A
     verdict = cli(host, ADMIN, "ACL", "DRYRUN", LARK[0], *command)
     assert verdict != "OK" and "no permissions" in verdict, verdict
     assert cli(host, HERON, "GET", "heron:greeting") == "hi"
+
+
+def test_the_monitoring_user_runs_the_exporters_commands_and_reads_no_key(host: Any) -> None:
+    assert cli(host, MONITOR, "PING") == "PONG"
+    assert "redis_version" in cli(host, MONITOR, "INFO", "server")
+    assert "maxmemory" in cli(host, MONITOR, "CONFIG", "GET", "maxmemory")
+    assert not cli(host, MONITOR, "SLOWLOG", "LEN").startswith("NOPERM")
+    for command in (("GET", "lark-service:greeting"), ("SET", "x", "1"), ("KEYS", "*"), ("SCAN", "0"),
+                    ("CONFIG", "SET", "maxmemory", "1"), ("CLIENT", "LIST"), ("FLUSHALL",), ("MONITOR",)):
+        verdict = cli(host, ADMIN, "ACL", "DRYRUN", MONITOR[0], *command)
+        assert verdict != "OK" and "no permissions" in verdict, (command, verdict)
+    assert cli(host, MONITOR, "GET", "lark-service:greeting").startswith("NOPERM")
 
 
 def test_unauthenticated_and_wrong_password_are_refused(host: Any) -> None:
