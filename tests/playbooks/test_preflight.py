@@ -57,3 +57,22 @@ def test_env_variables_stay_in_their_environment() -> None:
     )
     assert '"slipway_env": "staging"' in result.stdout
     assert "production" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("playbook", "args", "message"),
+    [
+        ("deploy.yml", ["-e", "service=nosuch"], "service must be one of: lark-service (got service=nosuch"),
+        ("deploy.yml", ["-e", "version=v9"], "service must be one of: lark-service (got service=, version=v9)"),
+        ("deploy.yml", ["-e", "service=lark-service", "-e", "version=v9/x"], "-e version=v9/x is not a valid image"),
+        ("rollback.yml", [], "Roll back one service with -e service=<name>, one of: lark-service (got )"),
+        ("rollback.yml", ["-e", "service=lark-service", "-e", "slipway_run_id=a;b"], "slipway_run_id=a;b is not valid"),
+    ],
+)
+def test_bad_request_is_refused_on_the_controller(playbook: str, args: list[str], message: str) -> None:
+    """staging's registry holds secrets from a vault this machine does not have: the check reads only its names."""
+    result = run_playbook(playbook, "-e", "env=staging", *args)
+    assert result.returncode != 0
+    assert message in result.stdout
+    recap = result.stdout.split("PLAY RECAP", 1)[1]
+    assert "staging-app" not in recap

@@ -1,8 +1,14 @@
-"""Load one of the project collection's plugin files as a module (pytest puts this directory on sys.path)."""
+"""Helpers of the plugin tests (pytest puts this directory on sys.path): load one of the project collection's
+plugin files as a module, or run a play on localhost with the project's ansible.cfg (real ansible-playbook)."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from types import ModuleType
 
@@ -17,3 +23,36 @@ def load_filter(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def play(tmp_path: Path, tasks: str, *extra: str, inventory: str = "localhost,") -> subprocess.CompletedProcess[str]:
+    """Run `tasks` on localhost (local connection) with the project's collections and ansible.cfg."""
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  connection: local\n  tasks:\n"
+        + textwrap.indent(textwrap.dedent(tasks), "    "),
+        encoding="utf-8",
+    )
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg"),
+           "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0"}
+    return subprocess.run(
+        ["ansible-playbook", "-i", inventory, "-e", f"ansible_python_interpreter={sys.executable}", str(playbook),
+         *extra],
+        cwd=PROJECT, capture_output=True, text=True, env=env, timeout=120, check=False,
+    )
+
+
+def dump_task(var: str, path: Path) -> str:
+    """A task that writes the registered result `var` as JSON to `path`."""
+    return f"""
+        - name: Keep the result
+          ansible.builtin.copy:
+            content: "{{{{ {var} | to_json }}}}"
+            dest: "{path}"
+            mode: "0600"
+    """
+
+
+def loaded(path: Path) -> dict[str, object]:
+    data: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
+    return data

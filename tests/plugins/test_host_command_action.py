@@ -9,45 +9,9 @@ unless failed_when says otherwise, and check mode skips it unless the task sets 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parents[2]
-
-
-def play(tmp_path: Path, tasks: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    playbook = tmp_path / "play.yml"
-    playbook.write_text(
-        "- hosts: localhost\n  gather_facts: false\n  connection: local\n  tasks:\n"
-        + textwrap.indent(textwrap.dedent(tasks), "    "),
-        encoding="utf-8",
-    )
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg"),
-           "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0"}
-    return subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}", str(playbook),
-         *extra],
-        cwd=PROJECT, capture_output=True, text=True, env=env, timeout=120, check=False,
-    )
-
-
-def dump_task(var: str, path: Path) -> str:
-    """A task that writes the registered result `var` as JSON to `path`."""
-    return f"""
-        - name: Keep the result
-          ansible.builtin.copy:
-            content: "{{{{ {var} | to_json }}}}"
-            dest: "{path}"
-            mode: "0600"
-    """
-
-
-def loaded(path: Path) -> dict[str, object]:
-    data: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
-    return data
+from plugin_loader import dump_task, loaded, play
 
 
 def test_arguments_and_stdin_reach_the_program_unchanged(tmp_path: Path) -> None:

@@ -94,3 +94,17 @@ def test_two_services_cannot_share_a_domain() -> None:
 def test_registry_must_be_a_map() -> None:
     with pytest.raises(AnsibleFilterError, match="must be a map"):
         services_filter.services(["lark-service"])
+
+
+def test_selected_is_every_entry_or_the_one_named() -> None:
+    entries = services_filter.services({**one(), "notes-api": {**VALID, "domain": "notes.example.com"}})
+    assert [e["name"] for e in services_filter.selected(entries, "", "")] == ["lark-service", "notes-api"]
+    assert [e["name"] for e in services_filter.selected(entries, "notes-api", "v2")] == ["notes-api"]
+
+
+def test_selected_refuses_an_unknown_service_or_a_version_without_one() -> None:
+    entries = services_filter.services(one())
+    with pytest.raises(AnsibleFilterError, match=r"service 'web' is not in slipway_services \(known: lark-service\)"):
+        services_filter.selected(entries, "web", "")
+    with pytest.raises(AnsibleFilterError, match=r"a version \(v2\) was given without a service; name one of: lark"):
+        services_filter.selected(entries, "", "v2")

@@ -164,8 +164,24 @@ def services(registry: Any) -> list[dict[str, Any]]:
     return sorted(entries, key=lambda e: e["name"])
 
 
+def selected(entries: Any, service: Any = "", version: Any = "") -> list[dict[str, Any]]:
+    """`entries | slipway.core.selected(service, version)`: the entries one rollout covers (all of them when no
+    service is named). Raises an error naming the problem for an unknown service or a version without one, so
+    the check costs no task of its own (the rollout's speed targets count every task)."""
+    names = [entry["name"] for entry in entries or []]
+    if version and not service:
+        raise AnsibleFilterError(f"a version ({version}) was given without a service; name one of: {', '.join(names)}")
+    if not service:
+        return list(entries or [])
+    if service not in names:
+        raise AnsibleFilterError(
+            f"service {str(service)[:64]!r} is not in slipway_services (known: {', '.join(names) or 'none'})"
+        )
+    return [entry for entry in entries if entry["name"] == service]
+
+
 class FilterModule:
     """Filters of the services registry."""
 
     def filters(self) -> dict[str, Any]:
-        return {"services": services, "service_id": service_id}
+        return {"services": services, "service_id": service_id, "selected": selected}

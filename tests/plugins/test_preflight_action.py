@@ -1,0 +1,104 @@
+"""slipway.core.preflight, run for real: ansible-playbook on localhost against a throw-away project (its own
+inventories/), no fakes. The playbooks' own refusals (unknown env, service, version) are in tests/playbooks.
+
+What the playbooks rely on: a deploy or rollback request that passes gets a run id (the one given, or 12 fresh
+hex digits, different each run); the check reads only the registry's names, so an entry whose secrets the
+controller cannot resolve still passes; bad input fails naming the problem and the known values."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from plugin_loader import dump_task, loaded, play
+
+REGISTRY = """\
+all:
+  children:
+    demo:
+      hosts:
+        localhost:
+      vars:
+        slipway_services:
+          api:
+            image: registry.example.com/team/api
+            version: v1.0.0
+            port: 8000
+            domain: api.example.com
+            secret_env: {TOKEN: "{{ vault_not_on_this_controller }}"}
+"""
+
+
+def project(tmp_path: Path) -> str:
+    """inventories/demo/hosts.yml (the registry above) and inventories/notes/ (no hosts.yml: not an env)."""
+    hosts = tmp_path / "inventories" / "demo" / "hosts.yml"
+    hosts.parent.mkdir(parents=True)
+    hosts.write_text(REGISTRY, encoding="utf-8")
+    (tmp_path / "inventories" / "notes").mkdir()
+    return str(hosts)
+
+
+def preflight(tmp_path: Path, **args: str) -> tuple[int, str, dict[str, object]]:
+    out = tmp_path / "out.json"
+    lines = "".join(f"\n            {key}: {json.dumps(value)}" for key, value in args.items())
+    result = play(tmp_path, f"""
+        - name: Preflight
+          slipway.core.preflight:
+            inventories: "{tmp_path}/inventories"{lines}
+          register: checked
+    """ + dump_task("checked", out), inventory=project(tmp_path))
+    return result.returncode, result.stdout, loaded(out) if out.exists() else {}
+
+
+def test_a_deploy_request_that_passes_gets_a_fresh_run_id_each_time(tmp_path: Path) -> None:
+    rc, stdout, first = preflight(tmp_path, request="deploy", env="demo", service="api", version="v2.0.0")
+    assert rc == 0, stdout
+    assert first["changed"] is False
+    assert re.fullmatch(r"[0-9a-f]{12}", str(first["run_id"]))
+    (tmp_path / "inventories").rename(tmp_path / "old")
+    rc, stdout, second = preflight(tmp_path, request="rollback", env="demo", service="api")
+    assert rc == 0, stdout
+    assert re.fullmatch(r"[0-9a-f]{12}", str(second["run_id"])) and second["run_id"] != first["run_id"]
+
+
+def test_a_given_run_id_is_kept_and_a_bad_one_refused(tmp_path: Path) -> None:
+    rc, stdout, checked = preflight(tmp_path, request="deploy", env="demo", run_id="gh-4711.2")
+    assert rc == 0, stdout
+    assert checked["run_id"] == "gh-4711.2"
+    (tmp_path / "inventories").rename(tmp_path / "old")
+    rc, stdout, _ = preflight(tmp_path, request="deploy", env="demo", run_id="a;rm -rf /")
+    assert rc != 0
+    assert "slipway_run_id=a;rm -rf / is not valid" in stdout
+
+
+def test_the_check_never_resolves_the_registry_secrets(tmp_path: Path) -> None:
+    """vault_not_on_this_controller is undefined: only the names of the registry are read."""
+    rc, stdout, _ = preflight(tmp_path, request="deploy", env="demo", service="api")
+    assert rc == 0, stdout
+    assert "vault_not_on_this_controller" not in stdout
+
+
+def test_env_request_checks_the_environment_only(tmp_path: Path) -> None:
+    rc, stdout, checked = preflight(tmp_path, env="demo", service="not-checked")
+    assert rc == 0, stdout
+    assert "run_id" not in checked
+    (tmp_path / "inventories").rename(tmp_path / "old")
+    rc, stdout, _ = preflight(tmp_path, env="notes")
+    assert rc != 0
+    assert "Unknown environment 'notes'. Pass -e env=<name> with one of: demo " in stdout
+
+
+def test_bad_requests_name_the_problem(tmp_path: Path) -> None:
+    cases: list[tuple[dict[str, str], str]] = [
+        ({"request": "deploy", "service": "web"}, "service must be one of: api (got service=web, version=)"),
+        ({"request": "deploy", "version": "v2"}, "service must be one of: api (got service=, version=v2)"),
+        ({"request": "deploy", "service": "api", "version": "v2 final"}, "-e version=v2 final is not a valid image"),
+        ({"request": "rollback"}, "Roll back one service with -e service=<name>, one of: api (got )"),
+    ]
+    for number, (args, message) in enumerate(cases):
+        case = tmp_path / str(number)
+        case.mkdir()
+        rc, stdout, _ = preflight(case, env="demo", **args)
+        assert rc != 0, args
+        assert message in stdout.replace("\n    ", " ").replace("''", "'"), (args, stdout)
