@@ -178,6 +178,40 @@ def test_prepare_checks_a_new_colour_without_traffic_then_switch_uses_it(host):
     assert get(host, "shop.localhost")["body"].startswith("shop-web blue")
 
 
+def test_switch_marks_up_a_colour_the_caller_verified_at_the_same_address(host):
+    # The rollout's health gate checks the new container itself; `--verified-address` names where. At that
+    # address the proxy need not wait for `rise` fresh checks of its own (2 x 250 ms at least); at any other it does.
+    host.run("docker rm -f shop-web-green")
+    host.run_expect(
+        [0],
+        f"docker run -d --name shop-web-green --network {NETWORK} -v {WORK}/backend.py:/backend.py:ro "
+        "slipway/test-probe:bookworm python3 /backend.py shop-web green 8080",
+    )
+    template = "{{(index .NetworkSettings.Networks \"" + NETWORK + "\").IPAddress}}"
+    ip = host.check_output(f"docker inspect -f '{template}' shop-web-green").strip()
+    check = f"import json,sys; sys.exit(0 if json.load(sys.stdin)['servers']['green']['address'] == '{ip}' else 1)"
+    try:
+        resolved = host.run(
+            f'for i in $(seq 40); do {PROXY} status shop-web | python3 -c "{check}" && exit 0; sleep 0.25; done; exit 1'
+        )
+        assert resolved.rc == 0, proxy(host, "status", "shop-web")
+        proxy(host, "prepare", "shop-web", "green")  # fresh checks: down until `rise` of them pass
+        elsewhere = host.run(f"{PROXY} switch shop-web green --timeout 0.2 --prepared --verified-address 10.255.0.1")
+        assert elsewhere.rc == 1 and "did not pass its health checks" in elsewhere.stderr, elsewhere.stderr
+        assert get(host, "shop.localhost")["body"].startswith("shop-web blue")
+        proxy(host, "prepare", "shop-web", "green")
+        switched = json.loads(
+            proxy(host, "switch", "shop-web", "green", "--timeout", "0.2", "--prepared", "--verified-address", ip)
+        )
+        assert switched["live"] == "green" and switched["serving"] == ["green"], switched
+        for _ in range(5):
+            assert get(host, "shop.localhost")["body"].startswith("shop-web green")
+    finally:
+        proxy(host, "switch", "shop-web", "blue", "--timeout", "15")
+        host.run("docker rm -f shop-web-green")
+    assert get(host, "shop.localhost")["body"].startswith("shop-web blue")
+
+
 def test_websocket_upgrade_is_tunnelled_to_the_live_colour(host):
     live = proxy(host, "live", "notes-api").strip()
     out = json.loads(host.check_output(f"python3 {WORK}/ws_client.py notes.localhost hello again"))
