@@ -18,7 +18,7 @@ all:
   children:
     demo:
       hosts:
-        localhost:
+        demo-1:  # never contacted: the play runs on localhost
       vars:
         slipway_services:
           api:
@@ -102,3 +102,28 @@ def test_bad_requests_name_the_problem(tmp_path: Path) -> None:
         rc, stdout, _ = preflight(case, env="demo", **args)
         assert rc != 0, args
         assert message in stdout.replace("\n    ", " ").replace("''", "'"), (args, stdout)
+
+
+def test_a_registry_written_as_an_expression_is_resolved_as_the_host_sees_it(tmp_path: Path) -> None:
+    """`base` is a variable of demo-1, not of localhost (where the check runs)."""
+    project(tmp_path)
+    hosts = tmp_path / "inventories" / "demo" / "hosts.yml"
+    hosts.write_text(
+        "all:\n  children:\n    demo:\n      hosts:\n        demo-1:\n      vars:\n"
+        "        base: {api: {image: r.example.com/api, version: v1, port: 80, domain: api.example.com}}\n"
+        '        slipway_services: "{{ base }}"\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.json"
+    result = play(tmp_path, f"""
+        - name: Preflight
+          slipway.core.preflight:
+            inventories: "{tmp_path}/inventories"
+            request: deploy
+            env: demo
+            service: web
+          register: checked
+          ignore_errors: true
+    """ + dump_task("checked", out), inventory=str(hosts))
+    assert result.returncode == 0, result.stdout
+    assert "service must be one of: api (got service=web" in str(loaded(out)["msg"])

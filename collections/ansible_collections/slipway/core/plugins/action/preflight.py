@@ -82,7 +82,8 @@ class ActionModule(ActionBase):
         raw = task_vars["hostvars"].raw_get(host).get("slipway_services")
         if raw is None or isinstance(raw, Mapping):
             return raw or {}
-        return self._templar.template(raw)  # the map itself is an expression
+        # The map itself is an expression: resolve it as the host sees it (its entries too, then).
+        return task_vars["hostvars"][host].get("slipway_services") or {}
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = super().run(tmp, task_vars)
