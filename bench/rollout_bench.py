@@ -225,13 +225,15 @@ def main() -> int:
         print(f"{kind:8} {rows[-1]['version']:22} {rows[-1]['result']:8} {wall:6.1f}s "
               + " ".join(f"{k}={v:.1f}" for k, v in rows[-1]["durations"].items()), file=sys.stderr)
         time.sleep(1)
+    # What any ansible-playbook run pays under the same load: the preflight alone (one controller task, no host).
+    baseline = [playbook(args, "preflight")[1] for _ in range(3) if not stop.is_set()]
     time.sleep(2)
     stop.set()
     watchdog.cancel()
     for t in threads:
         t.join(timeout=15)
 
-    lines = report(args, stats, rows)
+    lines = report(args, stats, rows, baseline)
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.output).write_text(text, encoding="utf-8")
@@ -239,7 +241,7 @@ def main() -> int:
     return 1 if bad or stats.non_2xx or stats.conn_errors else 0
 
 
-def report(args: argparse.Namespace, stats: Stats, rows: list[dict[str, Any]]) -> list[str]:
+def report(args: argparse.Namespace, stats: Stats, rows: list[dict[str, Any]], baseline: list[float]) -> list[str]:
     phases = ["lock", "skip-check", "image", "backup", "migrate", "start", "health", "switch", "drain", "record"]
     lines = [
         "# Rollout benchmark",
@@ -293,6 +295,10 @@ def report(args: argparse.Namespace, stats: Stats, rows: list[dict[str, Any]]) -
         over = statistics.median([r["wall"] - r["floor"] for r in plain])
         lines.append(f"- Time beyond the floor (wall - floor), all of them: median {over:.1f} s, about the same for "
                      f"both builds; wall/floor <= 1.5 needs a floor of at least {2 * over:.1f} s.")
+    if baseline:
+        lines.append(f"- `ansible-playbook playbooks/preflight.yml` alone (one controller task, no host touched), "
+                     f"under the same load: {', '.join(f'{w:.1f}' for w in baseline)} s: the part of the time beyond "
+                     "the floor that any ansible-playbook run pays.")
     if noop:
         lines.append(f"- No-op deploy: {', '.join(f'{w:.1f}' for w in noop)} s (target <= 5).")
     if back:

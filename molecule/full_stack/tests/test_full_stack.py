@@ -10,6 +10,7 @@ history.jsonl are checked after each step. The tests share the host's state, so 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 import time
@@ -192,6 +193,30 @@ def test_redeploying_the_live_version_is_a_noop(host: Any, run_playbook: RunPlay
     assert "changed=0" in result.stdout, explain(result, host)
     assert container(host, "notes-api-blue")["State"]["StartedAt"] == started, "nothing restarted"
     assert len(history(host, "notes-api")) == lines
+    assert through_proxy(host, "notes.localhost")["json"]["version"] == "v1.0.0"
+
+
+def recap(result: subprocess.CompletedProcess[str]) -> tuple[int, int]:
+    """(changed, failed) of the host in the play recap."""
+    match = re.search(r"slipway-full_stack\s*: ok=\d+\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", result.stdout)
+    assert match, result.stdout[-2000:]
+    return int(match.group(1)), int(match.group(2))
+
+
+def test_check_mode_tells_what_a_deploy_would_do_and_changes_nothing(host: Any, run_playbook: RunPlaybook) -> None:
+    """--check runs only the skip-check (`begin --plan`): another version reports changed, the live one changed=0;
+    no lock, no container started, no history line, the live release untouched either way."""
+    started = container(host, "notes-api-blue")["State"]["StartedAt"]
+    lines = len(history(host, "notes-api"))
+    pending = deploy(run_playbook, "-e", "service=notes-api", "-e", "version=v2.0.0", "--check", "--diff")
+    assert pending.returncode == 0 and recap(pending) == (1, 0), explain(pending, host)
+    converged = deploy(run_playbook, "-e", "service=notes-api", "-e", "version=v1.0.0", "--check", "--diff")
+    assert converged.returncode == 0 and recap(converged) == (0, 0), explain(converged, host)
+    assert container(host, "notes-api-blue")["State"]["StartedAt"] == started, "nothing restarted"
+    assert container(host, "notes-api-green")["State"]["Running"] is False, "the idle colour was not started"
+    assert len(history(host, "notes-api")) == lines
+    assert not host.file(f"{STATE}/notes-api/lock.json").exists
+    assert state(host, "notes-api")["live"]["version"] == "v1.0.0"
     assert through_proxy(host, "notes.localhost")["json"]["version"] == "v1.0.0"
 
 
