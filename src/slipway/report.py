@@ -68,6 +68,27 @@ def _records_table(records: list[dict[str, str]]) -> list[str]:
     return _table(columns, [[r.get(c, "") for c in columns] for r in records])
 
 
+# The host's phases (slipway-release), in rollout order: one controller task can span several of them (the
+# Switch call runs health, switch, drain and record), so the summary shows them from each result's durations.
+HOST_PHASES = ("lock", "skip-check", "image", "backup", "migrate", "start", "health", "switch", "drain", "record",
+               "unlock")
+
+
+def _host_phases(result: ServiceResult) -> list[tuple[str, float]]:
+    known = [(p, result.durations[p]) for p in HOST_PHASES if p in result.durations]
+    return known + sorted((p, t) for p, t in result.durations.items() if p not in HOST_PHASES)
+
+
+def _host_phases_table(results: list[ServiceResult]) -> list[str]:
+    timed = [r for r in results if r.durations]
+    columns = [p for p in HOST_PHASES if any(p in r.durations for r in timed)]
+    columns += sorted({p for r in timed for p in r.durations} - set(HOST_PHASES))
+    rows: list[list[object]] = [
+        [r.host, r.service, *[f"{r.durations[p]:.2f}" if p in r.durations else "" for p in columns]] for r in timed
+    ]
+    return _table(["Host", "Service", *columns], rows) if timed else []
+
+
 def to_markdown(report: Report) -> str:
     icon = {"deployed": "✅", "noop": "✅", "ok": "✅", "failed": "❌"}.get(report.decision.outcome, "🚨")
     lines = [
@@ -106,6 +127,9 @@ def to_markdown(report: Report) -> str:
             rows,
         )
         lines.append("")
+    host_phases = _host_phases_table(report.results)
+    if host_phases:
+        lines += ["Seconds per phase on the host:", "", *host_phases, ""]
     if report.records:
         lines += [*_records_table(report.records), ""]
     if report.phases:
@@ -126,6 +150,8 @@ def to_text(report: Report) -> str:
             f"  {r.host} {r.service}: {r.result} {r.version or '-'} (was {r.previous_version or '-'}, "
             f"colour {r.colour or '-'}, {r.duration:.1f}s){extra}"
         )
+        if r.durations:
+            lines.append("    host phases: " + ", ".join(f"{p} {t:.2f}s" for p, t in _host_phases(r)))
     for record in report.records:
         lines.append("  " + " ".join(f"{k}={v}" for k, v in record.items()))
     lines += [f"  error: {e}" for e in report.errors[:10]]

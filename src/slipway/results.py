@@ -68,7 +68,7 @@ def _durations(value: Any) -> dict[str, float]:
     out: dict[str, float] = {}
     for phase, seconds in value.items():
         try:
-            out[_text(phase, 40)] = round(float(seconds), 1)
+            out[_text(phase, 40)] = round(float(seconds), 2)
         except (TypeError, ValueError):
             continue
     return out

@@ -99,3 +99,20 @@ def test_run_url() -> None:
     env = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "a/b", "GITHUB_RUN_ID": "9"}
     assert report.run_url(env) == "https://github.com/a/b/actions/runs/9"
     assert report.run_url({}) == ""
+
+
+def test_host_phases_in_rollout_order() -> None:
+    """One Switch task spans health, switch, drain and record: the summary shows each from the host's durations."""
+    done = ServiceResult(host="h2", service="jotter", result="deployed", version="v2", previous_version="v1",
+                         colour="green", failed_phase="", message="ok",
+                         durations={"drain": 0.61, "switch": 0.05, "lock": 0.0, "health": 0.7, "warm-up": 0.3})
+    noop = ServiceResult(host="h2", service="lark", result="noop", version="v2", previous_version="v2",
+                         colour="blue", failed_phase="", message="unchanged", durations={})
+    both = report.Report(command="deploy", env="staging", run_id="r1", decision=REPORT.decision, duration=3.0,
+                         results=[RESULT, done, noop])
+    text = report.to_markdown(both)
+    assert "| Host | Service | lock | start | health | switch | drain | warm-up |" in text
+    assert "| h2 | jotter | 0.00 | - | 0.70 | 0.05 | 0.61 | 0.30 |" in text
+    assert "| h1 | notes-api | - | 2.00 | 30.00 | - | - | - |" in text
+    assert "| h2 | lark |" not in text.split("Seconds per phase on the host:")[1]
+    assert "    host phases: lock 0.00s, health 0.70s, switch 0.05s, drain 0.61s, warm-up 0.30s" in report.to_text(both)
