@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument(
         "--version", dest="release", metavar="VERSION", help="image tag to deploy (needs --service)"
     )
+    deploy.add_argument(
+        "--check",
+        action="store_true",
+        help="plan only: which services would be deployed, from which version to which; changes nothing",
+    )
     rollback = add("rollback", f"switch a service back to its previous release ({PLAYBOOKS['rollback']})")
     rollback.add_argument("--service", required=True, help="the service to roll back")
     status = add("status", f"live colour, version and health per service and host ({PLAYBOOKS['status']})")
@@ -251,6 +256,7 @@ def _run_command(
         secrets=plan.secrets,
         environ=environ,
         ident=run_id,
+        check=bool(getattr(args, "check", False)),
         keep_artifacts=args.artifacts_dir,
     )
     cancelled = threading.Event()
@@ -309,7 +315,7 @@ def _finish(
         run_url=report.run_url(environ),
     )
     _emit(rep, args, streams, environ, redact)
-    if args.command in NOTIFY_COMMANDS and not args.no_notify:
+    if args.command in NOTIFY_COMMANDS and not args.no_notify and not getattr(args, "check", False):
         for warning in notify.send_all(rep, plan.secrets, post):
             streams.err.write(f"slipway: warning: {warning}\n")
     return int(decision.code)

@@ -90,7 +90,8 @@ def _host_phases_table(results: list[ServiceResult]) -> list[str]:
 
 
 def to_markdown(report: Report) -> str:
-    icon = {"deployed": "✅", "noop": "✅", "ok": "✅", "failed": "❌"}.get(report.decision.outcome, "🚨")
+    icons = {"deployed": "✅", "noop": "✅", "planned": "📝", "ok": "✅", "failed": "❌"}
+    icon = icons.get(report.decision.outcome, "🚨")
     lines = [
         f"### {icon} slipway {report.command} `{report.env}`: {report.decision.outcome}",
         "",

@@ -2,7 +2,7 @@
 
 The playbooks report with `ansible.builtin.set_stats` (aggregate: true); the CLI reads the aggregated data
 from the `playbook_on_stats` event (`artifact_data`):
-- `slipway_results` (deploy, rollback): a list of {host, service, result: deployed|noop|failed|unknown,
+- `slipway_results` (deploy, rollback): a list of {host, service, result: deployed|noop|planned|failed|unknown,
   version, previous_version, colour, failed_phase, message, durations: {phase: seconds}}
 - `slipway_status` (status): a list of {host, service, colour, version, healthy, message}
 - `slipway_history` (history): a list of {host, service, time, version, previous_version, result, colour}
@@ -19,7 +19,7 @@ from slipway.exitcodes import ExitCode
 RESULTS_KEY = "slipway_results"
 STATUS_KEY = "slipway_status"
 HISTORY_KEY = "slipway_history"
-RESULT_VALUES = ("deployed", "noop", "failed", "unknown")
+RESULT_VALUES = ("deployed", "noop", "planned", "failed", "unknown")
 MAX_TEXT = 500
 
 
@@ -124,7 +124,7 @@ class RunFacts:
 @dataclass(frozen=True)
 class Decision:
     code: ExitCode
-    outcome: str  # deployed, noop, failed, ok, needs-person
+    outcome: str  # deployed, noop, planned, failed, ok, needs-person
     reason: str
 
 
@@ -158,6 +158,10 @@ def decide(facts: RunFacts, results: list[ServiceResult], rollout: bool) -> Deci
         )
     if not rollout:
         return Decision(ExitCode.OK, "ok", "done")
+    planned = [r for r in results if r.result == "planned"]
+    if planned:  # a --check run: what a deploy would do
+        names = ", ".join(f"{r.service}@{r.host} {r.previous_version or 'none'} -> {r.version}" for r in planned)
+        return Decision(ExitCode.OK, "planned", f"would deploy {names}")
     if any(r.result == "deployed" for r in results):
         return Decision(ExitCode.OK, "deployed", "deployed")
     return Decision(ExitCode.OK, "noop", "nothing to do")

@@ -64,6 +64,7 @@ class PlaybookRun:
     secrets: Secrets
     environ: Mapping[str, str]  # the CLI's environment: only BASE_ENV and ANSIBLE_* names are read from it
     ident: str
+    check: bool = False  # ansible-playbook --check --diff: report what would change, change nothing
     keep_artifacts: Path | None = None
     inspect_artifacts: Callable[[Path], None] | None = field(default=None, compare=False)
 
@@ -144,6 +145,7 @@ def run_playbook(run: PlaybookRun, on_event: EventCallback, cancelled: threading
             suppress_env_files=True,
             fact_cache_type="memory",
             ssh_key=run.secrets.get(SSH_PRIVATE_KEY),
+            cmdline="--check --diff" if run.check else None,
         )
         config.prepare()
         config.env = child_environment(run, config.env)

@@ -107,6 +107,15 @@ def test_deploy_then_rollback_through_the_cli(local_host: str, tmp_path: Path) -
     assert json.loads(base.stdout)["outcome"] == "noop"
     assert served_version() == "v1.0.0"
 
+    # --check plans: v2.0.0 would replace v1.0.0; nothing changes on the host.
+    before = host_state()
+    plan = slipway("deploy", "--env", "local", "--service", "notes-api", "--version", "v2.0.0", "--check", "--json")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    planned = json.loads(plan.stdout)
+    assert planned["outcome"] == "planned", planned
+    assert planned["reason"] == "would deploy notes-api@slipway-local v1.0.0 -> v2.0.0"
+    assert host_state() == before and served_version() == "v1.0.0"
+
     run, result = deploy_json(tmp_path, "--service", "notes-api", "--version", "v2.0.0")
     assert run.returncode == 0, run.stderr[-3000:]
     assert result["outcome"] == "deployed"

@@ -238,6 +238,32 @@ def test_notifications_are_sent_and_can_be_disabled(project: Path) -> None:
         assert len(sent) == expected
 
 
+def test_deploy_check_plans_without_notifying(project: Path, tmp_path: Path) -> None:
+    """--check asks ansible-playbook for --check --diff; "planned" results exit 0 and name what would change."""
+    hooks = {"SLIPWAY_WECOM_WEBHOOK": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"}
+    planned = [
+        {"host": "demo-1", "service": "notes-api", "result": "planned", "version": "v1.0.1",
+         "previous_version": "v1.0.0", "message": "would deploy v1.0.1 (the release differs from the live one)"},
+        {"host": "demo-1", "service": "jotter", "result": "noop", "version": "v2.0.0", "previous_version": "v2.0.0"},
+    ]
+    sent: list[str] = []
+    out = io.StringIO()
+    runner = FakeRunner([stats(planned)])
+    code = cli.main(
+        ["deploy", "--env", "demo", "--project-dir", str(project), "--check", "--json"],
+        environ={"PATH": os.environ["PATH"], **hooks},
+        run=runner,
+        post=lambda url, payload: sent.append(url),
+        streams=cli.Streams(out, io.StringIO()),
+    )
+    data = json.loads(out.getvalue())
+    assert (code, data["outcome"], sent) == (0, "planned", [])
+    assert data["reason"] == "would deploy notes-api@demo-1 v1.0.0 -> v1.0.1"
+    assert runner.calls[0].check is True
+    _code, _out, _err, plain = invoke(["deploy", "--env", "demo", "--project-dir", str(project)])
+    assert plain.calls[0].check is False
+
+
 def test_webhook_must_be_https(project: Path) -> None:
     code, _o, err, _r = invoke(
         ["deploy", "--env", "demo", "--project-dir", str(project)], {"SLIPWAY_SLACK_WEBHOOK": "http://x"}
