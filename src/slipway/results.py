@@ -162,6 +162,8 @@ def decide(facts: RunFacts, results: list[ServiceResult], rollout: bool) -> Deci
     if planned:  # a --check run: what a deploy would do
         names = ", ".join(f"{r.service}@{r.host} {r.previous_version or 'none'} -> {r.version}" for r in planned)
         return Decision(ExitCode.OK, "planned", f"would deploy {names}")
-    if any(r.result == "deployed" for r in results):
-        return Decision(ExitCode.OK, "deployed", "deployed")
+    deployed = [r for r in results if r.result == "deployed"]
+    if deployed:
+        names = ", ".join(f"{r.service}@{r.host} {r.previous_version or 'none'} -> {r.version}" for r in deployed)
+        return Decision(ExitCode.OK, "deployed", f"now live: {names}")
     return Decision(ExitCode.OK, "noop", "nothing to do")

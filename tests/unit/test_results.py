@@ -84,3 +84,13 @@ def test_decide_names_the_cause() -> None:
     assert "outside a rollout on h9: [ERROR]: boom" in outside.reason
     assert decide(RunFacts(status="successful"), [], rollout=False).outcome == "ok"
     assert "unreachable: h2" in decide(RunFacts(dark={"h2"}), [], rollout=False).reason
+
+
+def test_decide_names_what_is_live_now() -> None:
+    done = [ServiceResult(host="h1", service="notes-api", result="deployed", version="v1.0.1",
+                          previous_version="v1.0.0", colour="green", failed_phase="", message=""),
+            ServiceResult(host="h1", service="jotter", result="noop", version="v2.0.0",
+                          previous_version="v2.0.0", colour="blue", failed_phase="", message="")]
+    decision = decide(RunFacts(status="successful"), done, rollout=True)
+    assert (decision.code, decision.outcome) == (ExitCode.OK, "deployed")
+    assert decision.reason == "now live: notes-api@h1 v1.0.0 -> v1.0.1"
