@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slipway.events import PHASES
 from slipway.results import Decision, ServiceResult
 
 
@@ -68,21 +69,20 @@ def _records_table(records: list[dict[str, str]]) -> list[str]:
     return _table(columns, [[r.get(c, "") for c in columns] for r in records])
 
 
-# The host's phases (slipway-release), in rollout order: one controller task can span several of them (the
-# Switch call runs health, switch, drain and record), so the summary shows them from each result's durations.
-HOST_PHASES = ("lock", "skip-check", "image", "backup", "migrate", "start", "health", "switch", "drain", "record",
-               "unlock")
+def _in_rollout_order(phases: Iterable[str]) -> list[str]:
+    """The host's phase names (one controller task can span several: the Switch call runs health, switch, drain
+    and record) in rollout order (events.PHASES), any others after them, sorted."""
+    names = set(phases)
+    return [p for p in PHASES if p in names] + sorted(names - set(PHASES))
 
 
 def _host_phases(result: ServiceResult) -> list[tuple[str, float]]:
-    known = [(p, result.durations[p]) for p in HOST_PHASES if p in result.durations]
-    return known + sorted((p, t) for p, t in result.durations.items() if p not in HOST_PHASES)
+    return [(p, result.durations[p]) for p in _in_rollout_order(result.durations)]
 
 
 def _host_phases_table(results: list[ServiceResult]) -> list[str]:
     timed = [r for r in results if r.durations]
-    columns = [p for p in HOST_PHASES if any(p in r.durations for r in timed)]
-    columns += sorted({p for r in timed for p in r.durations} - set(HOST_PHASES))
+    columns = _in_rollout_order(p for r in timed for p in r.durations)
     rows: list[list[object]] = [
         [r.host, r.service, *[f"{r.durations[p]:.2f}" if p in r.durations else "" for p in columns]] for r in timed
     ]

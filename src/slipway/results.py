@@ -158,12 +158,9 @@ def decide(facts: RunFacts, results: list[ServiceResult], rollout: bool) -> Deci
         )
     if not rollout:
         return Decision(ExitCode.OK, "ok", "done")
-    planned = [r for r in results if r.result == "planned"]
-    if planned:  # a --check run: what a deploy would do
-        names = ", ".join(f"{r.service}@{r.host} {r.previous_version or 'none'} -> {r.version}" for r in planned)
-        return Decision(ExitCode.OK, "planned", f"would deploy {names}")
-    deployed = [r for r in results if r.result == "deployed"]
-    if deployed:
-        names = ", ".join(f"{r.service}@{r.host} {r.previous_version or 'none'} -> {r.version}" for r in deployed)
-        return Decision(ExitCode.OK, "deployed", f"now live: {names}")
+    for outcome, words in (("planned", "would deploy"), ("deployed", "now live:")):  # planned: a --check run
+        moved = [r for r in results if r.result == outcome]
+        if moved:
+            names = ", ".join(f"{r.service}@{r.host} {r.previous_version or 'none'} -> {r.version}" for r in moved)
+            return Decision(ExitCode.OK, outcome, f"{words} {names}")
     return Decision(ExitCode.OK, "noop", "nothing to do")
