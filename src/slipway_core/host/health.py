@@ -1,0 +1,118 @@
+"""The health gate: the one place that decides whether a new colour may receive traffic.
+
+A colour is healthy when its container runs, Docker calls it healthy (or it has no HEALTHCHECK) and `health_path`
+answers 200 with the service's Host header at the container's address. Deploy and rollback both pass through
+here; the proxy's own checks are the edge's business (proxy.py).
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import socket
+import ssl
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable
+
+from slipway_core.host.docker import Docker, container_ip, health_status, running
+from slipway_core.host.system import Clock
+
+# GET (address, port, path, Host, timeout, tls) -> (status or 0, body or the error)
+HttpGet = Callable[[str, int, str, str, float, bool], "tuple[int, str]"]
+POLL = 0.05  # seconds between two looks at Docker and the app; the first pass ends the wait
+
+
+def http_get(  # noqa: PLR0917 - the HttpGet signature, positional by design
+    ip: str, port: int, path: str, host: str, timeout: float = 2.0, tls: bool = False
+) -> tuple[int, str]:
+    """GET with Host `host`; with tls, over TLS with SNI `host`, the certificate not verified (a check of routing)."""
+    conn = http.client.HTTPConnection(ip, port, timeout=timeout)
+    try:
+        if tls:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            conn.sock = context.wrap_socket(socket.create_connection((ip, port), timeout=timeout), server_hostname=host)
+        conn.request("GET", path, headers={"Host": host, "Connection": "close", "User-Agent": "slipway-release"})
+        resp = conn.getresponse()
+        return resp.status, resp.read(4096).decode("utf-8", "replace")
+    except (OSError, http.client.HTTPException) as err:
+        return 0, str(err)
+    finally:
+        conn.close()
+
+
+@dataclass
+class Target:
+    """What the gate checks: a container and where its app answers."""
+
+    container: str
+    network: str
+    port: int
+    path: str
+    domain: str
+
+
+@dataclass
+class Verdict:
+    healthy: bool
+    address: str = ""  # where health_path answered (the switch tells the proxy)
+    problem: str = ""
+
+
+def gate(docker: Docker, clock: Clock, http: HttpGet, target: Target, timeout: float) -> Verdict:
+    """Wait until `target` is healthy, or say why not within `timeout` seconds (it exited, went unhealthy, or
+    never answered 200)."""
+    name = target.container
+    deadline = clock.monotonic() + timeout
+    why = "not checked yet"
+    while True:
+        info = docker.inspect(name)
+        if info is None:
+            return Verdict(False, problem=f"{name} disappeared")
+        if not running(info):
+            state = info.get("State") or {}
+            return Verdict(
+                False, problem=f"{name} exited (status {state.get('ExitCode')}, {state.get('Error') or 'no error'})"
+            )
+        status = health_status(info)
+        if status == "unhealthy":
+            log = ((info.get("State") or {}).get("Health") or {}).get("Log") or [{}]
+            return Verdict(
+                False, problem=f"{name} is unhealthy (its HEALTHCHECK: {str(log[-1].get('Output', '')).strip()[:300]})"
+            )
+        ip = container_ip(info, target.network)
+        if ip:
+            code, body = http(ip, target.port, target.path, target.domain, 2.0, False)
+            if code == 200 and status in (None, "healthy"):
+                return Verdict(True, address=ip)
+            why = f"GET {target.path} answered {code or 'nothing'} {body.strip()[:200]}; container health {status}"
+        else:
+            why = f"{name} has no address on {target.network}"
+        if clock.monotonic() >= deadline:
+            return Verdict(False, problem=f"{name} was not healthy within {timeout:g}s: {why}")
+        clock.sleep(POLL)
+
+
+DOCKER_TIME_RE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
+
+
+def docker_time(text: str) -> float | None:
+    """Seconds since the epoch of a Docker timestamp (RFC 3339 with up to nanoseconds), None if unreadable."""
+    match = DOCKER_TIME_RE.fullmatch(text or "")
+    if not match:
+        return None
+    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
+    return datetime.fromisoformat(match.group(1) + zone).timestamp() + float("0." + (match.group(2) or "0"))
+
+
+def start_to_healthy(info: dict[str, Any] | None, started_at: float, now: float) -> float | None:
+    """A container's own start-to-healthy time: from `docker run`/`docker start` (started_at) to the end of its
+    first passing HEALTHCHECK since then. With the drain, the rollout's floor (bench/)."""
+    if health_status(info) != "healthy":
+        return None
+    log = (((info or {}).get("State") or {}).get("Health") or {}).get("Log") or []
+    passed = [docker_time(str(entry.get("End", ""))) for entry in log if entry.get("ExitCode") == 0]
+    healthy_at = min([t for t in passed if t is not None and t >= started_at] or [now])
+    return round(max(0.0, healthy_at - started_at), 2)

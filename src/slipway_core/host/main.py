@@ -1,0 +1,315 @@
+"""The host program's two commands, one artifact (a zipapp built from this package, installed by the roles):
+
+  slipway-release   the rollout on an app host: begin, run, rollback, finish, unlock, status, history
+  slipway-proxy     the edge proxy: switch, prepare, status, live, wait-drained, check, reload
+
+Which one runs is the name it was started as (both are links to the same file), or the first argument
+(`slipway-host.pyz proxy status`). Each command is one entry of a dispatch table. slipway-release answers one JSON
+object on stdout in the contract's result schema; exit 0 go on / done, 1 the rollout failed and the previous
+release serves, 2 bad usage, 3 the host needs a person, 4 this program is another build than the controller's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Callable, Sequence
+
+from slipway_core import contract
+from slipway_core.host import queries, recovery
+from slipway_core.host.docker import Docker, DockerError
+from slipway_core.host.health import http_get
+from slipway_core.host.lock import LockRefused, NotHolder
+from slipway_core.host.proxy import SETTINGS_PATH, Proxy, ProxyError, load_settings
+from slipway_core.host.run import Failed, Run
+from slipway_core.host.steps import Host, Rollout, check_spec
+from slipway_core.host.store import Store, services
+from slipway_core.host.system import Clock
+
+try:
+    from slipway_core._build import BUILD_ID  # type: ignore[import-not-found] # written into the zipapp by build.py
+except ImportError:  # running from the source tree
+    BUILD_ID = "source"
+
+
+def emit(obj: Any) -> None:
+    print(json.dumps(obj, sort_keys=True))
+
+
+def make_host(args: argparse.Namespace) -> Host:
+    docker, clock = Docker(), Clock()
+    proxy = None
+    if os.path.exists(args.proxy_settings):
+        proxy = Proxy(load_settings(args.proxy_settings), docker, clock, http_get)
+    return Host(docker=docker, clock=clock, http=http_get, proxy=proxy, holder=getattr(args, "holder", "unknown"))
+
+
+def read_spec() -> dict[str, Any]:
+    try:
+        return check_spec(json.loads(sys.stdin.read() or "null"))
+    except ValueError as err:
+        raise Failed("preflight", f"the release on stdin is not JSON: {err}", contract.EXIT_USAGE) from err
+
+
+# ---------------------------------------------------------------------------------------------- slipway-release
+def cmd_begin(host: Host, store: Store, run: Run, args: argparse.Namespace) -> dict[str, Any]:
+    rollout = Rollout(host, store, run, read_spec())
+    if args.plan:
+        return rollout.plan()
+    return rollout.begin(args.stale_after, args.force, args.start_when_ready)
+
+
+def cmd_run(host: Host, store: Store, run: Run, args: argparse.Namespace) -> dict[str, Any]:
+    steps, problem = contract.split_steps(args.steps)
+    if problem:
+        raise Failed("preflight", problem, contract.EXIT_USAGE)
+    return Rollout(host, store, run, read_spec()).advance(steps)
+
+
+def cmd_rollback(host: Host, store: Store, run: Run, args: argparse.Namespace) -> dict[str, Any]:
+    return recovery.rollback(host, store, run, json.loads(sys.stdin.read() or "{}"), args.stale_after)
+
+
+def cmd_finish(host: Host, store: Store, run: Run, args: argparse.Namespace) -> dict[str, Any]:
+    return recovery.finish(host, store, run, args.failed_phase, args.message)
+
+
+RUN_COMMANDS: dict[str, Callable[[Host, Store, Run, argparse.Namespace], dict[str, Any]]] = {
+    "begin": cmd_begin,
+    "run": cmd_run,
+    "rollback": cmd_rollback,
+    "finish": cmd_finish,
+}
+
+
+def stores(host: Host, args: argparse.Namespace) -> list[Store]:
+    names = args.services or services(args.root)
+    return [Store(args.root, contract.check_service_name(name), host.clock) for name in names]
+
+
+def cmd_status(host: Host, args: argparse.Namespace) -> dict[str, Any]:
+    return {"status": [queries.status(host, store) for store in stores(host, args)]}
+
+
+def cmd_history(host: Host, args: argparse.Namespace) -> dict[str, Any]:
+    return {"history": queries.history(stores(host, args), args.limit)}
+
+
+def cmd_unlock(host: Host, args: argparse.Namespace) -> dict[str, Any]:
+    if args.force and len(args.services) != 1:
+        raise contract.InputRefused("unlock --force needs exactly one SERVICE")
+    if not args.force and not args.run_id:
+        raise contract.InputRefused("unlock needs --run-id RUN or --force SERVICE")
+    return {"released": recovery.unlock(host, stores(host, args), args.run_id, args.force)}
+
+
+QUERY_COMMANDS: dict[str, Callable[[Host, argparse.Namespace], dict[str, Any]]] = {
+    "status": cmd_status,
+    "history": cmd_history,
+    "unlock": cmd_unlock,
+}
+
+
+def release_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="slipway-release", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--root", default=contract.STATE_ROOT, help="the state directory")
+    parser.add_argument("--proxy-settings", default=SETTINGS_PATH, help="the edge proxy's settings (when it runs here)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in RUN_COMMANDS:
+        p = sub.add_parser(name)
+        p.add_argument("service")
+        p.add_argument("--run-id", required=True)
+        p.add_argument("--holder", default=os.environ.get("SLIPWAY_HOLDER", "unknown"))
+        p.add_argument("--stale-after", type=float, default=120.0, help="a lock idle this long is reported stale")
+        if name == "begin":
+            p.add_argument("--force", action="store_true", help="deploy even when the release is unchanged")
+            p.add_argument("--plan", action="store_true", help="only say whether a deploy would change anything")
+            p.add_argument(
+                "--start-when-ready",
+                action="store_true",
+                help="also start the idle colour when nothing has to come first",
+            )
+        if name == "run":
+            p.add_argument("--steps", required=True, help=f"comma-separated, in order: {', '.join(contract.STEPS)}")
+        if name == "finish":
+            p.add_argument("--failed-phase", default="", help="the phase the controller was in when it failed")
+            p.add_argument("--message", default="", help="what failed on the controller")
+    for name in QUERY_COMMANDS:
+        p = sub.add_parser(name)
+        p.add_argument("services", nargs="*")
+        p.add_argument("--limit", type=int, default=20)
+        p.add_argument("--run-id")
+        p.add_argument("--force", action="store_true")
+    return parser
+
+
+def release_main(argv: Sequence[str]) -> int:
+    args = release_parser().parse_args(argv)
+    try:
+        host = make_host(args)
+        if args.command in QUERY_COMMANDS:
+            emit(QUERY_COMMANDS[args.command](host, args))
+            return contract.EXIT_OK
+        store = Store(args.root, contract.check_service_name(args.service), host.clock)
+        run = Run(store, args.run_id)
+    except (contract.InputRefused, ProxyError) as err:
+        print(f"slipway-release: {err}", file=sys.stderr)
+        emit(contract.result(getattr(args, "service", "") or "", "failed", message=str(err)))
+        return contract.EXIT_USAGE
+    return run_command(host, store, run, args)
+
+
+def run_command(host: Host, store: Store, run: Run, args: argparse.Namespace) -> int:
+    """A run's command; a failure is cleaned up (recovery.finish: the new colour removed, or rolled forward when the
+    proxy already routes it), recorded and answered."""
+    try:
+        answer = RUN_COMMANDS[args.command](host, store, run, args)
+    except LockRefused as err:  # someone else's lock: report, change nothing (not even their run's files)
+        print(f"slipway-release: lock: {err}", file=sys.stderr)
+        emit(contract.result(store.service, "failed", failed_phase="lock", message=str(err), run_id=run.run_id))
+        return contract.EXIT_FAILED
+    except (Failed, NotHolder, DockerError, ProxyError) as err:
+        phase = err.phase if isinstance(err, Failed) else str(run.data.get("phase") or "preflight")
+        code = err.code if isinstance(err, Failed) else contract.EXIT_NEEDS_PERSON
+        print(f"slipway-release: {phase}: {err}", file=sys.stderr)
+        if isinstance(err, NotHolder) or code == contract.EXIT_USAGE:
+            emit(
+                contract.result(
+                    store.service,
+                    "failed" if code == contract.EXIT_USAGE else "unknown",
+                    failed_phase=phase,
+                    message=str(err),
+                    run_id=run.run_id,
+                )
+            )
+            return code
+        answer = recovery.finish(host, store, run, phase, str(err))
+        if answer["result"] == "deployed":
+            emit(answer)
+            return contract.EXIT_OK
+        if code == contract.EXIT_NEEDS_PERSON:
+            answer["result"] = "unknown"
+        emit(answer)
+        return code
+    emit(answer)
+    return contract.EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------ slipway-proxy
+def proxy_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="slipway-proxy",
+        description="Switch a service's live colour on the edge "
+        "proxy, and report it (docs/edge-proxy.md). Exit 0 done, 1 the proxy refused or a "
+        "wait timed out, 2 bad arguments or unknown service, 3 the proxy cannot be reached.",
+    )
+    parser.add_argument(
+        "--settings", default=os.environ.get("SLIPWAY_PROXY_SETTINGS", SETTINGS_PATH), help=argparse.SUPPRESS
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("switch", help="make COLOUR live (wait until healthy), drain the other; persisted")
+    p.add_argument("service")
+    p.add_argument("colour", choices=contract.COLOURS)
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for health checks (30)")
+    p.add_argument("--prepared", action="store_true", help="`prepare` ran since COLOUR's container started")
+    p.add_argument(
+        "--verified-address",
+        metavar="IP",
+        help="the caller's health check of COLOUR at IP just passed: mark it up if the proxy uses IP",
+    )
+    for name, text in (
+        ("prepare", "start fresh health checks of an out-of-rotation COLOUR (no traffic)"),
+        ("wait-drained", "wait until COLOUR has no session left (exit 1 on timeout)"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("service")
+        p.add_argument("colour", choices=contract.COLOURS)
+        p.add_argument("--timeout", type=float, default=60.0, help="seconds (60)")
+    p = sub.add_parser("status", help="JSON: live colour, each colour's state and sessions")
+    p.add_argument("service", nargs="?")
+    p = sub.add_parser("live", help="print the persisted live colour")
+    p.add_argument("service")
+    sub.add_parser("check", help="check the installed configuration with haproxy -c")
+    p = sub.add_parser("reload", help="check, then reload seamlessly")
+    p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the new worker (15)")
+    return parser
+
+
+def proxy_wait_drained(proxy: Proxy, args: argparse.Namespace) -> Any:
+    left = proxy.wait_drained(args.service, args.colour, args.timeout)
+    if left:
+        raise ProxyError(f"{args.service}-{args.colour} still has {left} session(s) after {args.timeout:g}s")
+    return {"service": args.service, "colour": args.colour, "sessions": 0}
+
+
+def proxy_live(proxy: Proxy, args: argparse.Namespace) -> Any:
+    colour = proxy.live(args.service)
+    if colour is None:
+        raise ProxyError(f"no live colour persisted for {args.service}")
+    return colour
+
+
+def proxy_switch(proxy: Proxy, args: argparse.Namespace) -> Any:
+    proxy.switch(args.service, args.colour, args.timeout, args.prepared, args.verified_address)
+    return proxy.status(args.service)
+
+
+def proxy_prepare(proxy: Proxy, args: argparse.Namespace) -> Any:
+    proxy.prepare(args.service, args.colour)
+    return proxy.status(args.service)
+
+
+def proxy_status(proxy: Proxy, args: argparse.Namespace) -> Any:
+    if args.service:
+        return proxy.status(args.service)
+    return [proxy.status(name) for name in sorted(proxy.settings["services"])]
+
+
+def proxy_check(proxy: Proxy, args: argparse.Namespace) -> Any:
+    proxy.check_config()
+    return {"valid": True}
+
+
+PROXY_COMMANDS: dict[str, Callable[[Proxy, argparse.Namespace], Any]] = {
+    "switch": proxy_switch,
+    "prepare": proxy_prepare,
+    "status": proxy_status,
+    "live": proxy_live,
+    "wait-drained": proxy_wait_drained,
+    "check": proxy_check,
+    "reload": lambda proxy, args: proxy.reload(args.timeout),
+}
+
+
+def proxy_main(argv: Sequence[str]) -> int:
+    args = proxy_parser().parse_args(argv)
+    try:
+        proxy = Proxy(load_settings(args.settings), Docker(), Clock(), http_get)
+        result = PROXY_COMMANDS[args.command](proxy, args)
+    except ProxyError as err:
+        print(f"slipway-proxy: {err}", file=sys.stderr)
+        return err.code
+    print(result if isinstance(result, str) else json.dumps(result, indent=2, sort_keys=True))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Dispatch on the program's name (or a first argument `proxy`/`release`). Before the command, either takes
+    `--expect-build ID` (exit 4 unless this is that build) and `build` prints this build's id."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    name = os.path.basename(prog if prog is not None else sys.argv[0])
+    if args and args[0] in ("proxy", "release"):
+        name, args = f"slipway-{args[0]}", args[1:]
+    if len(args) >= 2 and args[0] == "--expect-build":
+        if args[1] != BUILD_ID:
+            print(f"{name}: this build ({BUILD_ID[:12]}) is not the controller's ({args[1][:12]})", file=sys.stderr)
+            return contract.EXIT_OUTDATED
+        args = args[2:]
+    if args == ["build"]:
+        print(BUILD_ID)
+        return contract.EXIT_OK
+    return proxy_main(args) if name.startswith("slipway-proxy") else release_main(args)

@@ -1,0 +1,126 @@
+"""The steps before any traffic can move: get the image, back up the database, run the migration.
+
+Each runs once per rollout, on one host (with several app hosts, the image step on each). A failure here changes
+nothing that serves: no container of the new release has started.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Any
+
+from slipway_core import contract
+from slipway_core.host.docker import ContainerSpec, Docker, DockerError
+from slipway_core.host.run import Failed, Run
+from slipway_core.host.store import Store
+from slipway_core.host.system import tail_text
+
+
+def image(docker: Docker, store: Store, run: Run, spec: dict[str, Any]) -> None:
+    """Load the archive the controller shipped (to the `upload` path begin answered), or pull the image (logged in
+    with the release's registry credentials, when given)."""
+    ref = spec["image_ref"]
+    archive = store.paths.image_archive if os.path.exists(store.paths.image_archive) else ""
+    with run.phase("image"):
+        try:
+            if archive:
+                docker.load(archive)
+                os.unlink(archive)  # loaded: the copy on the host is not needed again
+            else:
+                docker.pull(ref, spec.get("registry_username", ""), spec.get("registry_password", ""))
+        except (DockerError, OSError) as err:
+            raise Failed("image", str(err)) from err
+        if docker.image_id(ref) is None:
+            raise Failed("image", f"{ref} is not on the host after the {'load of ' + archive if archive else 'pull'}")
+
+
+def backup(run: Run, spec: dict[str, Any]) -> None:
+    """The postgresql role's backup entry point for the service's database, before its migration."""
+    db, command = spec["backup_db"], spec.get("backup_command") or "/usr/local/sbin/slipway-pg-backup"
+    with run.phase("backup"):
+        try:
+            proc = subprocess.run(  # noqa: S603 - the role's backup command and a database name
+                [command, db],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=float(spec.get("backup_timeout", 1800)),
+            )
+        except (OSError, subprocess.TimeoutExpired) as err:
+            raise Failed("backup", f"{command} {db} could not run: {err}") from err
+        if proc.returncode != 0:
+            raise Failed(
+                "backup",
+                f"the backup of {db} failed (exit {proc.returncode}): " + tail_text(proc.stderr + proc.stdout),
+            )
+        run.data["backup"] = (proc.stdout.strip().splitlines() or [""])[-1]
+
+
+def revision(docker: Docker, spec: dict[str, Any]) -> str | None:
+    """Alembic's revision of the service's database (None when unknown), read as the superuser over the socket."""
+    db, pg = spec.get("backup_db"), spec.get("postgres_container")
+    if not db or not pg:
+        return None
+    rc, out = docker.exec(
+        pg, ["psql", "-X", "-qtAd", db, "-c", "SELECT version_num FROM alembic_version"], user="postgres"
+    )
+    return out.strip() if rc == 0 and out.strip() else None
+
+
+def container_spec(
+    spec: dict[str, Any], name: str, env: dict[str, Any], detach: bool, command: list[str]
+) -> ContainerSpec:
+    """A container of the release: its image, network, limits and hardening (a colour, or the migration)."""
+    c, res = spec.get("container") or {}, spec.get("resources") or {}
+    return ContainerSpec(
+        name=name,
+        image=spec["image_ref"],
+        network=spec["network"],
+        env={str(k): str(v) for k, v in env.items()},
+        detach=detach,
+        command=command,
+        read_only=bool(c.get("read_only", True)),
+        tmpfs_size=str(c.get("tmpfs_size", "64m")),
+        pids_limit=int(c.get("pids_limit") or 0),
+        cpus=str(res.get("cpus") or ""),
+        memory=str(res.get("memory") or ""),
+    )
+
+
+def migrate(docker: Docker, store: Store, run: Run, spec: dict[str, Any]) -> None:
+    """The migrate command once, in a one-off container of the new image with the owner's credentials."""
+    run_id = run.run_id
+    with run.phase("migrate"):
+        before = revision(docker, spec)
+        name = contract.migration_container_name(store.service, run_id)
+        docker.remove(name)
+        env = {
+            **spec["env"],
+            **(spec.get("secret_env") or {}),
+            **(spec.get("migrate_env") or {}),
+            **(spec.get("migrate_secret_env") or {}),
+        }
+        one_off = container_spec(spec, name, env, False, list(spec["migrate_command"]))
+        one_off.labels = {"slipway.service": store.service, "slipway.role": "migration"}
+        try:
+            proc = docker.run(one_off, timeout=float(spec.get("migrate_timeout", 600)))
+            code = proc.returncode
+        except DockerError as err:
+            code = -1
+            run.data["message"] = str(err)
+        finally:
+            output = docker.logs(name, 40)
+            docker.remove(name)
+        after = revision(docker, spec)
+        run.data["migration_revision"] = after
+        if code != 0:
+            path = store.save_log(run_id, "migrate", output)
+            changed = "unchanged" if before == after else f"CHANGED from {before} to {after}"
+            raise Failed(
+                "migrate",
+                f"`{' '.join(spec['migrate_command'])}` in {spec['image_ref']} failed "
+                f"(exit {code}); no container was started, {spec['version']} was not deployed; schema "
+                f"revision {changed} (still {before}). Last lines of its output (all in {path}):\n"
+                f"{tail_text(output)}",
+            )

@@ -1,0 +1,357 @@
+"""The edge proxy: HAProxy's runtime API (a Unix socket in a host directory, never on a network).
+
+`switch_over` is the one call a rollout makes to the edge: make the new colour live once HAProxy's own checks pass,
+persist it (a restart keeps it), confirm through the proxy that the new version answers (else switch back), and
+wait until the old colour has no session left. The settings file is written by the edge_proxy role.
+Documented in docs/edge-proxy.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import json
+import os
+import socket
+from dataclasses import dataclass
+from typing import IO, Any
+
+from slipway_core import contract
+from slipway_core.host.docker import Docker, DockerError
+from slipway_core.host.health import HttpGet
+from slipway_core.host.system import Clock, wait_for
+
+SETTINGS_PATH = "/etc/slipway/edge-proxy/slipway-proxy.json"
+# srv_admin_state bits (HAProxy's server state file format).
+ADMIN_FLAGS = {
+    0x01: "forced-maint",
+    0x02: "inherited-maint",
+    0x04: "config-maint",
+    0x08: "forced-drain",
+    0x10: "inherited-drain",
+    0x20: "resolution-maint",
+    0x40: "fqdn-changed",
+    0x80: "hostname-maint",
+}
+
+
+class ProxyError(Exception):
+    """code 1: the proxy refused or a wait timed out; 2: unknown service; 3: the proxy cannot be reached, or a
+    switch back failed (a person must look)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def load_settings(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data: dict[str, Any] = json.load(handle)
+    except (OSError, ValueError) as err:
+        raise ProxyError(f"cannot read {path} ({err}); is the edge_proxy role applied?", 3) from err
+    return data
+
+
+@dataclass
+class Confirm:
+    """After the switch, `path` through the proxy (Host `domain`) must answer 200 and name `version`."""
+
+    version: str
+    path: str = ""  # empty: the service's health_path, and any 200 will do
+    tls: bool = False
+    port: int = 80
+    attempts: int = 25
+
+
+class Proxy:
+    def __init__(self, settings: dict[str, Any], docker: Docker, clock: Clock, http: HttpGet) -> None:
+        self.settings = settings
+        self.docker = docker
+        self.clock = clock
+        self.http = http
+
+    # ----------------------------------------------------------------------------------------- runtime API
+    def runtime(self, command: str, sock: str = "admin_socket") -> str:
+        """Send one command to the runtime API (or the master CLI) and return its answer."""
+        path = self.settings[sock]
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.settimeout(10)
+                conn.connect(path)
+                # The master CLI keeps the connection open after a command unless told to quit.
+                conn.sendall(command.encode() + (b"; quit" if sock == "master_socket" else b"") + b"\n")
+                chunks = []
+                while True:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+        except OSError as err:
+            raise ProxyError(f"cannot reach the runtime API at {path}: {err}", 3) from err
+        return b"".join(chunks).decode()
+
+    def service(self, name: str) -> dict[str, Any]:
+        services: dict[str, dict[str, Any]] = self.settings["services"]
+        if name not in services:
+            raise ProxyError(f"unknown service {name!r}; the proxy routes: {', '.join(sorted(services)) or 'none'}", 2)
+        return services[name]
+
+    def backend(self, name: str) -> str:
+        return str(self.service(name).get("backend") or contract.backend_name(name))
+
+    def servers(self, name: str) -> dict[str, dict[str, Any]]:
+        """The two colours of a service as HAProxy sees them right now."""
+        backend = self.backend(name)
+        stat = self.runtime(f"show stat {backend} 4 -1")
+        if not stat.startswith("# "):
+            raise ProxyError(f"the proxy has no backend {backend}: {stat.strip()}")
+        rows = {row["svname"]: row for row in csv.DictReader(io.StringIO(stat[2:]))}
+        states: dict[str, list[str]] = {}
+        for line in self.runtime(f"show servers state {backend}").splitlines()[2:]:
+            words = line.split()
+            if len(words) > 6:
+                states[words[3]] = words
+        out = {}
+        for colour in contract.COLOURS:
+            server = contract.container_name(name, colour)
+            row, words = rows.get(server, {}), states.get(server, [])
+            admin = int(words[6]) if words else 0
+            status = row.get("status", "unknown")
+            out[colour] = {
+                "server": server,
+                "status": status,  # HAProxy's view: UP (serving), DRAIN, MAINT, DOWN, ...
+                "admin": "maint" if status.startswith("MAINT") else "drain" if status == "DRAIN" else "ready",
+                "admin_flags": [label for bit, label in ADMIN_FLAGS.items() if admin & bit],
+                "address": words[4] if words else None,
+                "check": row.get("check_status", ""),
+                "sessions": int(row.get("scur") or 0),
+                "total_sessions": int(row.get("stot") or 0),
+            }
+        return out
+
+    def set_server(self, name: str, colour: str, setting: str) -> None:
+        """`set server <backend>/<server> <setting>`; HAProxy answers nothing when it agrees."""
+        target = f"{self.backend(name)}/{contract.container_name(name, colour)}"
+        answer = self.runtime(f"set server {target} {setting}").strip()
+        if answer:
+            raise ProxyError(f"the proxy refused 'set server {target} {setting}': {answer}")
+
+    # ---------------------------------------------------------------------------------------- live colour
+    def live_file(self, name: str) -> str:
+        return os.path.join(self.settings["live_dir"], f"{name}.cfg")
+
+    def live(self, name: str) -> str | None:
+        """The persisted live colour (what HAProxy loads on a reload or restart)."""
+        self.service(name)
+        try:
+            with open(self.live_file(name), encoding="utf-8") as handle:
+                for line in handle:
+                    words = line.split()
+                    if len(words) == 3 and words[0] == "setenv" and words[2] in contract.COLOURS:
+                        return words[2]
+        except FileNotFoundError:
+            return None
+        return None
+
+    def persist(self, name: str, colour: str) -> None:
+        content = (
+            f"# Live colour of {name}, written by slipway-proxy or the edge_proxy role.\n"
+            f"global\n    setenv {contract.live_env_var(name)} {colour}\n"
+        )
+        tmp = os.path.join(self.settings["live_dir"], f".{name}.tmp")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, self.live_file(name))
+
+    def status(self, name: str) -> dict[str, Any]:
+        servers = self.servers(name)
+        return {
+            "service": name,
+            "backend": self.backend(name),
+            "live": self.live(name),
+            "serving": [c for c in contract.COLOURS if servers[c]["status"].startswith("UP")],
+            "servers": servers,
+        }
+
+    # ------------------------------------------------------------------------------------------- switching
+    def restart_checks(self, name: str, colour: str) -> None:
+        """Out of rotation, health forgotten: only `rise` fresh checks make `colour` healthy again (drained: checked
+        but no traffic; marked down)."""
+        self.set_server(name, colour, "state drain")
+        self.set_server(name, colour, "health down")
+
+    def prepare(self, name: str, colour: str) -> None:
+        """Start fresh checks of a colour whose container just started, so they pass during the health gate."""
+        with _SwitchLock(self.settings, name):
+            if self.live(name) == colour:
+                raise ProxyError(
+                    f"{contract.container_name(name, colour)} is the live colour; refusing to take it out of rotation"
+                )
+            self.restart_checks(name, colour)
+
+    def switch(
+        self, name: str, colour: str, timeout: float, prepared: bool = False, verified_address: str | None = None
+    ) -> None:
+        """Make `colour` live: ready it once its checks pass, persist it, then drain the other.
+
+        prepared: `prepare` ran since its container started, so its checks are fresh. verified_address: the
+        caller's health gate passed at this address just now; when the proxy routes the colour there, it is
+        marked up at once instead of waiting for checks that may still count a failure from the boot."""
+        other = contract.other_colour(colour)
+        server, other_server = contract.container_name(name, colour), contract.container_name(name, other)
+        with _SwitchLock(self.settings, name):
+            before = self.servers(name)[colour]
+            if before["admin"] != "ready" or prepared:
+                if not (prepared and "forced-drain" in before["admin_flags"]):
+                    self.restart_checks(name, colour)
+                if verified_address and before["address"] == verified_address:
+                    self.set_server(name, colour, "health up")
+                if not wait_for(self.clock, lambda: self.servers(name)[colour]["status"] == "DRAIN", timeout):
+                    self.set_server(name, colour, "state maint" if before["admin"] == "maint" else "state drain")
+                    now = self.servers(name)[colour]
+                    raise ProxyError(
+                        f"{server} did not pass its health checks within {timeout:g}s (status "
+                        f"{now['status']}, check {now['check']}, address {now['address']}); "
+                        f"{other_server} stays live"
+                    )
+            self.set_server(name, colour, "state ready")
+            if not wait_for(self.clock, lambda: self.servers(name)[colour]["status"].startswith("UP"), timeout):
+                self.set_server(name, colour, "state drain")
+                raise ProxyError(f"{server} went down while it was made live; {other_server} stays live")
+            self.persist(name, colour)
+            self.set_server(name, other, "state drain")
+
+    def address(self) -> str:
+        """The proxy container's address (the switch is confirmed through it)."""
+        info = self.docker.inspect(self.settings["container"])
+        networks = ((info or {}).get("NetworkSettings") or {}).get("Networks") or {}
+        for net in networks.values():
+            if (net or {}).get("IPAddress"):
+                return str(net["IPAddress"])
+        raise ProxyError(f"the edge proxy container {self.settings['container']} is not running", 3)
+
+    def confirm(self, name: str, check: Confirm) -> str | None:
+        """None when `check.path` through the proxy answers 200 (naming the version) on 3 new connections in a
+        row, within `check.attempts` tries; else what it answered."""
+        ip, domain = self.address(), self.service(name)["domain"]
+        path = check.path or self.service(name)["health_path"]
+        why = ""
+        for _ in range(check.attempts):
+            ok = 0
+            for _ in range(3):
+                code, body = self.http(ip, 443 if check.tls else check.port, path, domain, 2.0, check.tls)
+                if code == 200 and (not check.path or names_version(body, check.version)):
+                    ok += 1
+                    continue
+                why = f"GET {path} (Host {domain}) through the proxy answered {code or 'nothing'}: {body.strip()[:200]}"
+                break
+            if ok == 3:
+                return None
+            self.clock.sleep(0.2)
+        return why
+
+    def wait_drained(self, name: str, colour: str, timeout: float) -> int:
+        """Sessions left on `colour` after waiting up to `timeout` seconds for none (0: drained)."""
+        wait_for(self.clock, lambda: self.servers(name)[colour]["sessions"] == 0, timeout, interval=0.1)
+        return int(self.servers(name)[colour]["sessions"])
+
+    def switch_over(
+        self,
+        name: str,
+        colour: str,
+        check: Confirm,
+        timeout: float,
+        drain_timeout: float,
+        *,
+        prepared: bool = False,
+        verified_address: str | None = None,
+    ) -> dict[str, Any]:
+        """The rollout's one call to the edge: switch, confirm (switch back on failure), drain the old colour.
+        Returns the seconds of the switch and of the drain, and the sessions left on the old colour."""
+        started = self.clock.monotonic()
+        previous = self.live(name)
+        self.switch(name, colour, timeout, prepared, verified_address)
+        problem = self.confirm(name, check)
+        if problem:
+            if previous and previous != colour:
+                try:
+                    self.switch(name, previous, 30)
+                except ProxyError as err:
+                    raise ProxyError(f"{problem}; switching back to {previous} FAILED too: {err}", 3) from err
+            raise ProxyError(f"{problem}; switched back to {previous}")
+        switched = self.clock.monotonic()
+        left = self.wait_drained(name, contract.other_colour(colour), drain_timeout) if previous else 0
+        return {
+            "switch": round(switched - started, 2),
+            "drain": round(self.clock.monotonic() - switched, 2),
+            "sessions_left": left,
+        }
+
+    # ---------------------------------------------------------------------------------------- configuration
+    def check_config(self) -> None:
+        proc = self.docker.command("exec", self.settings["container"], *self.settings["check_command"], check=False)
+        if proc.returncode != 0:
+            raise ProxyError("the proxy configuration is invalid, not reloading:\n" + proc.stdout + proc.stderr)
+
+    def workers(self) -> set[str]:
+        answer = self.runtime("show proc", sock="master_socket")
+        return {
+            words[0]
+            for words in (line.split() for line in answer.splitlines())
+            if len(words) > 2 and words[1] == "worker"
+        }
+
+    def reload(self, timeout: float) -> dict[str, Any]:
+        """Check the configuration, then reload seamlessly (listeners handed over, no connection dropped)."""
+        self.check_config()
+        before = self.workers()
+        try:
+            self.docker.kill(self.settings["container"], "USR2")
+        except DockerError as err:
+            raise ProxyError(str(err), 3) from err
+
+        def new_worker() -> bool:
+            try:
+                return bool(self.workers() - before)
+            except ProxyError:  # the master re-executes itself: its socket is briefly gone
+                return False
+
+        if not wait_for(self.clock, new_worker, timeout, interval=0.2):
+            raise ProxyError(
+                f"no new worker started within {timeout:g}s; see `docker logs {self.settings['container']}`"
+            )
+        return {"reloaded": True, "old_workers": sorted(before), "workers": sorted(self.workers() - before)}
+
+
+def names_version(body: str, version: str) -> bool:
+    """A JSON body with a "version" must equal it (v2.0.0 is not v2.0.0-slow); any other body must contain it."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return version in body
+    if isinstance(data, dict) and "version" in data:
+        return bool(data["version"] == version)
+    return version in body
+
+
+class _SwitchLock:
+    """One switch at a time per service (the rollout holds its own deploy lock too)."""
+
+    def __init__(self, settings: dict[str, Any], name: str) -> None:
+        self.path = os.path.join(settings["live_dir"], f".{name}.lock")
+        self.handle: IO[str] | None = None
+
+    def __enter__(self) -> _SwitchLock:
+        self.handle = open(self.path, "w", encoding="utf-8")
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.handle:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()

@@ -1,0 +1,46 @@
+"""Read-only answers: each service's live colour, version and health; the release history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slipway_core import contract
+from slipway_core.host.docker import health_status, running
+from slipway_core.host.lock import Lock, describe
+from slipway_core.host.proxy import ProxyError
+from slipway_core.host.steps import Host
+from slipway_core.host.store import Store
+
+
+def status(host: Host, store: Store) -> dict[str, Any]:
+    state = store.state()
+    live, kept = state.get("live"), state.get("kept")
+    item: dict[str, Any] = {"service": store.service, "colour": "", "version": "", "healthy": False}
+    if not live:
+        item["message"] = "never deployed"
+    else:
+        item.update({"colour": live["colour"], "version": live["version"]})
+        info = host.docker.inspect(contract.container_name(store.service, live["colour"]))
+        status_ = health_status(info)
+        try:
+            routed = host.proxy.live(store.service) if host.proxy is not None else live["colour"]
+        except ProxyError:
+            routed = None
+        item["healthy"] = running(info) and status_ in (None, "healthy") and routed == live["colour"]
+        parts = [f"container {'running' if running(info) else 'NOT running'}" + (f", {status_}" if status_ else "")]
+        if routed != live["colour"]:
+            parts.append(f"proxy routes {routed}")
+        if kept:
+            parts.append(f"kept {kept['version']} on {kept['colour']}")
+        item["message"] = "; ".join(parts)
+    held = Lock(store).held()
+    if held:
+        item["message"] += f"; LOCKED by {describe(held)}"
+    return item
+
+
+def history(stores: list[Store], limit: int) -> list[dict[str, Any]]:
+    lines: list[dict[str, Any]] = []
+    for store in stores:
+        lines += store.history(limit)
+    return sorted(lines, key=lambda line: str(line.get("time")))

@@ -1,0 +1,144 @@
+"""Back to a known state: roll back to the kept release, finish a run that stopped midway, release locks.
+
+A run can stop between any two steps (a failed controller task, a cancel, a crash). The proxy's live colour is the
+truth of what serves: when it already routes the new colour and that container runs, the run is rolled forward
+(drain, record); otherwise the new colour is discarded and the kept release put back. Either way the lock goes
+and the result says which.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slipway_core import contract
+from slipway_core.host.docker import labels, running
+from slipway_core.host.lock import Lock
+from slipway_core.host.run import Failed, Run
+from slipway_core.host.steps import Host, Rollout, public
+from slipway_core.host.store import Store
+
+
+def rollback(host: Host, store: Store, run: Run, spec: dict[str, Any], stale_after: float) -> dict[str, Any]:
+    """Start the kept colour, health gate, switch, stop the other colour (kept in turn), record."""
+    run.data.update({"action": "rollback"})
+    with run.phase("lock"):
+        Lock(store).take(run.run_id, host.holder, "rollback", "", stale_after)
+    state = store.state()
+    live, kept = state.get("live"), state.get("kept")
+    if not live or not kept:
+        raise Failed(
+            "preflight",
+            f"{store.service} has no kept release to roll back to (live: "
+            f"{(live or {}).get('version', 'none')}); deploy the version you want instead",
+        )
+    spec = {**spec, **{k: kept[k] for k in ("network", "port", "domain", "health_path") if k in kept}}
+    run.data.update(
+        {
+            "version": kept["version"],
+            "previous_version": live["version"],
+            "colour": kept["colour"],
+            "image": kept.get("image"),
+            "config_hash": kept.get("config_hash"),
+            "release": public(spec),
+            "todo": ["start", "health", "switch", "drain", "record"],
+        }
+    )
+    rollout = Rollout(host, store, run, spec)
+    name = rollout.container()
+    with run.phase("start"):
+        info = host.docker.inspect(name)
+        if info is None or info.get("Image") != kept.get("image_id"):
+            raise Failed(
+                "start",
+                f"the kept container {name} ({kept['version']}) is gone or runs another image; "
+                "deploy the version you want instead",
+            )
+        run.data["start_at"] = host.clock.time()
+        host.docker.start(name)
+        rollout.prepare_proxy()
+    run.done("start")
+    return rollout.advance(["health", "switch", "drain", "record"])
+
+
+def recover(host: Host, store: Store, run: Run) -> str:
+    """Bring a run that stopped midway to a known end; returns a note for the message ('' when nothing to do).
+    Rolled forward: the run's result becomes `deployed`."""
+    data = run.data
+    colour = data.get("colour")
+    if not colour or data.get("result") in ("deployed", "noop"):
+        return ""
+    rollout = Rollout(host, store, run, store_spec(store, data))
+    live = store.live() or {}
+    if live.get("run_id") == run.run_id:  # recorded; only the answer (or the unlock) was missing
+        data.update({"result": "deployed", "todo": []})
+        return "; it had been recorded as live before it stopped"
+    routed = host.proxy.live(store.service) if host.proxy is not None else None
+    info = host.docker.inspect(rollout.container())
+    ours = data.get("action") == "rollback" or labels(info).get("slipway.run-id") == run.run_id
+    if routed == colour and colour != live.get("colour") and ours:
+        if not running(info):
+            raise Failed(
+                "switch",
+                f"the proxy routes {rollout.container()}, which is not running: the service is down; "
+                f"start it or switch the proxy back (slipway-proxy switch {store.service} "
+                f"{contract.other_colour(colour)})",
+                contract.EXIT_NEEDS_PERSON,
+            )
+        rollout.drain()
+        rollout.record()
+        return "; rolled forward: the proxy already routed the new colour when the run stopped"
+    if ours or data.get("action") != "rollback":
+        rollout.discard_new()
+        return f"; removed the unfinished {rollout.container()}" if data.get("action") != "rollback" else ""
+    return ""
+
+
+def store_spec(store: Store, data: dict[str, Any]) -> dict[str, Any]:
+    """The release as the run recorded it (no secrets): recovery may run without the controller's input."""
+    release = dict(data.get("release") or {})
+    release.setdefault("env", {})
+    return release
+
+
+def finish(host: Host, store: Store, run: Run, failed_phase: str, message: str) -> dict[str, Any]:
+    """The controller's last word on a run that failed outside the host program (or was interrupted): recover,
+    release the lock, record the failure (unless it was rolled forward) and answer the result."""
+    lock = Lock(store)
+    if lock.holds(run.run_id):
+        with run.phase("unlock"):
+            note = recover(host, store, run)
+            lock.release(run.run_id)
+        if run.data.get("result") in (None, contract.CONTINUE):
+            phase = failed_phase if failed_phase in contract.PHASES else str(run.data.get("phase", ""))
+            text = f"{message.strip()[:500]}" if message.strip() else "the run stopped before it finished"
+            run.data.update({"result": "failed", "failed_phase": phase, "message": text + note, "todo": []})
+            run.history_line("failed", None, store.live(), host.holder)
+        elif note:
+            run.data["message"] = str(run.data.get("message", "")) + note
+        run.save()
+    elif not run.data.get("result"):  # it stopped before it held anything (e.g. another run's lock): nothing changed
+        run.data.update({"result": "failed", "failed_phase": failed_phase or "lock", "todo": [],
+                         "message": message.strip()[:500] or "the run stopped before it took the lock"})
+    answer = run.report()
+    if answer["result"] == contract.CONTINUE:
+        answer["result"] = "unknown"
+    return answer
+
+
+def unlock(host: Host, stores: list[Store], run_id: str | None, force: bool) -> list[dict[str, Any]]:
+    """Release the locks `run_id` holds (among the services given), or with force the lock of each service given,
+    recovering the run that held it first."""
+    released = []
+    for store in stores:
+        lock = Lock(store)
+        held = lock.held()
+        if held is None or not (force or held.get("run_id") == run_id):
+            continue
+        holder, note = str(held.get("run_id") or ""), ""
+        if contract.RUN_ID_RE.fullmatch(holder):
+            run = Run(store, holder)
+            note = recover(host, store, run)
+            run.save()
+        lock.release(None)
+        released.append({"service": store.service, "lock": held, "note": note.lstrip("; ")})
+    return released

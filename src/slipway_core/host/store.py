@@ -1,0 +1,83 @@
+"""A service's release state on this host, and the only code that writes it (paths: contract.StatePaths).
+
+state.json      the live and the kept release (colour, version, image id, config hash, ...)
+history.jsonl   one line per deployment, rollback or failed rollout (append-only, fsynced)
+runs/<id>.json  what one run did so far: its phases, durations and result
+logs/           container logs of failed rollouts
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from typing import Any
+
+from slipway_core import contract
+from slipway_core.host.system import Clock, read_json, write_json
+
+
+class Store:
+    def __init__(self, root: str, service: str, clock: Clock) -> None:
+        self.service = service
+        self.paths = contract.StatePaths(root, service)
+        self.clock = clock
+        os.makedirs(self.paths.runs, mode=0o700, exist_ok=True)
+        os.makedirs(self.paths.logs, mode=0o700, exist_ok=True)
+
+    # ------------------------------------------------------------------------------------------------- state
+    def state(self) -> dict[str, Any]:
+        return read_json(self.paths.state) or {"service": self.service, "live": None, "kept": None}
+
+    def live(self) -> dict[str, Any] | None:
+        live = self.state().get("live")
+        return live if isinstance(live, dict) else None
+
+    def save_state(self, live: dict[str, Any] | None, kept: dict[str, Any] | None) -> None:
+        write_json(
+            self.paths.state,
+            {"service": self.service, "live": live, "kept": kept, "updated_at": self.clock.iso()},
+            0o644,
+        )
+
+    # ----------------------------------------------------------------------------------------------- history
+    def append_history(self, line: dict[str, Any]) -> None:
+        with open(self.paths.history, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"time": self.clock.iso(), "service": self.service, **line}, sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def history(self, limit: int) -> list[dict[str, Any]]:
+        try:
+            with open(self.paths.history, encoding="utf-8") as handle:
+                lines = handle.readlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines[-limit:] if limit > 0 else []:
+            with contextlib.suppress(ValueError):
+                out.append(json.loads(line))
+        return out
+
+    def history_has(self, run_id: str) -> bool:
+        return any(line.get("run_id") == run_id for line in self.history(20))
+
+    # -------------------------------------------------------------------------------------------------- runs
+    def run(self, run_id: str) -> dict[str, Any]:
+        return read_json(self.paths.run(run_id)) or {}
+
+    def save_run(self, run_id: str, data: dict[str, Any]) -> None:
+        write_json(self.paths.run(run_id), data, 0o600)
+
+    def save_log(self, run_id: str, what: str, text: str) -> str:
+        path = self.paths.log(run_id, what)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+        return path
+
+
+def services(root: str) -> list[str]:
+    """Every service with a state directory under `root`."""
+    if not os.path.isdir(root):
+        return []
+    return sorted(name for name in os.listdir(root) if contract.SERVICE_RE.fullmatch(name))

@@ -1,0 +1,89 @@
+"""What every module of the host program needs from the machine: time, files written atomically, a background task.
+
+Time goes through a Clock so the unit tests run the rollout's waits (health gate, drain) on a fake one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+
+class Clock:
+    """Wall time, a monotonic clock and sleep: the real ones."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def iso(self) -> str:
+        return iso_time(self.time())
+
+
+def iso_time(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def wait_for(clock: Clock, check: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Ask `check` until it says yes (True) or `timeout` seconds passed (False); it is asked at least once."""
+    deadline = clock.monotonic() + timeout
+    while True:
+        if check():
+            return True
+        if clock.monotonic() >= deadline:
+            return False
+        clock.sleep(interval)
+
+
+def write_json(path: str, data: Any, mode: int) -> None:
+    """Write `data` as JSON: to a temporary file, fsync, then rename (a reader sees the old or the new file)."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def read_json(path: str) -> dict[str, Any] | None:
+    """A JSON object from `path`, or None when the file is missing or unreadable."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (FileNotFoundError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def tail_text(text: str, lines: int = 12) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+class Background:
+    """Run fn() in a thread now; value() waits for it (None when it raised). For work off the rollout's critical
+    path: reading the schema revision during the health gate, removing a set-aside container during the drain."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._value: Any = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], Any]) -> None:
+        with contextlib.suppress(Exception):
+            self._value = fn()
+
+    def value(self) -> Any:
+        self._thread.join()
+        return self._value
