@@ -103,24 +103,25 @@ def migrate(docker: Docker, store: Store, run: Run, spec: dict[str, Any]) -> Non
         }
         one_off = container_spec(spec, name, env, False, list(spec["migrate_command"]))
         one_off.labels = {"slipway.service": store.service, "slipway.role": "migration"}
+        problem = ""  # docker's own error (e.g. a timeout): it explains more than the container's output
         try:
             proc = docker.run(one_off, timeout=float(spec.get("migrate_timeout", 600)))
             code = proc.returncode
         except DockerError as err:
-            code = -1
-            run.data["message"] = str(err)
+            code, problem = -1, str(err)
+            run.data["message"] = problem
         finally:
-            output = docker.logs(name, 40)
+            output = f"{problem}\n{docker.logs(name, 40)}".strip()
             docker.remove(name)
         after = revision(docker, spec)
         run.data["migration_revision"] = after
         if code != 0:
             path = store.save_log(run_id, "migrate", output)
-            changed = "unchanged" if before == after else f"CHANGED from {before} to {after}"
+            changed = f"unchanged (still {before})" if before == after else f"CHANGED from {before} to {after}"
             raise Failed(
                 "migrate",
                 f"`{' '.join(spec['migrate_command'])}` in {spec['image_ref']} failed "
                 f"(exit {code}); no container was started, {spec['version']} was not deployed; schema "
-                f"revision {changed} (still {before}). Last lines of its output (all in {path}):\n"
+                f"revision {changed}. Last lines of its output (all in {path}):\n"
                 f"{tail_text(output)}",
             )

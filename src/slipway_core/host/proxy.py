@@ -212,8 +212,8 @@ class Proxy:
                 if verified_address and before["address"] == verified_address:
                     self.set_server(name, colour, "health up")
                 if not wait_for(self.clock, lambda: self.servers(name)[colour]["status"] == "DRAIN", timeout):
+                    now = self.servers(name)[colour]  # as the checks left it, before its admin state is put back
                     self.set_server(name, colour, "state maint" if before["admin"] == "maint" else "state drain")
-                    now = self.servers(name)[colour]
                     raise ProxyError(
                         f"{server} did not pass its health checks within {timeout:g}s (status "
                         f"{now['status']}, check {now['check']}, address {now['address']}); "

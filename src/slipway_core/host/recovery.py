@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from slipway_core import contract
-from slipway_core.host.docker import labels, running
+from slipway_core.host.docker import DockerError, labels, running
 from slipway_core.host.lock import Lock
+from slipway_core.host.proxy import ProxyError
 from slipway_core.host.run import Failed, Run
 from slipway_core.host.steps import Host, Rollout, public
 from slipway_core.host.store import Store
@@ -65,7 +66,7 @@ def recover(host: Host, store: Store, run: Run) -> str:
     Rolled forward: the run's result becomes `deployed`."""
     data = run.data
     colour = data.get("colour")
-    if not colour or data.get("result") in ("deployed", "noop"):
+    if not colour or data.get("result") in ("deployed", "noop") or data.get("needs_person"):
         return ""
     rollout = Rollout(host, store, run, store_spec(store, data))
     live = store.live() or {}
@@ -87,10 +88,8 @@ def recover(host: Host, store: Store, run: Run) -> str:
         rollout.drain()
         rollout.record()
         return "; rolled forward: the proxy already routed the new colour when the run stopped"
-    if ours or data.get("action") != "rollback":
-        rollout.discard_new()
-        return f"; removed the unfinished {rollout.container()}" if data.get("action") != "rollback" else ""
-    return ""
+    rollout.discard_new()
+    return f"; removed the unfinished {rollout.container()}" if data.get("action") != "rollback" else ""
 
 
 def store_spec(store: Store, data: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +105,10 @@ def finish(host: Host, store: Store, run: Run, failed_phase: str, message: str) 
     lock = Lock(store)
     if lock.holds(run.run_id):
         with run.phase("unlock"):
-            note = recover(host, store, run)
+            try:
+                note = recover(host, store, run)
+            except (Failed, DockerError, ProxyError) as err:  # e.g. the proxy routes a stopped container
+                note, run.data["needs_person"] = f"; {err}; a person must look", True
             lock.release(run.run_id)
         if run.data.get("result") in (None, contract.CONTINUE):
             phase = failed_phase if failed_phase in contract.PHASES else str(run.data.get("phase", ""))
@@ -120,7 +122,7 @@ def finish(host: Host, store: Store, run: Run, failed_phase: str, message: str) 
         run.data.update({"result": "failed", "failed_phase": failed_phase or "lock", "todo": [],
                          "message": message.strip()[:500] or "the run stopped before it took the lock"})
     answer = run.report()
-    if answer["result"] == contract.CONTINUE:
+    if answer["result"] == contract.CONTINUE or (answer["result"] == "failed" and run.data.get("needs_person")):
         answer["result"] = "unknown"
     return answer
 

@@ -175,6 +175,7 @@ class Rollout:
             }
         )
         if start_when_ready and not todo:  # the common path: start the idle colour in this same call
+            self.run.save()  # recovery must know the colour should this process die while starting it
             self.start()
             self.run.done("start")
         return self.run.answer(contract.CONTINUE)
@@ -224,12 +225,15 @@ class Rollout:
         c = spec.get("container") or {}
         with self.run.phase("start"):
             state = self.store.state()
-            if (state.get("live") or {}).get("colour") == colour:
+            routed = self.host.proxy.live(self.name) if self.host.proxy is not None else None
+            if colour in ((state.get("live") or {}).get("colour"), routed):
                 raise Failed("start", f"{name} is the live colour; refusing to replace it", contract.EXIT_NEEDS_PERSON)
             self.restore_set_aside(colour)  # a run killed mid-start may have left the rollback target set aside
             try:
-                if self.docker.inspect(name) is not None:
-                    if (state.get("kept") or {}).get("colour") == colour:
+                existing = self.docker.inspect(name)
+                if existing is not None:
+                    ours = labels(existing).get("slipway.run-id") == self.run.run_id  # a repeated start of this run
+                    if (state.get("kept") or {}).get("colour") == colour and not ours:
                         self.docker.rename(name, self.set_aside(colour))  # the rollback target, until we succeed
                     else:
                         self.docker.remove(name)
@@ -319,8 +323,11 @@ class Rollout:
                 )
         except ProxyError as err:
             self.save_logs("switch")
-            self.discard_new()
             code = contract.EXIT_NEEDS_PERSON if err.code == 3 else contract.EXIT_FAILED
+            if code == contract.EXIT_NEEDS_PERSON and proxy.live(self.name) == self.colour:
+                self.run.data["needs_person"] = True  # the proxy routes it: removing it takes the service down
+            else:
+                self.discard_new()
             raise Failed("switch", f"slipway-proxy switch {self.name} {self.colour}: {err}", code) from err
         self.run.data["durations"]["switch"] = moved["switch"]
         self.run.add_duration("drain", moved["drain"])

@@ -1,0 +1,49 @@
+"""Fixtures of the host program's tests: a fake host (engine, clock, apps, HAProxy socket) in tmp_path."""
+
+from __future__ import annotations
+
+import gc
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from slipway_core.host.proxy import Proxy
+from slipway_core.host.steps import Host
+
+from .fake_edge import FakeHAProxy, FakeHttp
+from .fakes import FakeClock, FakeDocker
+from .world import World, proxy_settings
+
+BACKUP_SCRIPT = """#!/bin/sh
+if [ -n "$SLIPWAY_FAKE_BACKUP_FAIL" ]; then echo "pg_dump: connection refused" >&2; exit 2; fi
+echo "dumping $1"
+echo "/var/backups/postgresql/$1-20260101T000000Z.dump"
+"""
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    """A host with the edge proxy: nothing deployed yet; images are added by each test."""
+    # Unix socket paths are short (108 bytes): not under tmp_path, whose name grows with the test's.
+    with tempfile.TemporaryDirectory(prefix="slw-") as sock_dir:
+        live_dir = tmp_path / "live"
+        for sub in ("live", "targets", "bin"):
+            (tmp_path / sub).mkdir()
+        backup = tmp_path / "bin" / "slipway-pg-backup"
+        backup.write_text(BACKUP_SCRIPT)
+        backup.chmod(0o755)
+        settings = proxy_settings(sock_dir, str(live_dir))
+        clock = FakeClock()
+        docker = FakeDocker(clock)
+        haproxy = FakeHAProxy(settings, docker, clock).serve()
+        docker.kill_hooks.append(haproxy.reloaded)
+        http = FakeHttp(docker, haproxy)
+        proxy = Proxy(settings, docker, clock, http)
+        host = Host(docker=docker, clock=clock, http=http, proxy=proxy, holder="alice@laptop")
+        try:
+            yield World(tmp_path, clock, docker, haproxy, http, proxy, host)
+        finally:
+            haproxy.close()
+            gc.collect()  # close the .active files of Lock objects still referenced from a traceback

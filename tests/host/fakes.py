@@ -1,0 +1,294 @@
+"""In-memory stand-ins for what the host program talks to: the clock and the Docker engine (the edge and the apps
+are in fake_edge.py). No Docker, no network."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from slipway_core.host.docker import ContainerSpec, Docker, DockerError
+from slipway_core.host.system import Clock
+
+NETWORK = "slipway"
+PROXY_CONTAINER = "edge-proxy"
+PROXY_IP = "172.18.0.2"
+
+
+class Crash(BaseException):
+    """Raised by a fake to stop the host program where it stands (a kill, a lost connection)."""
+
+
+# ------------------------------------------------------------------------------------------------------ the clock
+class FakeClock(Clock):
+    """Time that moves only when the code sleeps; each sleep also counts (the fakes' health follows the count)."""
+
+    def __init__(self) -> None:
+        self.now = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+        self.mono = 1000.0
+        self.sleeps = 0
+        self.on_sleep: list[Callable[[], None]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.mono += seconds
+        self.sleeps += 1
+        for hook in list(self.on_sleep):
+            hook()
+
+    def advance(self, seconds: float) -> None:
+        """Time passes without anyone sleeping (another process's idle time)."""
+        self.now += seconds
+        self.mono += seconds
+
+
+def docker_time(seconds: float) -> str:
+    """A timestamp as Docker writes it: RFC 3339 with nanoseconds."""
+    whole = int(seconds)
+    nanos = round((seconds - whole) * 1e9)
+    return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
+
+
+# ------------------------------------------------------------------------------------------------- the engine
+@dataclass
+class Behaviour:
+    """How an image's containers behave."""
+
+    healthy_after: int = 1  # clock sleeps after its start until it answers and Docker calls it healthy
+    unhealthy: bool = False  # its HEALTHCHECK fails (Docker: unhealthy)
+    exits: bool = False  # exits at once after starting
+    answers: bool = True  # GET answers 200 once up (False: never)
+    version: str | None = None  # what it says it is (default: its tag)
+    migrate_exit: int = 0  # exit code of its migrate command
+    migrate_to: str = ""  # the schema revision its migrate command leaves (also when it fails)
+    healthcheck: bool = True  # the image has a HEALTHCHECK
+
+
+@dataclass
+class Box:
+    """One container of the fake engine."""
+
+    name: str
+    ref: str
+    image_id: str
+    behaviour: Behaviour
+    labels: dict[str, str]
+    env: dict[str, str]
+    ip: str
+    running: bool = False
+    exit_code: int = 0
+    started_sleeps: int = 0
+    started_at: float = 0.0
+
+
+def image_version(ref: str) -> str:
+    return ref.rsplit(":", 1)[-1]
+
+
+class FakeDocker(Docker):
+    """The engine in memory: containers by name, images by reference; every change is recorded in `calls`."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(socket_path="", cli="docker-is-not-used-by-the-fake")
+        self.clock = clock
+        self.boxes: dict[str, Box] = {}
+        self.images: dict[str, str] = {}  # on the host: ref -> id
+        self.registry: dict[str, str] = {}  # pullable: ref -> id
+        self.private: dict[str, tuple[str, str]] = {}  # ref -> the (username, password) its registry wants
+        self.archives: dict[str, str] = {}  # archive path -> the ref it holds
+        self.behaviours: dict[str, Behaviour] = {}  # by image ref
+        self.calls: list[tuple[str, ...]] = []
+        self.runs: list[ContainerSpec] = []
+        self.revision = ""  # alembic_version in the database ('' when no table)
+        self.command_answer = subprocess.CompletedProcess[str]([], 0, "", "")
+        self.kill_hooks: list[Callable[[str, str], None]] = []
+        self.before: Callable[[str, tuple[str, ...]], None] | None = None  # e.g. to Crash at a moment
+        self.lock = threading.RLock()
+        self.next_ip = 10
+        self.add_proxy()
+
+    # ---------------------------------------------------------------------------------------------- set-up
+    def add_proxy(self) -> None:
+        box = Box(PROXY_CONTAINER, "haproxy:3.0", "sha256:haproxy", Behaviour(), {}, {}, PROXY_IP, running=True)
+        self.boxes[PROXY_CONTAINER] = box
+
+    def add_postgres(self) -> None:
+        self.next_ip += 1
+        self.boxes["postgres"] = Box("postgres", "postgres:16", "sha256:postgres", Behaviour(), {}, {},
+                                     f"172.18.0.{self.next_ip}", running=True)
+
+    def add_image(self, ref: str, behaviour: Behaviour | None = None, *, on_host: bool = True) -> str:
+        """An image in the registry (and on the host unless on_host=False); returns its id."""
+        ident = "sha256:" + hashlib.sha256(ref.encode()).hexdigest()
+        self.registry[ref] = ident
+        if on_host:
+            self.images[ref] = ident
+        self.behaviours[ref] = behaviour or Behaviour()
+        return ident
+
+    def _note(self, what: str, *args: str) -> None:
+        self.calls.append((what, *args))
+        if self.before is not None:
+            self.before(what, args)
+
+    def app_up(self, box: Box) -> bool:
+        """The app answers: running, and booted (healthy_after sleeps since its start)."""
+        booted = self.clock.sleeps - box.started_sleeps >= box.behaviour.healthy_after
+        return box.running and box.behaviour.answers and not box.behaviour.unhealthy and booted
+
+    def health(self, box: Box) -> dict[str, Any] | None:
+        b = box.behaviour
+        if not b.healthcheck:
+            return None
+        if b.unhealthy:
+            log = [{"ExitCode": 1, "Output": "curl: (7) connection refused\n", "End": docker_time(box.started_at + 1)}]
+            return {"Status": "unhealthy", "FailingStreak": 3, "Log": log}
+        if self.clock.sleeps - box.started_sleeps >= b.healthy_after:
+            end = box.started_at + 0.05 * b.healthy_after
+            return {"Status": "healthy", "Log": [{"ExitCode": 0, "Output": "ok", "End": docker_time(end)}]}
+        return {"Status": "starting", "Log": []}
+
+    def box_at(self, ip: str) -> Box | None:
+        with self.lock:
+            return next((box for box in self.boxes.values() if box.ip == ip), None)
+
+    def answer_version(self, box: Box) -> str:
+        return box.behaviour.version or image_version(box.ref)
+
+    # ----------------------------------------------------------------------------------------------- reads
+    def inspect(self, name: str) -> dict[str, Any] | None:
+        with self.lock:
+            box = self.boxes.get(name)
+            if box is None:
+                return None
+            state: dict[str, Any] = {"Running": box.running, "ExitCode": box.exit_code, "Error": ""}
+            health = self.health(box)
+            if health is not None:
+                state["Health"] = health
+            return {
+                "Name": f"/{name}",
+                "Image": box.image_id,
+                "State": state,
+                "Config": {"Image": box.ref, "Labels": dict(box.labels), "Env": sorted(box.env)},
+                "NetworkSettings": {"Networks": {NETWORK: {"IPAddress": box.ip if box.running else ""}}},
+            }
+
+    def image_id(self, ref: str) -> str | None:
+        return self.images.get(ref)
+
+    # --------------------------------------------------------------------------------------------- changes
+    def command(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+        stdin: str | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        self._note("command", *args)
+        answer = self.command_answer
+        if check and answer.returncode:
+            raise DockerError(f"`docker {' '.join(args[:3])}` failed: {answer.stderr}")
+        return subprocess.CompletedProcess(["docker", *args], answer.returncode, answer.stdout, answer.stderr)
+
+    def run(self, spec: ContainerSpec, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        self._note("run", spec.name, spec.image)
+        with self.lock:
+            self.runs.append(spec)
+            if spec.name in self.boxes:
+                raise DockerError(f"`docker run` failed: the container name {spec.name} is already in use")
+            if spec.image not in self.images:
+                raise DockerError(f"`docker run` failed: no such image {spec.image}")
+            behaviour = self.behaviours.get(spec.image, Behaviour())
+            self.next_ip += 1
+            box = Box(spec.name, spec.image, self.images[spec.image], behaviour, dict(spec.labels), dict(spec.env),
+                      f"172.18.0.{self.next_ip}")
+            self.boxes[spec.name] = box
+        if not spec.detach:  # a one-off command (the migration): it ran and ended
+            box.exit_code = behaviour.migrate_exit
+            if behaviour.migrate_to:
+                self.revision = behaviour.migrate_to
+            return subprocess.CompletedProcess(["docker", *spec.argv()], behaviour.migrate_exit, "", "")
+        self._boot(box)
+        return subprocess.CompletedProcess(["docker", *spec.argv()], 0, "0123abcd\n", "")
+
+    def _boot(self, box: Box) -> None:
+        box.running = not box.behaviour.exits
+        box.exit_code = 1 if box.behaviour.exits else 0
+        box.started_sleeps = self.clock.sleeps
+        box.started_at = self.clock.time()
+
+    def start(self, name: str) -> None:
+        self._note("start", name)
+        if name not in self.boxes:
+            raise DockerError(f"`docker start {name}` failed: no such container")
+        self._boot(self.boxes[name])
+
+    def stop(self, name: str, grace: float) -> None:
+        self._note("stop", name)
+        box = self.boxes.get(name)
+        if box is not None:
+            box.running, box.exit_code = False, 0
+
+    def remove(self, name: str) -> None:
+        self._note("remove", name)
+        with self.lock:
+            self.boxes.pop(name, None)
+
+    def rename(self, old: str, new: str) -> None:
+        self._note("rename", old, new)
+        with self.lock:
+            if old not in self.boxes or new in self.boxes:
+                raise DockerError(f"`docker rename {old} {new}` failed")
+            box = self.boxes.pop(old)
+            box.name = new
+            self.boxes[new] = box
+
+    def logs(self, name: str, lines: int) -> str:
+        box = self.boxes.get(name)
+        return f"{name} booting\n{name} giving up" if box else ""
+
+    def exec(self, container: str, argv: list[str], user: str = "", timeout: float = 20) -> tuple[int, str]:
+        self._note("exec", container, *argv)
+        if container not in self.boxes or argv[0] != "psql":
+            return 1, ""
+        return (0, self.revision + "\n") if self.revision else (1, "")
+
+    def kill(self, container: str, signal: str) -> None:
+        self._note("kill", container, signal)
+        if container not in self.boxes:
+            raise DockerError(f"`docker kill {container}` failed: no such container")
+        for hook in self.kill_hooks:
+            hook(container, signal)
+
+    def load(self, archive: str) -> None:
+        self._note("load", archive)
+        ref = self.archives.get(archive)
+        if ref is None:
+            raise DockerError(f"`docker load` failed: {archive} is not an image archive")
+        self.images[ref] = self.registry[ref]
+
+    def pull(self, ref: str, username: str = "", password: str = "") -> None:
+        self._note("pull", ref, username)
+        wanted = self.private.get(ref)
+        if ref not in self.registry or (wanted is not None and wanted != (username, password)):
+            raise DockerError(f"docker pull {ref} failed: pull access denied")
+        self.images[ref] = self.registry[ref]
+
+    # ------------------------------------------------------------------------------------------- questions
+    def names(self) -> set[str]:
+        return set(self.boxes) - {PROXY_CONTAINER, "postgres"}
+
+    def changes(self) -> list[tuple[str, ...]]:
+        """The calls that change something (what check mode must not make)."""
+        return [c for c in self.calls if c[0] not in ("exec",)]

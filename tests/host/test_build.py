@@ -1,0 +1,111 @@
+"""build.py: the zipapp is reproducible, holds the host program, and runs as either command."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from slipway_core import build
+
+
+@pytest.fixture(scope="module")
+def zipapp(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    data, ident = build.build()
+    path = tmp_path_factory.mktemp("zipapp") / "slipway-host.pyz"
+    path.write_bytes(data)
+    return path, ident
+
+
+def test_the_build_is_reproducible() -> None:
+    first, first_id = build.build()
+    second, second_id = build.build()
+
+    assert first == second
+    assert first_id == second_id == build.build_id()
+    assert len(first_id) == 64
+
+
+def test_the_zipapp_holds_the_host_program(zipapp: tuple[Path, str]) -> None:
+    path, ident = zipapp
+    data = path.read_bytes()
+    assert data.startswith(b"#!/usr/bin/python3\n")
+
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = archive.namelist()
+        assert names == sorted(names)
+        infos = archive.infolist()
+        build_py = archive.read("slipway_core/_build.py").decode()
+
+    modules = {f"slipway_core/host/{p.name}" for p in (build.PACKAGE / "host").glob("*.py")}
+    assert modules | {"slipway_core/__init__.py", "slipway_core/contract.py", "__main__.py"} <= set(names)
+    assert "slipway_core/build.py" not in names  # the builder stays on the controller
+    assert {info.date_time for info in infos} == {build.EPOCH}
+    assert build_py == f'BUILD_ID = "{ident}"\n'
+
+
+def test_the_build_id_follows_the_sources(tmp_path: Path) -> None:
+    package = tmp_path / "slipway_core"
+    (package / "host").mkdir(parents=True)
+    for name in ("__init__.py", "contract.py", "host/__init__.py", "host/main.py"):
+        (package / name).write_text(f"# {name}\n")
+    before = build.build_id(package)
+
+    (package / "host" / "main.py").write_text("# changed\n")
+
+    assert build.build_id(package) != before
+    assert [name for name, _ in build.sources(package)] == [
+        "slipway_core/__init__.py", "slipway_core/contract.py", "slipway_core/host/__init__.py",
+        "slipway_core/host/main.py"]
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "COV_CORE_SOURCE")}
+    return subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=60, check=False,
+                          env=env, cwd="/")
+
+
+def test_the_zipapp_prints_its_build_id(zipapp: tuple[Path, str]) -> None:
+    path, ident = zipapp
+
+    done = run(str(path), "build")
+
+    assert (done.returncode, done.stdout.strip()) == (0, ident)
+    assert run(str(path), "--expect-build", ident, "build").returncode == 0
+    outdated = run(str(path), "--expect-build", "f" * 64, "status")
+    assert outdated.returncode == 4
+    assert f"this build ({ident[:12]}) is not the controller's (ffffffffffff)" in outdated.stderr
+
+
+def test_the_zipapp_dispatches_by_name(zipapp: tuple[Path, str], tmp_path: Path) -> None:
+    path, _ = zipapp
+    proxy = tmp_path / "slipway-proxy"
+    proxy.symlink_to(path)
+    missing = str(tmp_path / "none.json")
+
+    by_name = run(str(proxy), "--settings", missing, "status")
+    by_argument = run(str(path), "proxy", "--settings", missing, "status")
+    release = run(str(path), "--root", str(tmp_path / "state"), "status")
+
+    for done in (by_name, by_argument):
+        assert done.returncode == 3
+        assert done.stderr.startswith(f"slipway-proxy: cannot read {missing}")
+    assert (release.returncode, json.loads(release.stdout)) == (0, {"status": []})
+
+
+def test_main_writes_the_zipapp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "slipway-host.pyz"
+    monkeypatch.setattr("sys.argv", ["build.py", str(out)])
+
+    build.main()
+
+    assert out.read_bytes() == build.build()[0]
+    assert os.stat(out).st_mode & 0o777 == 0o755
+    assert capsys.readouterr().out.strip() == build.build_id()
