@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -11,7 +10,7 @@ import scenario_tools
 
 
 @pytest.fixture(scope="session")
-def run_playbook() -> Callable[..., subprocess.CompletedProcess[str]]:
+def run_playbook() -> scenario_tools.RunPlaybook:
     """scenario_tools.run_playbook as a fixture: run a playbook against this scenario's instances."""
     return scenario_tools.run_playbook
 

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 PROJECT = Path(__file__).resolve().parent.parent
+# The type of conftest.py's run_playbook fixture (this module's run_playbook).
+RunPlaybook = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def run_playbook(

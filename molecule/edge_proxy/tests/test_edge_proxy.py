@@ -6,10 +6,12 @@ import base64
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
-from scenario_tools import self_signed_bundle
+from scenario_tools import RunPlaybook, self_signed_bundle
 
 HERE = Path(__file__).parent
 WORK = "/tmp/slipway-ep"  # noqa: S108 - inside the throwaway host container
@@ -48,23 +50,23 @@ print(json.dumps({"status": resp.status, "headers": {k.lower(): v for k, v in re
 """
 
 
-def put(host, path: str, content: str) -> None:
+def put(host: Any, path: str, content: str) -> None:
     data = base64.b64encode(content.encode()).decode()
     host.run_expect([0], f"mkdir -p {WORK} && echo {data} | base64 -d > {path}")
 
 
-def get(host, hostname: str, path: str = "/") -> dict:
+def get(host: Any, hostname: str, path: str = "/") -> dict[str, Any]:
     out = host.run_expect([0], f"python3 {WORK}/probe.py '{hostname}' '{path}'")
-    return json.loads(out.stdout)
+    return cast("dict[str, Any]", json.loads(out.stdout))
 
 
-def proxy(host, *args: str, expect: tuple[int, ...] = (0,)) -> str:
+def proxy(host: Any, *args: str, expect: tuple[int, ...] = (0,)) -> str:
     result = host.run(" ".join([PROXY, *args]))
     assert result.rc in expect, f"slipway-proxy {' '.join(args)}: rc {result.rc}\n{result.stdout}{result.stderr}"
-    return result.stdout
+    return cast(str, result.stdout)
 
 
-def wait_serving(host, service: str, colour: str) -> None:
+def wait_serving(host: Any, service: str, colour: str) -> None:
     check = f"import json,sys; s=json.load(sys.stdin); sys.exit(0 if '{colour}' in s['serving'] else 1)"
     result = host.run(
         f'for i in $(seq 60); do {PROXY} status {service} | python3 -c "{check}" && exit 0; sleep 0.5; done; exit 1'
@@ -75,7 +77,7 @@ def wait_serving(host, service: str, colour: str) -> None:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def backends(host):
+def backends(host: Any) -> Iterator[None]:
     put(host, f"{WORK}/backend.py", (HERE / "backend.py").read_text())
     put(host, f"{WORK}/load_client.py", (HERE / "load_client.py").read_text())
     put(host, f"{WORK}/probe.py", PROBE)
@@ -96,13 +98,13 @@ def backends(host):
         host.run(f"docker rm -f {service}-{colour}")
 
 
-def test_routes_by_host_header(host):
+def test_routes_by_host_header(host: Any) -> None:
     assert get(host, "notes.localhost", "/x")["body"] == "notes-api blue /x\n"
     assert get(host, "shop.localhost:80", "/y")["body"] == "shop-web blue /y\n"
     assert get(host, "NOTES.localhost")["body"].startswith("notes-api blue")
 
 
-def test_unknown_host_gets_a_fast_404(host):
+def test_unknown_host_gets_a_fast_404(host: Any) -> None:
     for hostname in ("unknown.localhost", "notes.localhost.evil.example", ""):
         answer = get(host, hostname)
         assert answer["status"] == 404, answer
@@ -110,7 +112,7 @@ def test_unknown_host_gets_a_fast_404(host):
         assert "notes-api" not in answer["body"] and "shop-web" not in answer["body"]
 
 
-def test_hides_versions_and_adds_security_headers(host):
+def test_hides_versions_and_adds_security_headers(host: Any) -> None:
     headers = {k.lower(): v for k, v in get(host, "notes.localhost")["headers"].items()}
     assert "server" not in headers
     assert "x-powered-by" not in headers
@@ -118,7 +120,7 @@ def test_hides_versions_and_adds_security_headers(host):
     assert headers["x-frame-options"] == "SAMEORIGIN"
 
 
-def test_missing_colour_is_down_not_an_error(host):
+def test_missing_colour_is_down_not_an_error(host: Any) -> None:
     status = json.loads(proxy(host, "status", "shop-web"))
     assert status["live"] == "blue"
     assert status["serving"] == ["blue"]
@@ -129,7 +131,7 @@ def test_missing_colour_is_down_not_an_error(host):
     assert get(host, "shop.localhost")["body"].startswith("shop-web blue")
 
 
-def test_switch_to_an_unhealthy_colour_is_refused(host):
+def test_switch_to_an_unhealthy_colour_is_refused(host: Any) -> None:
     # A running container that does not answer its health check: never gets traffic, the live colour stays.
     host.run("docker rm -f shop-web-green")
     host.run_expect(
@@ -146,7 +148,7 @@ def test_switch_to_an_unhealthy_colour_is_refused(host):
         host.run("docker rm -f shop-web-green")
 
 
-def test_prepare_checks_a_new_colour_without_traffic_then_switch_uses_it(host):
+def test_prepare_checks_a_new_colour_without_traffic_then_switch_uses_it(host: Any) -> None:
     # The rollout's order: start the idle colour, `prepare` (fresh checks, no traffic), its own health gate, then
     # `switch --prepared`, which need not restart the checks.
     refused = host.run(f"{PROXY} prepare shop-web blue")
@@ -178,7 +180,7 @@ def test_prepare_checks_a_new_colour_without_traffic_then_switch_uses_it(host):
     assert get(host, "shop.localhost")["body"].startswith("shop-web blue")
 
 
-def test_switch_marks_up_a_colour_the_caller_verified_at_the_same_address(host):
+def test_switch_marks_up_a_colour_the_caller_verified_at_the_same_address(host: Any) -> None:
     # The rollout's health gate checks the new container itself; `--verified-address` names where. At that
     # address the proxy need not wait for `rise` fresh checks of its own (2 x 250 ms at least); at any other it does.
     host.run("docker rm -f shop-web-green")
@@ -212,7 +214,7 @@ def test_switch_marks_up_a_colour_the_caller_verified_at_the_same_address(host):
     assert get(host, "shop.localhost")["body"].startswith("shop-web blue")
 
 
-def test_websocket_upgrade_is_tunnelled_to_the_live_colour(host):
+def test_websocket_upgrade_is_tunnelled_to_the_live_colour(host: Any) -> None:
     live = proxy(host, "live", "notes-api").strip()
     out = json.loads(host.check_output(f"python3 {WORK}/ws_client.py notes.localhost hello again"))
     assert out["status_line"].startswith("HTTP/1.1 101"), out
@@ -222,8 +224,8 @@ def test_websocket_upgrade_is_tunnelled_to_the_live_colour(host):
     assert out["closed"], out
 
 
-def test_only_the_proxy_publishes_ports(host):
-    published = {}
+def test_only_the_proxy_publishes_ports(host: Any) -> None:
+    published: dict[str, list[str]] = {}
     for line in host.check_output("docker ps --format '{{.Names}}|{{.Ports}}'").splitlines():
         name, ports = line.split("|", 1)
         published[name] = [p for p in ports.split(", ") if "->" in p]
@@ -238,7 +240,7 @@ def test_only_the_proxy_publishes_ports(host):
     assert host.run("python3 -c \"import socket; socket.create_connection(('127.0.0.1', 8404), 2)\"").rc != 0
 
 
-def test_runtime_api_is_a_host_socket(host):
+def test_runtime_api_is_a_host_socket(host: Any) -> None:
     sock = host.file("/run/slipway/haproxy/admin.sock")
     assert sock.is_socket
     assert sock.user in ("99", "haproxy") or sock.uid == 99
@@ -250,19 +252,19 @@ def test_runtime_api_is_a_host_socket(host):
     assert ports == {80, 8404}
 
 
-def run_load(host, actions: str, seconds: int = 12) -> dict:
+def run_load(host: Any, actions: str, seconds: int = 12) -> dict[str, Any]:
     """A bounded client loop (4 kept-alive + 4 new-connection workers on 127.0.0.1) while `actions` run."""
     result = host.run(
         f"python3 {WORK}/load_client.py 127.0.0.1 80 notes.localhost {seconds} 4 4 5000 > {WORK}/load.json & "
         f"sleep 1; {actions}; wait; cat {WORK}/load.json"
     )
     assert result.rc == 0, result.stdout + result.stderr
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     print(f"load: {report}")
     return report
 
 
-def test_switch_under_load_loses_no_request(host):
+def test_switch_under_load_loses_no_request(host: Any) -> None:
     switches = " && ".join(f"{PROXY} switch notes-api {c} >/dev/null && sleep 0.4" for c in ["green", "blue"] * 3)
     report = run_load(host, switches, seconds=16)
     assert report["errors"] == 0, report
@@ -273,11 +275,11 @@ def test_switch_under_load_loses_no_request(host):
     assert status["servers"]["green"]["admin"] == "drain", status
 
 
-def test_drained_colour_has_no_sessions_left(host):
+def test_drained_colour_has_no_sessions_left(host: Any) -> None:
     proxy(host, "wait-drained", "notes-api", "green", "--timeout", "10")
 
 
-def test_seamless_reload_under_load_loses_no_request(host):
+def test_seamless_reload_under_load_loses_no_request(host: Any) -> None:
     reloads = " && ".join(f"{PROXY} reload >/dev/null && sleep 1" for _ in range(5))
     report = run_load(host, reloads)
     assert report["errors"] == 0, report
@@ -285,7 +287,7 @@ def test_seamless_reload_under_load_loses_no_request(host):
     assert set(report["answers"]) == {"blue"}, report
 
 
-def test_live_colour_survives_reload_and_restart(host):
+def test_live_colour_survives_reload_and_restart(host: Any) -> None:
     proxy(host, "switch", "notes-api", "green")
     assert "SLIPWAY_LIVE_notes_api green" in host.file("/etc/slipway/edge-proxy/live/notes-api.cfg").content_string
     proxy(host, "reload")
@@ -298,7 +300,7 @@ def test_live_colour_survives_reload_and_restart(host):
     proxy(host, "switch", "notes-api", "blue")
 
 
-def test_role_renders_a_forced_live_colour(host, run_playbook):
+def test_role_renders_a_forced_live_colour(host: Any, run_playbook: RunPlaybook) -> None:
     converge = HERE.parent / "converge.yml"
     for colour in ("green", "blue"):
         result = run_playbook(converge, "-e", json.dumps({"edge_proxy_live_colours": {"notes-api": colour}}))
@@ -308,7 +310,7 @@ def test_role_renders_a_forced_live_colour(host, run_playbook):
         assert get(host, "notes.localhost")["body"].startswith(f"notes-api {colour}")
 
 
-def test_broken_config_is_rejected_and_the_proxy_keeps_serving(host):
+def test_broken_config_is_rejected_and_the_proxy_keeps_serving(host: Any) -> None:
     before = host.file(CONFIG).sha256sum
     env = dict(os.environ)
     result = subprocess.run(
@@ -337,7 +339,7 @@ def test_broken_config_is_rejected_and_the_proxy_keeps_serving(host):
         host.run_expect([0], f"cp {WORK}/haproxy.cfg.good {CONFIG}")
 
 
-def test_https_with_a_certificate_bundle_redirects_plain_http(host, run_playbook):
+def test_https_with_a_certificate_bundle_redirects_plain_http(host: Any, run_playbook: RunPlaybook) -> None:
     bundle, ca = self_signed_bundle(["notes.localhost", "shop.localhost"])
     host.run_expect([0], "mkdir -p /etc/slipway-test && chmod 0700 /etc/slipway-test")
     put(host, "/etc/slipway-test/bundle.pem", bundle)

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -40,7 +40,7 @@ def deploy(run_playbook: RunPlaybook, *extra: str) -> subprocess.CompletedProces
 
 
 def state(host: Any, service: str) -> dict[str, Any]:
-    return json.loads(host.check_output(f"cat {STATE}/{service}/state.json"))
+    return cast("dict[str, Any]", json.loads(host.check_output(f"cat {STATE}/{service}/state.json")))
 
 
 def history(host: Any, service: str) -> list[dict[str, Any]]:
@@ -52,18 +52,18 @@ def through_proxy(host: Any, domain: str, path: str = "/version") -> dict[str, A
     ip = host.check_output(
         "docker inspect -f '{{(index .NetworkSettings.Networks \"infra-shared-network\").IPAddress}}' edge-proxy"
     )
-    out = json.loads(host.check_output(f"python3 -c \"{PROBE}\" {ip} {domain} {path}"))
+    out: dict[str, Any] = json.loads(host.check_output(f"python3 -c \"{PROBE}\" {ip} {domain} {path}"))
     out["json"] = json.loads(out["body"]) if out["status"] == 200 and path == "/version" else None
     return out
 
 
 def container(host: Any, name: str) -> dict[str, Any]:
     out = host.run(f"docker inspect {name}")
-    return json.loads(out.stdout)[0] if out.rc == 0 else {}
+    return cast("dict[str, Any]", json.loads(out.stdout)[0] if out.rc == 0 else {})
 
 
 def psql(host: Any, db: str, sql: str) -> str:
-    return host.check_output(f"docker exec -u postgres postgres psql -X -qtAd {db} -c \"{sql}\"").strip()
+    return cast(str, host.check_output(f"docker exec -u postgres postgres psql -X -qtAd {db} -c \"{sql}\"")).strip()
 
 
 def explain(result: subprocess.CompletedProcess[str], host: Any) -> str:
@@ -222,14 +222,13 @@ def test_check_mode_tells_what_a_deploy_would_do_and_changes_nothing(host: Any, 
 
 def test_deploying_the_kept_release_starts_it_in_the_lock_call(host: Any, run_playbook: RunPlaybook) -> None:
     """Image on the host, no migration due (the kept release's migrations ran here): the Lock call (`begin
-    --start-when-ready`) starts the idle colour itself, the Start task is skipped, and Switch opens with the health
-    gate while the container boots. There (v2 on green) and back (v1 on blue) the same way."""
+    --start-when-ready`) starts the idle colour itself, so the steps it leaves (`todo`) open with the health gate
+    while the container boots: two host calls in all. There (v2 on green) and back (v1 on blue) the same way."""
     for version, colour, kept in (("v2.0.0", "green", "v1.0.0"), ("v1.0.0", "blue", "v2.0.0")):
         result = deploy(run_playbook, "-e", "service=notes-api", "-e", f"version={version}")
         assert result.returncode == 0, explain(result, host)
         assert task_ran(result, "Lock | Take the deploy lock"), explain(result, host)
-        assert not task_ran(result, "Start | Start the idle colour"), explain(result, host)
-        assert task_ran(result, "Switch | Wait until healthy"), explain(result, host)
+        assert task_ran(result, "Switch | health, switch, drain, record: notes-api"), explain(result, host)
         st = state(host, "notes-api")
         assert (st["live"]["colour"], st["live"]["version"], st["kept"]["version"]) == (colour, version, kept)
         last = history(host, "notes-api")[-1]

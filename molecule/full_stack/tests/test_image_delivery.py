@@ -71,7 +71,7 @@ def test_an_image_archive_from_the_controller_is_loaded_on_a_host_without_it(
     assert served_version(host, "jotter.localhost") == "v2.1.0"
     assert "image" in last_history(host, "jotter")["durations"]
     assert host.run(f"docker image inspect {IMAGE}").rc == 0
-    assert not host.file("/var/lib/slipway/images/jotter.tar").exists, "the loaded archive is removed"
+    assert not host.file(f"{STATE}/jotter/image.tar").exists, "the loaded archive is removed"
 
 
 def test_a_private_registry_pull_logs_in_and_leaves_no_credentials(host: Any, run_playbook: Any) -> None:

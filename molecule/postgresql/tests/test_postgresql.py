@@ -11,7 +11,7 @@ import shlex
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -47,9 +47,9 @@ def psql(host: Any, login: tuple[str, str | None], db: str, sql: str) -> Any:
 
 def su_sql(host: Any, sql: str, db: str = "postgres") -> str:
     """SQL as the superuser through the container's socket (peer auth), as the backup scripts do."""
-    return host.check_output(
+    return cast(str, host.check_output(
         f"docker exec -u postgres postgres psql -X -At -v ON_ERROR_STOP=1 -d {db} -c {shlex.quote(sql)}"
-    )
+    ))
 
 
 def playbook(*args: str, extra_vars: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:

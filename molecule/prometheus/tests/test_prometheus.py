@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -18,16 +20,16 @@ API = "http://prometheus:9090/api/v1"
 TARGETS = "/etc/slipway/prometheus/targets/notes-api.json"
 
 
-def api(host, path: str, auth: tuple[str, str] | None = (USER, PASSWORD)) -> dict:
+def api(host: Any, path: str, auth: tuple[str, str] | None = (USER, PASSWORD)) -> dict[str, Any]:
     creds = f" '{auth[0]}' '{auth[1]}'" if auth else ""
     out = host.check_output(
         f"docker run --rm --network {NETWORK} -v {WORK}/api.py:/api.py:ro slipway/test-probe:bookworm "
         f"python3 /api.py '{API}/{path}'{creds}"
     )
-    return json.loads(out)
+    return cast("dict[str, Any]", json.loads(out))
 
 
-def wait_all_up(host, jobs: set[str], timeout: float = 90) -> list[dict]:
+def wait_all_up(host: Any, jobs: set[str], timeout: float = 90) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while True:
         answer = api(host, "targets?state=active")
@@ -44,7 +46,7 @@ def wait_all_up(host, jobs: set[str], timeout: float = 90) -> list[dict]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def helper(host):
+def helper(host: Any) -> Iterator[None]:
     data = base64.b64encode((HERE / "api.py").read_bytes()).decode()
     host.run_expect([0], f"mkdir -p {WORK} && echo {data} | base64 -d > {WORK}/api.py")
     host.run_expect([0], f"echo '[]' > {TARGETS}")  # as the role leaves it: no live colour yet
@@ -52,38 +54,38 @@ def helper(host):
     host.run("docker rm -f notes-api-blue")
 
 
-def test_every_target_is_up_with_credentials(host):
+def test_every_target_is_up_with_credentials(host: Any) -> None:
     targets = wait_all_up(host, {"prometheus", "edge-proxy", "node", "postgres", "redis"})
     print(f"targets up: {sorted(t['scrapeUrl'] for t in targets)}")
 
 
-def test_exporters_reach_postgres_and_redis(host):
+def test_exporters_reach_postgres_and_redis(host: Any) -> None:
     for query in ("pg_up", "redis_up"):
         body = json.loads(api(host, f"query?query={query}")["body"])
         values = [r["value"][1] for r in body["data"]["result"]]
         assert values == ["1"], (query, body)
 
 
-def test_without_credentials_the_api_answers_401(host):
+def test_without_credentials_the_api_answers_401(host: Any) -> None:
     assert api(host, "targets", auth=None)["status"] == 401
     assert api(host, "targets", auth=(USER, "wrong-password"))["status"] == 401
     assert api(host, "status/config", auth=None)["status"] == 401
 
 
-def test_web_config_holds_a_bcrypt_hash_only(host):
+def test_web_config_holds_a_bcrypt_hash_only(host: Any) -> None:
     web = host.file("/etc/slipway/prometheus/web.yml")
     assert "$2b$" in web.content_string
     assert PASSWORD not in web.content_string
     assert web.mode == 0o640
 
 
-def test_alert_rules_are_loaded(host):
+def test_alert_rules_are_loaded(host: Any) -> None:
     body = json.loads(api(host, "rules")["body"])
     names = {rule["name"] for group in body["data"]["groups"] for rule in group["rules"]}
     assert {"TargetDown", "EdgeProxyHigh5xxRatio", "PostgresDown", "RedisDown", "DiskFilling"} <= names
 
 
-def test_service_targets_come_from_file_sd_without_a_restart(host):
+def test_service_targets_come_from_file_sd_without_a_restart(host: Any) -> None:
     started = host.check_output("docker inspect -f '{{.State.StartedAt}}' prometheus")
     # A stand-in service colour that serves /metrics.
     host.run("docker rm -f notes-api-blue")
@@ -102,7 +104,7 @@ def test_service_targets_come_from_file_sd_without_a_restart(host):
     assert host.check_output("docker inspect -f '{{.State.StartedAt}}' prometheus") == started
 
 
-def test_nothing_but_the_proxy_is_published(host):
+def test_nothing_but_the_proxy_is_published(host: Any) -> None:
     for line in host.check_output("docker ps --format '{{.Names}}|{{.Ports}}'").splitlines():
         name, ports = line.split("|", 1)
         published = [p for p in ports.split(", ") if "->" in p]

@@ -10,7 +10,7 @@ import json
 import shlex
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -40,7 +40,7 @@ def cli(host: Any, login: tuple[str, str] | None, *args: str) -> str:
     user = f"--user {shlex.quote(login[0])}" if login is not None else ""
     cmd = f"docker exec {auth} {CLIENT} redis-cli --no-auth-warning -h redis {user} {' '.join(map(shlex.quote, args))}"
     result = host.run(cmd)
-    return (result.stdout + result.stderr).strip()
+    return cast(str, (result.stdout + result.stderr).strip())
 
 
 def playbook(*args: str, extra_vars: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
@@ -49,7 +49,7 @@ def playbook(*args: str, extra_vars: dict[str, Any] | None = None) -> subprocess
 
 
 def started_at(host: Any) -> str:
-    return host.check_output("docker inspect -f '{{.Id}} {{.State.StartedAt}}' redis")
+    return cast(str, host.check_output("docker inspect -f '{{.Id}} {{.State.StartedAt}}' redis"))
 
 
 def state(host: Any) -> tuple[str, str]:
