@@ -16,7 +16,7 @@ from types import FrameType
 from typing import TextIO
 
 from slipway import __version__, notify, report, tags
-from slipway.events import PHASES, EventHandler
+from slipway.events import EventHandler
 from slipway.exitcodes import HELP, ExitCode, InputError
 from slipway.results import (
     HISTORY_KEY,
@@ -31,12 +31,12 @@ from slipway.runner import VAULT_CLIENT, EventCallback, PlaybookRun, RunnerOutco
 from slipway.secrets import VAULT_PASSWORD, Redactor, Secrets, check_required
 from slipway.validation import (
     PLAYBOOKS,
-    check_service,
-    check_version,
+    check_request,
     find_project_dir,
     load_environment,
     playbook_path,
 )
+from slipway_core.contract import PHASES
 
 RunFn = Callable[[PlaybookRun, EventCallback, threading.Event], RunnerOutcome]
 ROLLOUT_COMMANDS = ("deploy", "rollback")
@@ -171,12 +171,7 @@ def _plan(args: argparse.Namespace, environ: Mapping[str, str]) -> _Plan:
     env = load_environment(project, args.env)
     service = getattr(args, "service", None)
     release = getattr(args, "release", None)
-    if service is not None:
-        check_service(env, service)
-    if release is not None:
-        if service is None:
-            raise InputError("--version needs --service (which service to deploy at that version)")
-        check_version(release)
+    check_request(env, service, release, rollback=args.command == "rollback")
     playbook = playbook_path(project, args.command)
     secrets = Secrets.from_environ(environ)
     known_hosts = Path(environ.get("HOME", str(Path.home()))) / ".ssh" / "known_hosts"

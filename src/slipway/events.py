@@ -15,21 +15,8 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from slipway.results import RunFacts
+from slipway_core.contract import PHASES
 
-PHASES = (
-    "preflight",
-    "lock",
-    "skip-check",
-    "image",
-    "backup",
-    "migrate",
-    "start",
-    "health",
-    "switch",
-    "drain",
-    "record",
-    "unlock",
-)
 # "<phase> | <what>", possibly after the "<role> : " prefix that Ansible puts before a role's task names.
 # Case-insensitive: ansible-lint wants task names capitalised ("Migrate | Run ...").
 PHASE_RE = re.compile(

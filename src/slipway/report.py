@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slipway.events import PHASES
 from slipway.results import Decision, ServiceResult
+from slipway_core.contract import PHASES
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def _records_table(records: list[dict[str, str]]) -> list[str]:
 
 def _in_rollout_order(phases: Iterable[str]) -> list[str]:
     """The host's phase names (one controller task can span several: the Switch call runs health, switch, drain
-    and record) in rollout order (events.PHASES), any others after them, sorted."""
+    and record) in rollout order (the contract's PHASES), any others after them, sorted."""
     names = set(phases)
     return [p for p in PHASES if p in names] + sorted(names - set(PHASES))
 

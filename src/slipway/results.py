@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slipway.exitcodes import ExitCode
+from slipway_core import contract
 
 RESULTS_KEY = "slipway_results"
 STATUS_KEY = "slipway_status"
 HISTORY_KEY = "slipway_history"
-RESULT_VALUES = ("deployed", "noop", "planned", "failed", "unknown")
+RESULT_VALUES = contract.RESULTS  # final results only: `continue` (between a host's steps) is not one
 MAX_TEXT = 500
 
 
@@ -75,7 +76,8 @@ def _durations(value: Any) -> dict[str, float]:
 
 
 def parse_results(artifact_data: Mapping[str, Any]) -> list[ServiceResult]:
-    """The `slipway_results` list: entries that are not maps are dropped, odd result values become unknown."""
+    """The `slipway_results` list: entries that are not maps are dropped, the others read in the contract's result
+    schema (contract.parse_result) plus the host; a result value that is not a final one becomes unknown."""
     raw = artifact_data.get(RESULTS_KEY) or []
     if not isinstance(raw, list):
         return []
@@ -83,18 +85,18 @@ def parse_results(artifact_data: Mapping[str, Any]) -> list[ServiceResult]:
     for item in raw:
         if not isinstance(item, Mapping):
             continue
-        result = str(item.get("result", "unknown"))
+        answer = contract.parse_result(dict(item))
         results.append(
             ServiceResult(
                 host=_text(item.get("host"), 100),
-                service=_text(item.get("service"), 100),
-                result=result if result in RESULT_VALUES else "unknown",
-                version=_text(item.get("version"), 128),
-                previous_version=_text(item.get("previous_version"), 128),
-                colour=_text(item.get("colour"), 20),
-                failed_phase=_text(item.get("failed_phase"), 40),
-                message=_text(item.get("message")),
-                durations=_durations(item.get("durations")),
+                service=_text(answer["service"], 100),
+                result=answer["result"] if answer["result"] in RESULT_VALUES else "unknown",
+                version=_text(answer["version"], 128),
+                previous_version=_text(answer["previous_version"], 128),
+                colour=_text(answer["colour"], 20),
+                failed_phase=_text(answer["failed_phase"], 40),
+                message=_text(answer["message"]),
+                durations=_durations(answer["durations"]),
             )
         )
     return results

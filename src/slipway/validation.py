@@ -1,14 +1,14 @@
 """Checks of everything the CLI can verify before any host is touched.
 
-The naming rules repeat those of the services filter
-(collections/ansible_collections/slipway/core/plugins/filter/services.py: NAME_RE, TAG_RE). That module
-imports ansible, so it is not imported here: keep the two copies of each regular expression identical.
+Every input rule and its message is slipway_core.contract's (shared with the collection's plugins and the host
+program): this module only reads the repository (environments, the services registry) and turns the contract's
+InputRefused into the CLI's InputError with the message unchanged.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,18 +16,7 @@ from typing import Any
 import yaml
 
 from slipway.exitcodes import InputError
-
-# Same as services.py NAME_RE (service names) and TAG_RE (image tags): keep them identical. Used with
-# fullmatch(): with match(), `$` also accepts a trailing newline.
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-# An environment is a directory name under inventories/ and a group name in the inventory.
-ENV_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-# A tag of only digits and dots (maybe after "v") is meant as a version: it must be vMAJOR.MINOR.PATCH.
-VERSION_LIKE_RE = re.compile(r"^v?[0-9]+(\.[0-9]+)*$")
-SEMVER_RE = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+$")
-MUTABLE_TAGS = frozenset({"latest"})
-MAX_ARG_LEN = 128
+from slipway_core import contract
 
 PLAYBOOKS = {
     "provision": "playbooks/infra.yml",
@@ -39,9 +28,13 @@ PLAYBOOKS = {
 }
 
 
-def _shown(value: str) -> str:
-    """A value quoted for an error message, cut so that 10 kB of input does not become 10 kB of output."""
-    return repr(value if len(value) <= 40 else value[:40] + "...")
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """The contract's refusals as the CLI's InputError (exit code 2), with the contract's message as is."""
+    try:
+        yield
+    except contract.InputRefused as exc:
+        raise InputError(str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -80,45 +73,24 @@ def find_project_dir(start: Path) -> Path:
 
 
 def known_envs(project: Path) -> list[str]:
-    inventories = project / "inventories"
-    return sorted(p.parent.name for p in inventories.glob("*/hosts.yml") if ENV_RE.fullmatch(p.parent.name))
+    """The environments: inventories/<name>/hosts.yml (the contract says which names can be one)."""
+    return contract.env_names(p.parent.name for p in (project / "inventories").glob("*/hosts.yml"))
 
 
 def check_env_name(project: Path, name: str) -> str:
-    envs = known_envs(project)
-    if len(name) > MAX_ARG_LEN or not ENV_RE.fullmatch(name) or name not in envs:
-        raise InputError(
-            f"--env {_shown(name)}: unknown environment; use one of: {', '.join(envs) or '(none)'} "
-            "(one directory with a hosts.yml under inventories/)"
-        )
-    return name
+    with _refusals():
+        return contract.check_env_name(name, known_envs(project))
 
 
 def check_service_name(name: str) -> str:
-    if len(name) > MAX_ARG_LEN or not NAME_RE.fullmatch(name):
-        raise InputError(
-            f"--service {_shown(name)}: not a service name; use 2-40 lower-case letters, digits and '-', "
-            "starting with a letter and not ending with '-'"
-        )
-    return name
+    with _refusals():
+        return contract.check_service_name(name)
 
 
 def check_version(version: str) -> str:
     """A release to deploy: vMAJOR.MINOR.PATCH or another immutable image tag."""
-    if len(version) > MAX_ARG_LEN or not TAG_RE.fullmatch(version):
-        raise InputError(
-            f"--version {_shown(version)}: not an image tag; use a version such as v1.4.2 or a tag of "
-            "letters, digits, '_', '.' and '-' (at most 128, not starting with '.' or '-')"
-        )
-    if VERSION_LIKE_RE.fullmatch(version) and not SEMVER_RE.fullmatch(version):
-        raise InputError(
-            f"--version {_shown(version)}: a version needs all three parts with a leading v, e.g. v1.4.2"
-        )
-    if version in MUTABLE_TAGS:
-        raise InputError(
-            f"--version {version}: a moving tag cannot be rolled back; use an immutable tag such as v1.4.2"
-        )
-    return version
+    with _refusals():
+        return contract.check_version(version)
 
 
 class _VaultTolerantLoader(yaml.SafeLoader):
@@ -181,14 +153,15 @@ def load_environment(project: Path, name: str) -> Environment:
 
 
 def check_service(env: Environment, service: str) -> str:
-    check_service_name(service)
-    if service not in env.services:
-        raise InputError(
-            f"--service {service}: not in the services registry of {env.name} "
-            f"(slipway_services in inventories/{env.name}/group_vars/{env.name}/); "
-            f"known: {', '.join(env.services) or '(none)'}"
-        )
-    return service
+    """A service of the environment's registry."""
+    with _refusals():
+        return contract.check_known_service(service, env.services, contract.registry_of(env.name))
+
+
+def check_request(env: Environment, service: str | None, version: str | None, rollback: bool = False) -> None:
+    """The services a command asks for (None: not given), by the rules the playbooks' preflight applies too."""
+    with _refusals():
+        contract.check_request(service, version, env.services, contract.registry_of(env.name), rollback=rollback)
 
 
 def playbook_path(project: Path, command: str) -> Path:

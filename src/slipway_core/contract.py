@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Iterable, Mapping, Sequence
 
 # ------------------------------------------------------------------------------------------------------ the rules
 # Every pattern is used with fullmatch(): with match(), `$` would also accept a trailing newline.
@@ -104,7 +104,7 @@ def check_env_name(value: Any, known: Sequence[str]) -> str:
     return value
 
 
-def env_names(directories: Iterable[str]) -> List[str]:
+def env_names(directories: Iterable[str]) -> list[str]:
     """The environments among the names of inventories/'s subdirectories that hold a hosts.yml: sorted, and only
     those an environment name can be (a group name in the inventory)."""
     return sorted(name for name in directories if ENV_RE.fullmatch(name))
@@ -144,7 +144,9 @@ def check_raw_extra_var(raw: str, parsed: Mapping[str, Any], known_envs: Sequenc
     if keys_ok and rebuilt == raw:
         return
     name, _, typed = raw.partition("=")
-    if name in REQUEST_VARS and (len(parsed) == 1 or not keys_ok):
+    # One variable, not several (`env=local service=notes-api `): a single key, or text Ansible could not read as
+    # more name=value pairs (a bad key, or words without `=`, which it keeps as `_raw_params`).
+    if name in REQUEST_VARS and (len(parsed) == 1 or not keys_ok or "_raw_params" in parsed):
         if name == "env":
             check_env_name(typed, known_envs)
         elif name == "service":
@@ -192,16 +194,16 @@ def other_colour(colour: str) -> str:
     return "green" if colour == "blue" else "blue"
 
 
-def result(service: str, outcome: str, **fields: Any) -> Dict[str, Any]:
+def result(service: str, outcome: str, **fields: Any) -> dict[str, Any]:
     """A result in the schema: every key present."""
-    out: Dict[str, Any] = {"service": service, "result": outcome, "version": "", "previous_version": "",
+    out: dict[str, Any] = {"service": service, "result": outcome, "version": "", "previous_version": "",
                            "colour": "", "failed_phase": "", "message": "", "durations": {}, "todo": [],
                            "upload": "", "run_id": ""}
     out.update({k: v for k, v in fields.items() if k in RESULT_KEYS})
     return out
 
 
-def parse_result(obj: Any) -> Dict[str, Any]:
+def parse_result(obj: Any) -> dict[str, Any]:
     """A host's answer (a dict or its JSON text) in the schema; anything unreadable is result `unknown`."""
     import json  # noqa: PLC0415 - only this function parses text
 
@@ -256,7 +258,7 @@ def backup_file(db_name: str, stamp: str) -> str:
     return f"{db_name}-{stamp}.dump"
 
 
-def service_names(service: str) -> Dict[str, str]:
+def service_names(service: str) -> dict[str, str]:
     """Every name derived from a service name (the registry filter adds these to each entry)."""
     sid = service_id(service)
     return {
@@ -300,12 +302,15 @@ class StatePaths:
         return os.path.join(self.logs, f"{check_run_id(run_id)}-{what}.log")
 
 
-def split_steps(text: str) -> Tuple[List[str], Optional[str]]:
+def split_steps(text: str) -> tuple[list[str], str | None]:
     """`health,switch` -> (steps, None), or ([], the problem) for an unknown or out-of-order step."""
     steps = [s for s in text.split(",") if s]
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
         return [], f"unknown step {unknown[0]!r}; steps are {', '.join(STEPS)}"
+    twice = [s for s in STEPS if steps.count(s) > 1]
+    if twice:
+        return [], f"step {twice[0]!r} is given twice; steps are {', '.join(STEPS)}"
     if [STEPS.index(s) for s in steps] != sorted(STEPS.index(s) for s in steps):
         return [], f"steps must be in rollout order: {', '.join(STEPS)}"
     return steps, None

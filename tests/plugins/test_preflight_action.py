@@ -11,7 +11,10 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from plugin_loader import dump_task, loaded, play
+
+from slipway_core import contract
 
 REGISTRY = """\
 all:
@@ -39,7 +42,9 @@ def project(tmp_path: Path) -> str:
     return str(hosts)
 
 
-def preflight(tmp_path: Path, **args: str) -> tuple[int, str, dict[str, object]]:
+def preflight(tmp_path: Path, *extra: str, **args: str) -> tuple[int, str, dict[str, object]]:
+    """Run the action with `args`; `extra` goes to ansible-playbook (e.g. -e key=value). Returns the exit code,
+    stdout and the task's result (also when it failed)."""
     out = tmp_path / "out.json"
     lines = "".join(f"\n            {key}: {json.dumps(value)}" for key, value in args.items())
     result = play(tmp_path, f"""
@@ -47,7 +52,13 @@ def preflight(tmp_path: Path, **args: str) -> tuple[int, str, dict[str, object]]
           slipway.core.preflight:
             inventories: "{tmp_path}/inventories"{lines}
           register: checked
-    """ + dump_task("checked", out), inventory=project(tmp_path))
+          ignore_errors: true
+    """ + dump_task("checked", out) + """
+        - name: Fail as the check did
+          ansible.builtin.fail:
+            msg: refused
+          when: checked is failed
+    """, *extra, inventory=project(tmp_path))
     return result.returncode, result.stdout, loaded(out) if out.exists() else {}
 
 
@@ -67,9 +78,9 @@ def test_a_given_run_id_is_kept_and_a_bad_one_refused(tmp_path: Path) -> None:
     assert rc == 0, stdout
     assert checked["run_id"] == "gh-4711.2"
     (tmp_path / "inventories").rename(tmp_path / "old")
-    rc, stdout, _ = preflight(tmp_path, request="deploy", env="demo", run_id="a;rm -rf /")
+    rc, _, checked = preflight(tmp_path, request="deploy", env="demo", run_id="a;rm -rf /")
     assert rc != 0
-    assert "slipway_run_id=a;rm -rf / is not valid" in stdout
+    assert checked["msg"] == "run id 'a;rm -rf /' is not valid: " + contract.RUN_ID_RULE
 
 
 def test_the_check_never_resolves_the_registry_secrets(tmp_path: Path) -> None:
@@ -84,24 +95,63 @@ def test_env_request_checks_the_environment_only(tmp_path: Path) -> None:
     assert rc == 0, stdout
     assert "run_id" not in checked
     (tmp_path / "inventories").rename(tmp_path / "old")
-    rc, stdout, _ = preflight(tmp_path, env="notes")
+    rc, _, checked = preflight(tmp_path, env="notes")
     assert rc != 0
-    assert "Unknown environment 'notes'. Pass -e env=<name> with one of: demo " in stdout
+    assert checked["msg"] == f"environment 'notes' is unknown: use one of: demo ({contract.ENV_RULE})"
 
 
-def test_bad_requests_name_the_problem(tmp_path: Path) -> None:
-    cases: list[tuple[dict[str, str], str]] = [
-        ({"request": "deploy", "service": "web"}, "service must be one of: api (got service=web, version=)"),
-        ({"request": "deploy", "version": "v2"}, "service must be one of: api (got service=, version=v2)"),
-        ({"request": "deploy", "service": "api", "version": "v2 final"}, "-e version=v2 final is not a valid image"),
-        ({"request": "rollback"}, "Roll back one service with -e service=<name>, one of: api (got )"),
-    ]
-    for number, (args, message) in enumerate(cases):
+REGISTRY_OF_DEMO = contract.registry_of("demo")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"request": "deploy", "service": "web"}, f"service 'web' is not in {REGISTRY_OF_DEMO}; known: api"),
+        ({"request": "deploy", "service": ""}, f"service '' is not a service name: {contract.SERVICE_RULE}"),
+        ({"request": "deploy", "version": "v2.0.0"},
+         "a version ('v2.0.0') was given without a service: name the service to deploy at that version, one of: api"),
+        ({"request": "deploy", "service": "api", "version": "v2 final"},
+         f"version 'v2 final' is not an image tag: {contract.TAG_RULE}"),
+        ({"request": "rollback"}, "a rollback needs a service: one of: api"),
+        ({"request": "status", "service": "a;b"}, f"service 'a;b' is not a service name: {contract.SERVICE_RULE}"),
+        ({"request": "status", "service": "web"}, f"service 'web' is not in {REGISTRY_OF_DEMO}; known: api"),
+    ],
+)
+def test_bad_requests_name_the_problem(tmp_path: Path, args: dict[str, str], message: str) -> None:
+    rc, _, checked = preflight(tmp_path, env="demo", **args)
+    assert rc != 0, args
+    assert checked["msg"] == message
+
+
+def test_a_status_request_takes_any_known_service_or_none(tmp_path: Path) -> None:
+    for number, args in enumerate([{"service": "api"}, {}, {"service": "api", "version": "not checked"}]):
         case = tmp_path / str(number)
         case.mkdir()
-        rc, stdout, _ = preflight(case, env="demo", **args)
-        assert rc != 0, args
-        assert message in stdout.replace("\n    ", " ").replace("''", "'"), (args, stdout)
+        rc, stdout, checked = preflight(case, request="status", env="demo", **args)
+        assert rc == 0, stdout
+        assert "run_id" not in checked
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("version=v1.2.3 ", f"version 'v1.2.3 ' is not an image tag: {contract.TAG_RULE}"),
+        ("version=v1.2.3 --extra-vars=x", f"version 'v1.2.3 --extra-vars=x' is not an image tag: {contract.TAG_RULE}"),
+        ("env=demo\n", f"environment 'demo\\n' is unknown: use one of: demo ({contract.ENV_RULE})"),
+        ("other=1 --extra-vars=x", "extra variable '--extra-vars' (from -e 'other=1 --extra-vars=x') is not a"),
+        ('label="a b"', "-e 'label=\"a b\"' is not read as typed"),
+    ],
+)
+def test_key_value_extra_vars_are_read_as_typed(tmp_path: Path, raw: str, message: str) -> None:
+    """Ansible's key=value parser drops blanks, newlines and quotes: the action reads each -e as typed."""
+    rc, _, checked = preflight(tmp_path, "-e", raw, env="demo")
+    assert rc != 0
+    assert str(checked["msg"]).startswith(message)
+
+
+def test_key_value_and_json_extra_vars_typed_cleanly_pass(tmp_path: Path) -> None:
+    rc, stdout, _ = preflight(tmp_path, "-e", "env=demo service=api", "-e", '{"label": "a b "}', env="demo")
+    assert rc == 0, stdout
 
 
 def test_a_registry_written_as_an_expression_is_resolved_as_the_host_sees_it(tmp_path: Path) -> None:
@@ -126,4 +176,4 @@ def test_a_registry_written_as_an_expression_is_resolved_as_the_host_sees_it(tmp
           ignore_errors: true
     """ + dump_task("checked", out), inventory=str(hosts))
     assert result.returncode == 0, result.stdout
-    assert "service must be one of: api (got service=web" in str(loaded(out)["msg"])
+    assert loaded(out)["msg"] == f"service 'web' is not in {REGISTRY_OF_DEMO}; known: api"

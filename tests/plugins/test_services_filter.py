@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+import sys
 from typing import Any
 
 import pytest
 from ansible.errors import AnsibleFilterError
 from plugin_loader import load_filter
+
+from slipway_core import contract
 
 services_filter = load_filter("services")
 
@@ -40,6 +43,15 @@ def test_entry_gets_defaults_and_derived_names() -> None:
     assert entry["redis_key_prefix"] == "lark-service:"
     assert entry["db_password_var"] == "vault_lark_service_db_password"  # pragma: allowlist secret
     assert entry["redis_password_var"] == "vault_lark_service_redis_password"  # pragma: allowlist secret
+    assert entry["backend"] == "be_lark_service"
+    assert entry["live_env_var"] == "SLIPWAY_LIVE_lark_service"
+    assert (entry["blue"], entry["green"]) == ("lark-service-blue", "lark-service-green")
+
+
+def test_the_derived_names_are_the_contracts() -> None:
+    [entry] = services_filter.services(one())
+    derived = contract.service_names("lark-service")
+    assert {key: entry[key] for key in derived} == derived
 
 
 def test_entries_are_sorted_by_name() -> None:
@@ -81,8 +93,27 @@ def test_bad_fields_name_the_service_and_field(changes: dict[str, Any], message:
 
 @pytest.mark.parametrize("name", ["lark\n", "Lark", "lark_service", "-lark", "lark-", "a", "x" * 41, "1lark"])
 def test_bad_service_names_are_refused(name: str) -> None:
-    with pytest.raises(AnsibleFilterError, match="service name"):
+    with pytest.raises(contract.InputRefused) as refused:
+        contract.check_service_name(name)
+    with pytest.raises(AnsibleFilterError, match="service name") as error:
         services_filter.services({name: VALID})
+    assert str(error.value) == f"slipway_services: {refused.value}"
+
+
+def test_a_bad_version_carries_the_contracts_message() -> None:
+    with pytest.raises(AnsibleFilterError) as error:
+        services_filter.services(one(version="v1.2.3 "))
+    assert str(error.value) == (
+        f"slipway_services['lark-service'].version: version 'v1.2.3 ' is not an image tag: {contract.TAG_RULE}"
+    )
+
+
+def test_a_missing_contract_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Python that runs Ansible lacks the slipway package: the first use says so, naming the fix."""
+    monkeypatch.setitem(sys.modules, "slipway_core", None)  # makes `from slipway_core import contract` fail
+    bare = load_filter("services")
+    with pytest.raises(AnsibleFilterError, match=r"slipway Python package is not installed .* pip install -e \."):
+        bare.services(one())
 
 
 def test_two_services_cannot_share_a_domain() -> None:
@@ -104,7 +135,7 @@ def test_selected_is_every_entry_or_the_one_named() -> None:
 
 def test_selected_refuses_an_unknown_service_or_a_version_without_one() -> None:
     entries = services_filter.services(one())
-    with pytest.raises(AnsibleFilterError, match=r"service 'web' is not in slipway_services \(known: lark-service\)"):
+    with pytest.raises(AnsibleFilterError, match=r"service 'web' is not in slipway_services; known: lark-service$"):
         services_filter.selected(entries, "web", "")
-    with pytest.raises(AnsibleFilterError, match=r"a version \(v2\) was given without a service; name one of: lark"):
+    with pytest.raises(AnsibleFilterError, match=r"a version \('v2'\) was given without a service: .* one of: lark"):
         services_filter.selected(entries, "", "v2")

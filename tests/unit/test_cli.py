@@ -16,6 +16,7 @@ import pytest
 
 from slipway import cli
 from slipway.runner import EventCallback, PlaybookRun, RunnerOutcome
+from slipway_core import contract
 
 Events = list[dict[str, Any]]
 
@@ -93,7 +94,7 @@ def test_deploy_ok_with_json_summary_and_outputs(project: Path, tmp_path: Path) 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["deploy", "--env", "nope"], "unknown environment"),
+        (["deploy", "--env", "nope"], "environment 'nope' is unknown: use one of: demo, remote, sealed"),
         (["deploy", "--env", "demo", "--service", "billing"], "not in the services registry"),
         (["deploy", "--env", "demo", "--service", "notes-api", "--version", "1.2"], "all three parts"),
         (
@@ -104,7 +105,10 @@ def test_deploy_ok_with_json_summary_and_outputs(project: Path, tmp_path: Path) 
             ["deploy", "--env", "demo", "--service", "notes-api", "--version", "v" * 10_000],
             "not an image tag",
         ),
-        (["deploy", "--env", "demo", "--version", "v1.2.3"], "--version needs --service"),
+        (["deploy", "--env", "demo", "--version", "v1.2.3"], "a version ('v1.2.3') was given without a service"),
+        (["deploy", "--env", "demo", "--service", ""], "service '' is not a service name"),
+        (["status", "--env", "demo", "--service", "a;b"], "service 'a;b' is not a service name"),
+        (["history", "--env", "demo", "--service", "billing"], "not in the services registry of demo"),
         (["deploy", "--env", "sealed"], "set SLIPWAY_VAULT_PASSWORD"),
         (["deploy", "--env", "remote"], "set SLIPWAY_SSH_PRIVATE_KEY"),
     ],
@@ -120,6 +124,29 @@ def test_bad_input_exits_2_and_runs_nothing(
     assert len(err) < 1000
     assert "outcome=bad-input\nexit_code=2\n" in output.read_text()
     assert "bad-input" in out
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "rule"),
+    [
+        ("--version", "v1.2.3\n", contract.check_version),
+        ("--version", "latest", contract.check_version),
+        ("--version", "-v1", contract.check_version),
+        ("--service", "notes-api ", contract.check_service_name),
+        ("--service", "$(id)", contract.check_service_name),
+    ],
+)
+def test_the_message_is_the_contracts_word_for_word(
+    project: Path, option: str, value: str, rule: Callable[[str], str]
+) -> None:
+    """`slipway: error: ` and then exactly the contract's message (the playbooks' preflight shows the same)."""
+    with pytest.raises(contract.InputRefused) as refused:
+        rule(value)
+    service = [] if option == "--service" else ["--service", "notes-api"]
+    code, _out, err, runner = invoke(["deploy", "--env", "demo", *service, f"{option}={value}",
+                                      "--project-dir", str(project)])
+    assert (code, runner.calls) == (2, [])
+    assert f"slipway: error: {refused.value}\n" in err
 
 
 def test_missing_playbook_exits_2(project: Path) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from slipway import validation
 from slipway.exitcodes import InputError
+from slipway_core import contract
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,13 +55,34 @@ def test_bad_service_names_are_refused(name: str) -> None:
         validation.check_service_name(name)
 
 
-def test_regexes_match_the_services_filter() -> None:
-    """The CLI copies the filter's NAME_RE and TAG_RE (it cannot import ansible): they must not drift."""
-    source = (REPO / "collections/ansible_collections/slipway/core/plugins/filter/services.py").read_text()
-    for name in ("NAME_RE", "TAG_RE"):
-        match = re.search(rf'^{name} = re\.compile\(r"(.+)"\)$', source, re.M)
-        assert match, name
-        assert getattr(validation, name).pattern == match.group(1)
+@pytest.mark.parametrize(
+    ("check", "value", "rule"),
+    [
+        (validation.check_version, "v1.2.3\n", contract.check_version),
+        (validation.check_version, "latest", contract.check_version),
+        (validation.check_version, "x" * 10_000, contract.check_version),
+        (validation.check_service_name, "notes-api ", contract.check_service_name),
+        (validation.check_service_name, "nötes", contract.check_service_name),
+    ],
+)
+def test_refusals_carry_the_contracts_message_unchanged(
+    check: Callable[[str], str], value: str, rule: Callable[[str], str]
+) -> None:
+    """The CLI defines no rule: its InputError is the contract's InputRefused, word for word."""
+    with pytest.raises(contract.InputRefused) as refused:
+        rule(value)
+    with pytest.raises(InputError) as info:
+        check(value)
+    assert str(info.value) == str(refused.value)
+
+
+def test_no_copy_of_a_rule_is_left() -> None:
+    """The CLI and the services filter import the contract's rules; neither keeps its own regular expressions."""
+    plugins = "collections/ansible_collections/slipway/core/plugins"
+    for path in ("src/slipway/validation.py", f"{plugins}/filter/services.py", f"{plugins}/action/preflight.py"):
+        source = (REPO / path).read_text()
+        for name in ("NAME_RE", "TAG_RE", "ENV_RE", "RUN_ID_RE", "SEMVER_RE", "VERSION_LIKE_RE", "MUTABLE_TAGS"):
+            assert not re.search(rf"\b{name}\b", source), (path, name)
 
 
 def test_environment_is_read(project: Path) -> None:
@@ -77,8 +99,11 @@ def test_environment_is_read(project: Path) -> None:
 
 @pytest.mark.parametrize("name", ["nope", "../demo", "demo/..", "DEMO", "", "d" * 10_000])
 def test_unknown_env_is_refused_with_the_known_ones(project: Path, name: str) -> None:
-    with pytest.raises(InputError, match=r"unknown environment; use one of: demo, remote, sealed"):
+    with pytest.raises(InputError, match=r"is unknown: use one of: demo, remote, sealed \(") as info:
         validation.load_environment(project, name)
+    with pytest.raises(contract.InputRefused) as refused:
+        contract.check_env_name(name, ["demo", "remote", "sealed"])
+    assert str(info.value) == str(refused.value)
 
 
 def test_unknown_service_names_the_registry(project: Path) -> None:
@@ -88,6 +113,30 @@ def test_unknown_service_names_the_registry(project: Path) -> None:
         InputError, match=r"not in the services registry of demo.*known: lark-service, notes-api"
     ):
         validation.check_service(env, "billing")
+
+
+@pytest.mark.parametrize(
+    ("service", "version", "rollback", "message"),
+    [
+        (None, None, False, None),
+        ("notes-api", "v1.2.3", False, None),
+        (None, "v1.2.3", False, "a version ('v1.2.3') was given without a service"),
+        ("", None, False, "service '' is not a service name"),
+        ("notes-api", "", False, "version '' is not an image tag"),
+        ("billing", None, False, "'billing' is not in the services registry of demo (slipway_services in"),
+        (None, None, True, "a rollback needs a service: one of: lark-service, notes-api"),
+    ],
+)
+def test_a_request_follows_the_contract(
+    project: Path, service: str | None, version: str | None, rollback: bool, message: str | None
+) -> None:
+    """None is "not given"; an empty --service or --version is given, and refused."""
+    env = validation.load_environment(project, "demo")
+    if message is None:
+        validation.check_request(env, service, version, rollback)
+        return
+    with pytest.raises(InputError, match=re.escape(message)):
+        validation.check_request(env, service, version, rollback)
 
 
 def test_inventory_with_vault_tags_and_no_hosts(project: Path, writer: Callable[[Path, str], Path]) -> None:

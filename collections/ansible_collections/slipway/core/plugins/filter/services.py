@@ -1,16 +1,35 @@
 """The services registry (`slipway_services`): validation and normalisation shared by every role.
 
 A role never reads `slipway_services` directly; it calls `slipway_services | slipway.core.services` and gets a
-list of entries with every field present, so defaults and naming rules live in this one place.
+list of entries with every field present, so defaults live in this one place. The naming rules (service name,
+image tag) and every derived name (database, roles, secret variables, proxy backend, containers) are the
+contract's (slipway_core.contract, shared with the CLI and the host program).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from types import ModuleType
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+
+NO_CONTRACT = (
+    "the slipway Python package is not installed in the Python that runs Ansible; pip install -e . in the repository"
+)
+try:
+    from slipway_core import contract as _contract_module
+except ImportError:  # said at the first use, naming the fix (a failed plugin import would only say "no filter")
+    _contract_module = None  # type: ignore[assignment]
+
+
+def load_contract() -> ModuleType:
+    """slipway_core.contract, or AnsibleFilterError(NO_CONTRACT) when the Python running Ansible lacks it."""
+    if _contract_module is None:
+        raise AnsibleFilterError(NO_CONTRACT)
+    return _contract_module
+
 
 DOCUMENTATION = """
 name: services
@@ -26,9 +45,7 @@ options:
     required: true
 """
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 IMAGE_RE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 PATH_RE = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 MEMORY_RE = re.compile(r"^[0-9]+[bkmg]$")
@@ -81,19 +98,20 @@ def _env_field(name: str, spec: Mapping[str, Any], field: str) -> dict[str, str]
     return {str(k): str(v) for k, v in value.items()}
 
 
-def service_id(name: str) -> str:
+def service_id(name: Any) -> str:
     """The identifier form of a service name: `lark-service` -> `lark_service` (databases, roles, variables)."""
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise AnsibleFilterError(
-            f"slipway_services: service name {name!r} is not valid; use 2-40 lower-case letters, digits and '-', "
-            "starting with a letter and not ending with '-'"
-        )
-    return name.replace("-", "_")
+    contract = load_contract()
+    try:
+        sid: str = contract.service_id(name)
+    except contract.InputRefused as err:
+        raise AnsibleFilterError(f"slipway_services: {err}") from err
+    return sid
 
 
 def normalise(name: str, spec: Any) -> dict[str, Any]:
     """One registry entry, validated, with defaults and derived names."""
-    sid = service_id(name)
+    contract = load_contract()
+    service_id(name)
     if not isinstance(spec, Mapping):
         raise AnsibleFilterError(f"slipway_services['{name}']: must be a map of settings, got {type(spec).__name__}")
     unknown = sorted(set(spec) - KNOWN_FIELDS)
@@ -102,7 +120,10 @@ def normalise(name: str, spec: Any) -> dict[str, Any]:
     image = _str_field(
         name, spec, "image", IMAGE_RE, "use a repository without a tag, e.g. registry.example.com/team/app"
     )
-    version = _str_field(name, spec, "version", TAG_RE, "use an image tag such as v1.4.2")
+    try:
+        version: str = contract.check_image_tag(spec.get("version"))
+    except contract.InputRefused as err:
+        raise _fail(name, "version", str(err)) from err
     port = spec.get("port")
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise _fail(name, "port", f"{port!r} is not valid; use the container port, 1-65535")
@@ -120,7 +141,6 @@ def normalise(name: str, spec: Any) -> dict[str, Any]:
         raise _fail(name, "resources.memory", f"{resources['memory']!r} is not valid; use a size such as 512m")
     return {
         "name": name,
-        "id": sid,
         "image": image,
         "version": version,
         "image_ref": f"{image}:{version}",
@@ -133,15 +153,9 @@ def normalise(name: str, spec: Any) -> dict[str, Any]:
         "resources": {"cpus": str(resources["cpus"]), "memory": str(resources["memory"])},
         "env": _env_field(name, spec, "env"),
         "secret_env": _env_field(name, spec, "secret_env"),
-        # Derived names: every role uses these, never builds its own.
-        "db_name": sid,
-        "db_owner": f"{sid}_owner",
-        "db_user": sid,
-        "redis_user": name,
-        "redis_key_prefix": f"{name}:",
-        "db_password_var": f"vault_{sid}_db_password",
-        "db_owner_password_var": f"vault_{sid}_db_owner_password",
-        "redis_password_var": f"vault_{sid}_redis_password",
+        # Derived names (id, db_name, db_owner, db_user, redis_user, redis_key_prefix, the vault_* variable names,
+        # backend, live_env_var, blue, green): every role uses these, never builds its own.
+        **contract.service_names(name),
     }
 
 
@@ -168,15 +182,16 @@ def selected(entries: Any, service: Any = "", version: Any = "") -> list[dict[st
     """`entries | slipway.core.selected(service, version)`: the entries one rollout covers (all of them when no
     service is named). Raises an error naming the problem for an unknown service or a version without one, so
     the check costs no task of its own (the rollout's speed targets count every task)."""
+    contract = load_contract()
     names = [entry["name"] for entry in entries or []]
-    if version and not service:
-        raise AnsibleFilterError(f"a version ({version}) was given without a service; name one of: {', '.join(names)}")
+    try:  # the roles pass "" for "not given"; the version's own rule is preflight's (this takes any tag)
+        contract.check_version_needs_service(service or None, version or None, names)
+        if service:
+            contract.check_known_service(service, names, "slipway_services")
+    except contract.InputRefused as err:
+        raise AnsibleFilterError(str(err)) from err
     if not service:
         return list(entries or [])
-    if service not in names:
-        raise AnsibleFilterError(
-            f"service {str(service)[:64]!r} is not in slipway_services (known: {', '.join(names) or 'none'})"
-        )
     return [entry for entry in entries if entry["name"] == service]
 
 
