@@ -56,7 +56,7 @@ lint: venv
 
 # Everything under tests/: unit tests of the package and plugins, playbook checks, image-level tests.
 unit: venv
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests --cov=slipway_core --cov-report=term --cov-fail-under=90
 
 molecule: venv prepare
 	@for s in $(SCENARIOS); do \

@@ -8,13 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fake_edge import FakeHAProxy, FakeHttp
+from fakes import FakeClock, FakeDocker
+from world import World, proxy_settings
 
 from slipway_core.host.proxy import Proxy
 from slipway_core.host.steps import Host
-
-from .fake_edge import FakeHAProxy, FakeHttp
-from .fakes import FakeClock, FakeDocker
-from .world import World, proxy_settings
 
 BACKUP_SCRIPT = """#!/bin/sh
 if [ -n "$SLIPWAY_FAKE_BACKUP_FAIL" ]; then echo "pg_dump: connection refused" >&2; exit 2; fi

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from slipway_core import contract
+from fakes import PROXY_IP, FakeClock, FakeDocker
 
-from .fakes import PROXY_IP, FakeClock, FakeDocker
+from slipway_core import contract
 
 
 # -------------------------------------------------------------------------------------------------- the edge

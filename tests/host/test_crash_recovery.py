@@ -8,13 +8,12 @@ import gc
 from collections.abc import Callable
 
 import pytest
+from fakes import Behaviour, Crash
+from world import SERVICE, World
 
 from slipway_core.host import recovery
 from slipway_core.host.docker import labels, running
 from slipway_core.host.lock import Lock
-
-from .fakes import Behaviour, Crash
-from .world import SERVICE, World
 
 V3 = "v3.0.0"
 REST = ["health", "switch", "drain", "record"]

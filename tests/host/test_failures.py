@@ -9,14 +9,13 @@ import json
 from typing import Any
 
 import pytest
+from fakes import Behaviour
+from world import BACKEND, SERVICE, World
 
 from slipway_core import contract
 from slipway_core.host import main
 from slipway_core.host.docker import DockerError, labels, running
 from slipway_core.host.run import Failed, Run
-
-from .fakes import Behaviour
-from .world import BACKEND, SERVICE, World
 
 REST = "health,switch,drain,record"
 
@@ -182,7 +181,9 @@ def test_a_deploy_never_starts_over_the_colour_the_proxy_routes(world: World) ->
     assert world.docker.inspect(f"{SERVICE}-green") == before
 
 
-def test_a_docker_failure_while_recovering_is_answered_not_raised(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_docker_failure_while_recovering_is_answered_not_raised(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     world.image("v1.0.0")
     world.image("v2.0.0")
     world.deploy("v1.0.0", "r1")

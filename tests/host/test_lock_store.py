@@ -9,15 +9,14 @@ import stat
 import time
 
 import pytest
+from fakes import FakeClock
+from world import SERVICE, World
 
 from slipway_core import contract
 from slipway_core.host import queries, system
 from slipway_core.host.lock import Lock, LockRefused, NotHolder
 from slipway_core.host.run import Failed, Run
 from slipway_core.host.store import Store, services
-
-from .fakes import FakeClock
-from .world import SERVICE, World
 
 
 @pytest.fixture

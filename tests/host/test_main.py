@@ -10,15 +10,14 @@ import runpy
 from typing import Any
 
 import pytest
+from fakes import Behaviour
+from world import SERVICE, World
 
 from slipway_core import contract
 from slipway_core.host import main
 from slipway_core.host.docker import DockerError
 from slipway_core.host.lock import Lock
 from slipway_core.host.proxy import Proxy
-
-from .fakes import Behaviour
-from .world import SERVICE, World
 
 Capsys = pytest.CaptureFixture[str]
 BUILD_ID: str = vars(main)["BUILD_ID"]  # "source": not built into a zipapp

@@ -7,12 +7,11 @@ import os
 import subprocess
 
 import pytest
+from fakes import PROXY_CONTAINER, PROXY_IP, Behaviour
+from world import BACKEND, DOMAIN, SERVICE, World
 
 from slipway_core import contract
 from slipway_core.host.proxy import Confirm, ProxyError, load_settings, names_version
-
-from .fakes import PROXY_CONTAINER, PROXY_IP, Behaviour
-from .world import BACKEND, DOMAIN, SERVICE, World
 
 BLUE, GREEN = f"{SERVICE}-blue", f"{SERVICE}-green"
 

@@ -6,13 +6,12 @@ import contextlib
 import gc
 
 import pytest
+from fakes import Behaviour, Crash
+from world import SERVICE, STALE_AFTER, World
 
 from slipway_core.host import recovery
 from slipway_core.host.docker import labels, running
 from slipway_core.host.run import Failed, Run
-
-from .fakes import Behaviour, Crash
-from .world import SERVICE, STALE_AFTER, World
 
 
 @pytest.fixture

@@ -7,14 +7,13 @@ import os
 from typing import Any
 
 import pytest
+from fakes import Behaviour
+from world import SECRET, SERVICE, World
 
 from slipway_core import contract
 from slipway_core.host.docker import labels, running
 from slipway_core.host.run import Failed
 from slipway_core.host.steps import config_hash
-
-from .fakes import Behaviour
-from .world import SECRET, SERVICE, World
 
 
 def test_first_deploy_makes_blue_live(world: World) -> None:

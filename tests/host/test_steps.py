@@ -9,15 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakes import NETWORK, Behaviour, Box
+from world import SERVICE, World
 
 from slipway_core import contract
 from slipway_core.host import health, prepare
 from slipway_core.host.docker import DockerError
 from slipway_core.host.run import Failed
 from slipway_core.host.steps import STEPS, check_spec, public
-
-from .fakes import NETWORK, Behaviour, Box
-from .world import SERVICE, World
 
 
 # ------------------------------------------------------------------------------------------------------ image

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fake_edge import FakeHAProxy, FakeHttp
+from fakes import NETWORK, Behaviour, FakeClock, FakeDocker
+
 from slipway_core import contract
 from slipway_core.host import recovery
 from slipway_core.host.docker import health_status, running
@@ -17,9 +20,6 @@ from slipway_core.host.proxy import Proxy
 from slipway_core.host.run import Run
 from slipway_core.host.steps import Host, Rollout
 from slipway_core.host.store import Store
-
-from .fake_edge import FakeHAProxy, FakeHttp
-from .fakes import NETWORK, Behaviour, FakeClock, FakeDocker
 
 SERVICE = "notes-api"
 DOMAIN = "notes.example.test"

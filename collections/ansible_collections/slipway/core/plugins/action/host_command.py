@@ -50,7 +50,8 @@ def install_command(artifact: str, program: str) -> str:
     )
     q = shlex.quote
     script = (
-        f"umask 022 && mkdir -p {q(posixpath.dirname(artifact))} && base64 -d > {q(tmp)} && chmod 0755 {q(tmp)}"
+        f"umask 022 && mkdir -p {q(posixpath.dirname(artifact))} {q(posixpath.dirname(program))}"
+        f" && base64 -d > {q(tmp)} && chmod 0755 {q(tmp)}"
         f" && mv -f {q(tmp)} {q(artifact)} && {links}"
     )
     return f"sh -c {q(script)}"
