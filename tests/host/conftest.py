@@ -46,3 +46,13 @@ def world(tmp_path: Path) -> Iterator[World]:
         finally:
             haproxy.close()
             gc.collect()  # close the .active files of Lock objects still referenced from a traceback
+
+
+@pytest.fixture
+def two_live(world: World) -> World:
+    """v1 kept stopped on blue, v2 live on green."""
+    world.image("v1.0.0")
+    world.image("v2.0.0")
+    world.deploy("v1.0.0", "r1")
+    world.deploy("v2.0.0", "r2")
+    return world

@@ -31,15 +31,6 @@ def command(world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
     return code, json.loads(capsys.readouterr().out)
 
 
-@pytest.fixture
-def two_live(world: World) -> World:
-    """v1 kept stopped on blue, v2 live on green."""
-    world.image("v1.0.0")
-    world.image("v2.0.0")
-    world.deploy("v1.0.0", "r1")
-    world.deploy("v2.0.0", "r2")
-    return world
-
 
 @pytest.mark.parametrize(
     ("behaviour", "problem"),

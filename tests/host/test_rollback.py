@@ -14,15 +14,6 @@ from slipway_core.host.docker import labels, running
 from slipway_core.host.run import Failed, Run
 
 
-@pytest.fixture
-def two_live(world: World) -> World:
-    world.image("v1.0.0")
-    world.image("v2.0.0")
-    world.deploy("v1.0.0", "r1")
-    world.deploy("v2.0.0", "r2")
-    return world
-
-
 def rollback(world: World, run_id: str) -> dict[str, object]:
     store = world.store()
     return recovery.rollback(world.host, store, Run(store, run_id), {}, STALE_AFTER)

@@ -14,6 +14,10 @@ from types import ModuleType
 
 PROJECT = Path(__file__).resolve().parents[2]
 FILTERS = PROJECT / "collections/ansible_collections/slipway/core/plugins/filter"
+# `ansible_collections` is a namespace package (the ansible package's collections): with the project's collections
+# directory on sys.path it also holds slipway.core, so a plugin's own imports (plugin_utils) resolve as under Ansible.
+if str(PROJECT / "collections") not in sys.path:
+    sys.path.append(str(PROJECT / "collections"))
 
 
 def load_filter(name: str) -> ModuleType:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import sys
 from typing import Any
 
 import pytest
-from ansible.errors import AnsibleFilterError
-from plugin_loader import load_filter
+from ansible.errors import AnsibleError, AnsibleFilterError
+from plugin_loader import FILTERS, load_filter
 
 from slipway_core import contract
 
@@ -109,11 +110,17 @@ def test_a_bad_version_carries_the_contracts_message() -> None:
 
 
 def test_a_missing_contract_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The Python that runs Ansible lacks the slipway package: the first use says so, naming the fix."""
+    """The Python that runs Ansible lacks the slipway package: the first use says so, naming the fix (every plugin
+    gets slipway_core through plugin_utils/core.py)."""
     monkeypatch.setitem(sys.modules, "slipway_core", None)  # makes `from slipway_core import contract` fail
-    bare = load_filter("services")
-    with pytest.raises(AnsibleFilterError, match=r"slipway Python package is not installed .* pip install -e \."):
-        bare.services(one())
+    path = FILTERS.parent / "plugin_utils" / "core.py"
+    spec = importlib.util.spec_from_file_location("slipway_core_plugin_utils_bare", path)
+    assert spec and spec.loader
+    bare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bare)
+    for load in (bare.load_contract, bare.load_build):
+        with pytest.raises(AnsibleError, match=r"slipway Python package is not installed .* pip install -e \."):
+            load()
 
 
 def test_two_services_cannot_share_a_domain() -> None:

@@ -21,14 +21,7 @@ import shlex
 from typing import Any
 
 from ansible.plugins.action import ActionBase
-
-try:
-    from slipway_core import build, contract
-except ImportError as err:  # pragma: no cover - the message is the point
-    raise ImportError(
-        "slipway.core needs the slipway Python package in the Python that runs Ansible: "
-        "pip install -e . in the Slipway repository"
-    ) from err
+from ansible_collections.slipway.core.plugins.plugin_utils.core import load_build, load_contract
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "argv": {"type": "list", "elements": "str", "required": True},
@@ -60,9 +53,9 @@ def install_command(artifact: str, program: str) -> str:
 def outdated(rc: int, stdout: str, stderr: str) -> bool:
     """The host's program is another build (exit 4), missing or not executable, or so old that it does not know
     `--expect-build` (argparse's usage error, exit 2, nothing on stdout)."""
-    if rc == contract.EXIT_OUTDATED:
+    if rc == load_contract().EXIT_OUTDATED:
         return True
-    return not stdout.strip() and (rc in CANNOT_RUN or (rc == contract.EXIT_USAGE and "usage:" in stderr))
+    return not stdout.strip() and (rc in CANNOT_RUN or (rc == load_contract().EXIT_USAGE and "usage:" in stderr))
 
 
 class ActionModule(ActionBase):
@@ -81,7 +74,7 @@ class ActionModule(ActionBase):
         argv: list[str] = args["argv"]
         if not argv:
             return {**result, "failed": True, "msg": "host_command: argv is empty; give the program's arguments"}
-        data, ident = build.build()
+        data, ident = load_build().build()
         stdin = args["stdin"].encode() if args.get("stdin") is not None else None
         program = args["program"]
         call = " ".join(shlex.quote(part) for part in [program, "--expect-build", ident, *argv])
@@ -111,7 +104,7 @@ class ActionModule(ActionBase):
                 "stderr": stderr,
                 "stdout_lines": stdout.splitlines(),
                 "stderr_lines": stderr.splitlines(),
-                "answer": contract.parse_result(stdout),
+                "answer": load_contract().parse_result(stdout),
                 "installed": installed,
                 "build": ident,
                 "changed": True,

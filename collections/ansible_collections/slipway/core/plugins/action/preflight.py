@@ -29,7 +29,7 @@ from ansible.errors import AnsibleFilterError
 from ansible.parsing.splitter import parse_kv
 from ansible.plugins.action import ActionBase
 from ansible_collections.slipway.core.plugins.filter.environments import environments
-from ansible_collections.slipway.core.plugins.filter.services import load_contract
+from ansible_collections.slipway.core.plugins.plugin_utils.core import load_contract
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "inventories": {"type": "path", "required": True},

@@ -11,14 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-
-try:
-    from slipway_core import contract
-except ImportError as err:  # pragma: no cover - the message is the point
-    raise AnsibleFilterError(
-        "slipway.core needs the slipway Python package in the Python that runs Ansible: "
-        "pip install -e . in the Slipway repository"
-    ) from err
+from ansible_collections.slipway.core.plugins.plugin_utils.core import load_contract
 
 DOCUMENTATION = """
 name: last_answer
@@ -37,10 +30,9 @@ options:
 def last_answer(registered: Any) -> dict[str, Any]:
     if not isinstance(registered, list):
         raise AnsibleFilterError("last_answer: give a list of registered results, newest first")
-    for item in registered:
-        if isinstance(item, Mapping) and "rc" in item and not item.get("skipped"):
-            return contract.parse_result(item.get("stdout", ""))
-    return contract.parse_result(None)
+    ran = [item for item in registered if isinstance(item, Mapping) and "rc" in item and not item.get("skipped")]
+    answer: dict[str, Any] = load_contract().parse_result(ran[0].get("stdout", "") if ran else None)
+    return answer
 
 
 class FilterModule:

@@ -10,26 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from types import ModuleType
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-
-NO_CONTRACT = (
-    "the slipway Python package is not installed in the Python that runs Ansible; pip install -e . in the repository"
-)
-try:
-    from slipway_core import contract as _contract_module
-except ImportError:  # said at the first use, naming the fix (a failed plugin import would only say "no filter")
-    _contract_module = None  # type: ignore[assignment]
-
-
-def load_contract() -> ModuleType:
-    """slipway_core.contract, or AnsibleFilterError(NO_CONTRACT) when the Python running Ansible lacks it."""
-    if _contract_module is None:
-        raise AnsibleFilterError(NO_CONTRACT)
-    return _contract_module
-
+from ansible_collections.slipway.core.plugins.plugin_utils.core import load_contract
 
 DOCUMENTATION = """
 name: services

@@ -1,0 +1,35 @@
+"""slipway_core (the contract and the host program's builder) for the collection's plugins.
+
+The collection needs the slipway Python package in the Python that runs Ansible. Without it, a plugin that failed to
+import would only be reported as missing; so the import is tried here once and a plugin asks for the module when
+it needs it, getting an error that names the fix.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from ansible.errors import AnsibleError
+
+NO_CORE = (
+    "the slipway Python package is not installed in the Python that runs Ansible; pip install -e . in the repository"
+)
+try:
+    from slipway_core import build as _build
+    from slipway_core import contract as _contract
+except ImportError:  # said at the first use, naming the fix
+    _build = _contract = None  # type: ignore[assignment]
+
+
+def load_contract() -> ModuleType:
+    """slipway_core.contract, or AnsibleError(NO_CORE)."""
+    if _contract is None:
+        raise AnsibleError(NO_CORE)
+    return _contract
+
+
+def load_build() -> ModuleType:
+    """slipway_core.build, or AnsibleError(NO_CORE)."""
+    if _build is None:
+        raise AnsibleError(NO_CORE)
+    return _build
