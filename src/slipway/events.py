@@ -51,6 +51,8 @@ class _OpenPhase:
     name: str
     started: float
     failed: bool = False
+    ran: bool = False  # a task of it ran (ok, changed, failed) on some host
+    skipped: bool = False  # a task of it was skipped
 
 
 class EventHandler:
@@ -82,9 +84,11 @@ class EventHandler:
         self._open = None
         seconds = round(max(0.0, now - phase.started), 1)
         status = "failed" if phase.failed else "ok"
-        self.phases.append((phase.name, status, seconds))
         if self._github:
             self._print("::endgroup::")
+        if phase.skipped and not phase.ran and not phase.failed:
+            return  # only skipped tasks (the image copy when the image is on the host): no phase happened
+        self.phases.append((phase.name, status, seconds))
         self._print(f"  {phase.name:<11} {status:<6} {seconds:>7.1f}s")
 
     def _task_start(self, data: Mapping[str, Any], now: float) -> None:
@@ -139,6 +143,9 @@ class EventHandler:
             self._print(f"play: {_short(str(data.get('play') or data.get('name') or ''))}")
         elif kind == "playbook_on_task_start":
             self._task_start(data, now)
+        elif kind in ("runner_on_ok", "runner_on_skipped") and self._open is not None:
+            self._open.ran = self._open.ran or kind == "runner_on_ok"
+            self._open.skipped = self._open.skipped or kind == "runner_on_skipped"
         elif kind == "runner_on_failed":
             self._failed(data, unreachable=False)
         elif kind == "runner_on_unreachable":

@@ -71,6 +71,21 @@ def test_one_line_per_phase_with_duration() -> None:
     assert handler.facts.artifact_data["slipway_results"][0]["result"] == "failed"
 
 
+def test_a_phase_whose_tasks_were_all_skipped_is_not_shown() -> None:
+    """The image copy is skipped when the host has the image: no `image ok 0.0s` line, no phase in the list."""
+    handler, text = run([
+        ev("playbook_on_task_start", "2025-01-01T00:00:00", task="lock | take the lock"),
+        ev("runner_on_ok", host="h1", task="lock | take the lock"),
+        ev("playbook_on_task_start", "2025-01-01T00:00:01", task="image | copy the archive"),
+        ev("runner_on_skipped", host="h1", task="image | copy the archive"),
+        ev("playbook_on_task_start", "2025-01-01T00:00:01", task="switch | the steps left"),
+        ev("runner_on_ok", host="h1", task="switch | the steps left"),
+        ev("playbook_on_stats", "2025-01-01T00:00:03"),
+    ])
+    assert [name for name, _, _ in handler.phases] == ["lock", "switch"]
+    assert "image" not in text and "  switch      ok         2.0s" in text
+
+
 def test_github_groups_fold_each_phase() -> None:
     _, text = run(ROLLOUT, github=True)
     lines = text.splitlines()
