@@ -155,21 +155,29 @@ def test_no_proxy_on_the_host_needs_a_person(
     assert world.lock() is None
 
 
-def test_a_deploy_never_starts_over_the_colour_the_proxy_routes(world: World) -> None:
-    """After a failed switch-back the proxy may route the colour state.json calls idle: the next deploy must not
+def test_a_deploy_never_starts_over_the_colour_the_proxy_routes(two_live: World) -> None:
+    """After a failed switch-back the proxy may route the colour state.json calls kept: the next deploy must not
     replace that container (it serves), and says a person must look."""
-    world.image("v1.0.0")
-    world.image("v2.0.0")
-    world.deploy("v1.0.0", "r1")
-    world.proxy.persist(SERVICE, "green")  # what a failed switch-back leaves: the proxy's live colour is green
-    before = world.docker.inspect(f"{SERVICE}-green")
+    world = two_live
+    world.docker.start(f"{SERVICE}-blue")
+    world.proxy.persist(SERVICE, "blue")  # what a failed switch-back leaves: the proxy routes blue, state says green
+    before = world.docker.inspect(f"{SERVICE}-blue")
+    world.image("v3.0.0")
 
     with pytest.raises(Failed) as refused:
-        world.begin("v2.0.0", "r2")
+        world.begin("v3.0.0", "r3")
 
     assert refused.value.code == contract.EXIT_NEEDS_PERSON
-    assert f"{SERVICE}-green is the live colour; refusing to replace it" in str(refused.value)
-    assert world.docker.inspect(f"{SERVICE}-green") == before
+    assert f"{SERVICE}-blue is the live colour; refusing to replace it" in str(refused.value)
+    assert world.docker.inspect(f"{SERVICE}-blue") == before
+
+
+def test_a_fresh_edge_names_a_colour_with_no_container_yet(world: World) -> None:
+    """The edge_proxy role persists a default colour before anything runs: the first deploy starts it."""
+    world.image("v1.0.0")
+    world.proxy.persist(SERVICE, "blue")
+    assert world.deploy("v1.0.0", "r1")["result"] == "deployed"
+    world.assert_settled("r1")
 
 
 def test_a_docker_failure_while_recovering_is_answered_not_raised(

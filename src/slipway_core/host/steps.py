@@ -225,8 +225,12 @@ class Rollout:
         c = spec.get("container") or {}
         with self.run.phase("start"):
             state = self.store.state()
+            # Never replace what serves: the recorded live colour, or the one the proxy routes while its container
+            # runs (a failed switch-back leaves them apart; a fresh edge names a colour with no container yet).
             routed = self.host.proxy.live(self.name) if self.host.proxy is not None else None
-            if colour in ((state.get("live") or {}).get("colour"), routed):
+            if colour == (state.get("live") or {}).get("colour") or (
+                colour == routed and running(self.docker.inspect(name))
+            ):
                 raise Failed("start", f"{name} is the live colour; refusing to replace it", contract.EXIT_NEEDS_PERSON)
             self.restore_set_aside(colour)  # a run killed mid-start may have left the rollback target set aside
             try:
