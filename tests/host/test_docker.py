@@ -264,7 +264,8 @@ def test_pull_without_credentials(cli: FakeCli) -> None:
     with pytest.raises(DockerError) as failed:
         engine.pull("registry.example.test/notes-api:v1.0.0")
 
-    assert str(failed.value).endswith("pull access denied for notes-api (no registry login was given)")
+    hint = "(no SLIPWAY_REGISTRY_USERNAME/SLIPWAY_REGISTRY_PASSWORD were given for a login)"
+    assert str(failed.value).endswith(f"pull access denied for notes-api {hint}")
     assert [c["argv"][0] for c in cli.calls()] == ["pull"]
     assert cli.calls()[0]["config"] == ""
 

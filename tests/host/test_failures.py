@@ -198,3 +198,22 @@ def test_a_docker_failure_while_recovering_is_answered_not_raised(
     assert "engine gone" in answer["message"] and "a person must look" in answer["message"]
     assert world.lock() is None
     assert world.serves() == "v1.0.0"
+
+
+def test_a_failed_pull_changes_nothing_and_claims_no_removal(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.image("v1.0.0")
+    world.image("v2.0.0", on_host=False)
+    del world.docker.registry[world.ref("v2.0.0")]  # and not in the registry either: the pull is refused
+    world.deploy("v1.0.0", "r1")
+    begun = world.begin("v2.0.0", "r2")
+    assert begun["todo"][0] == "image" and begun["upload"]
+
+    code, answer = command(world, monkeypatch, capsys, "v2.0.0", "r2", steps=",".join(begun["todo"]))
+
+    assert code == contract.EXIT_FAILED
+    assert answer["failed_phase"] == "image" and "pull access denied" in answer["message"]
+    assert "removed" not in answer["message"]
+    assert f"{SERVICE}-green" not in world.docker.boxes
+    world.assert_settled("r2")

@@ -220,7 +220,9 @@ class Docker:
                     )
             proc = self.command("pull", ref, env=env, timeout=1800, check=False)
         if proc.returncode != 0:
-            hint = "" if username and password else " (no registry login was given)"
+            hint = "" if username and password else (
+                " (no SLIPWAY_REGISTRY_USERNAME/SLIPWAY_REGISTRY_PASSWORD were given for a login)"
+            )
             raise DockerError(f"docker pull {ref} failed: {proc.stderr.strip()}{hint}")
 
 

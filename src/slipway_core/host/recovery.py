@@ -88,8 +88,7 @@ def recover(host: Host, store: Store, run: Run) -> str:
         rollout.drain()
         rollout.record()
         return "; rolled forward: the proxy already routed the new colour when the run stopped"
-    rollout.discard_new()
-    return f"; removed the unfinished {rollout.container()}" if data.get("action") != "rollback" else ""
+    return f"; removed the unfinished {rollout.container()}" if rollout.discard_new() else ""
 
 
 def store_spec(store: Store, data: dict[str, Any]) -> dict[str, Any]:

@@ -200,19 +200,21 @@ class Rollout:
         ):
             self.docker.rename(self.set_aside(colour), self.container(colour))
 
-    def discard_new(self) -> None:
+    def discard_new(self) -> bool:
         """The new colour goes: out of the proxy's rotation, then removed (the kept release put back); a rollback's
-        kept container is only stopped."""
+        kept container is only stopped. True when this run's container was removed."""
         name = self.container()
         if self.host.proxy is not None and self.host.proxy.live(self.name) != self.colour:
             with contextlib.suppress(ProxyError):  # the proxy is down or never had the colour: nothing routes there
                 self.host.proxy.set_server(self.name, self.colour, "state drain")
         if self.run.data.get("action") == "rollback":
             self.docker.stop(name, 5)
-            return
-        if labels(self.docker.inspect(name)).get("slipway.run-id") == self.run.run_id:
+            return False
+        ours = labels(self.docker.inspect(name)).get("slipway.run-id") == self.run.run_id
+        if ours:
             self.docker.remove(name)
         self.restore_set_aside(self.colour)
+        return ours
 
     def save_logs(self, what: str) -> tuple[str, str]:
         text = self.docker.logs(self.container(), LOG_LINES)
