@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slipway_core.contract import PHASES
+
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ["v1.0.0", "v2.0.0", "v3.0.0-badhealth", "v4.0.0-badmigration", "v2.0.0-slow"]
 SLOW = "-slow"  # the sample's slow-start build: 5 s before it listens (STARTUP_DELAY), like a heavier service
@@ -242,7 +244,7 @@ def main() -> int:
 
 
 def report(args: argparse.Namespace, stats: Stats, rows: list[dict[str, Any]], baseline: list[float]) -> list[str]:
-    phases = ["lock", "skip-check", "image", "backup", "migrate", "start", "health", "switch", "drain", "record"]
+    phases = [p for p in PHASES if p not in ("preflight", "unlock")]
     lines = [
         "# Rollout benchmark",
         "",
@@ -259,8 +261,9 @@ def report(args: argparse.Namespace, stats: Stats, rows: list[dict[str, Any]], b
     ]
     if stats.errors:
         lines += ["Errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(stats.errors.items())), ""]
-    lines += ["Phases are the host's (slipway-release); `start` ends when the container is started, and `health` counts"
-              " only the wait left when the switch call arrives (the container boots while the controller moves on)."
+    lines += ["Phases are the host's (slipway-release, contract.PHASES); `start` ends when the container is started,"
+              " and `health` counts only the wait left when the steps-left call arrives (the container boots while the"
+              " controller moves on)."
               " start->healthy is the container's own time from `docker run` to its first passing HEALTHCHECK;"
               " floor = start->healthy + drain.", ""]
     lines += ["| # | rollout | version | result | wall s | " + " | ".join(phases)
