@@ -1,6 +1,6 @@
 """Bad input sent through every entry point: the cases, how each is run, and what the contract says it must give.
 
-One list for tests/playbooks/test_bad_input.py (which asserts) and scripts/bad_input_table.py (which prints the
+One list for tests/playbooks/test_bad_input.py (which asserts) and tests/playbooks/bad_input_table.py (which prints the
 Markdown table). Each value goes to `slipway` (the console script) and to `ansible-playbook` in both extra-vars
 forms, key=value (`-e version=...`) and JSON (`-e '{"version": ...}'`); the expected message is computed by the
 contract's own functions (slipway_core.contract), never written out.

@@ -3,7 +3,8 @@
 The cases (bad_input_cases.CASES: the CLI's fuzz values, shell metacharacters, unicode, 10 kB strings, '-'
 prefixes, blanks and line breaks Ansible's key=value parser would drop, a number given as JSON) go through
 `slipway` and through `ansible-playbook` with `-e key=value` and with `-e '{json}'`; real processes, no fakes, about
-40 ansible-playbook runs, a few at a time. `scripts/bad_input_table.py` prints the same runs as a Markdown table.
+40 ansible-playbook runs, a few at a time. `bad_input_table.py` (beside it) prints the same runs as a Markdown
+table.
 """
 
 from __future__ import annotations

@@ -136,7 +136,7 @@ def test_post_json_reads_the_services_error_codes(
     monkeypatch: pytest.MonkeyPatch, body: object, refused: bool
 ) -> None:
     """requests.post is replaced by a fake: no network."""
-    monkeypatch.setattr(notify.requests, "post", lambda url, json, timeout: _Response(body))
+    monkeypatch.setattr(requests, "post", lambda url, json, timeout: _Response(body))
     if refused:
         with pytest.raises(ValueError, match="refused"):
             notify.post_json("https://x", {})

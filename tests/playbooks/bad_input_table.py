@@ -1,6 +1,6 @@
 """Print, as a Markdown table, how every entry point answers the bad-input cases of tests/playbooks/test_bad_input.py.
 
-    .venv/bin/python scripts/bad_input_table.py
+    .venv/bin/python tests/playbooks/bad_input_table.py
 
 Runs the same cases the same way (tests/playbooks/bad_input_cases.py: `slipway`, and `ansible-playbook` with
 -e key=value and with JSON; nothing reaches a host) and prints value, entry point, form, exit code and message.
@@ -10,9 +10,6 @@ Exits 1 when a run did not give the contract's message.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "playbooks"))
 
 from bad_input_cases import expected_for, markdown, rows, run_all
 
