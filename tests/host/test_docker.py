@@ -19,7 +19,7 @@ import pytest
 from slipway_core.host import docker as docker_mod
 from slipway_core.host.docker import ContainerSpec, Docker, DockerError, registry_of
 
-SECRET = "s3cret-password"
+SECRET = "s3cret-password"  # pragma: allowlist secret
 
 FAKE_DOCKER = """#!{python}
 import json, os, sys, time

@@ -25,7 +25,7 @@ SERVICE = "notes-api"
 DOMAIN = "notes.example.test"
 BACKEND = contract.backend_name(SERVICE)
 REPOSITORY = "registry.example.test/notes-api"
-SECRET = "postgresql://notes:s3cret-value@postgres/notes"
+SECRET = "postgresql://notes:s3cret-value@postgres/notes"  # pragma: allowlist secret
 STALE_AFTER = 120.0
 
 
