@@ -242,7 +242,9 @@ def proxy_parser() -> argparse.ArgumentParser:
 def proxy_wait_drained(proxy: Proxy, args: argparse.Namespace) -> Any:
     left = proxy.wait_drained(args.service, args.colour, args.timeout)
     if left:
-        raise ProxyError(f"{args.service}-{args.colour} still has {left} session(s) after {args.timeout:g}s")
+        raise ProxyError(
+            f"{contract.container_name(args.service, args.colour)} still has {left} session(s) after {args.timeout:g}s"
+        )
     return {"service": args.service, "colour": args.colour, "sessions": 0}
 
 
