@@ -24,9 +24,10 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-# Test images (tests/images) and the sample service's versions (examples/notes-api).
+# Test images (tests/images) and the sample service's versions (examples/notes-api); under `make test` also the
+# Debian packages the tests use (PREPARE_ARGS below: git, python3-venv, PostgreSQL, Redis, npm, ...).
 prepare:
-	bash tests/harness/prepare.sh
+	bash tests/harness/prepare.sh $(PREPARE_ARGS)
 	bash tests/harness/build_sample.sh
 
 # mypy --strict over every Python file. `mypy` alone checks src and collections (pyproject's `files`); each other
@@ -68,7 +69,9 @@ molecule: venv prepare
 molecule-%: venv prepare
 	$(BIN)/molecule test -s $*
 
-test: lint prepare unit molecule
+# prepare first: it installs what the other steps run (a target-specific variable reaches the prerequisites).
+test: PREPARE_ARGS := --test-packages
+test: prepare lint unit molecule
 
 demo: venv prepare
 	scripts/local-host.sh up

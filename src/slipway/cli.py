@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -10,14 +12,16 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from slipway import __version__, notify, report, tags
+from slipway import notify, report, tags
+from slipway import secrets as names
+from slipway.arguments import parse_args
 from slipway.events import EventHandler
-from slipway.exitcodes import HELP, ExitCode, InputError
+from slipway.exitcodes import ExitCode, InputError
 from slipway.results import (
     HISTORY_KEY,
     STATUS_KEY,
@@ -36,91 +40,15 @@ from slipway.validation import (
     load_environment,
     playbook_path,
 )
-from slipway_core.contract import PHASES
 
 RunFn = Callable[[PlaybookRun, EventCallback, threading.Event], RunnerOutcome]
 ROLLOUT_COMMANDS = ("deploy", "rollback")
 NOTIFY_COMMANDS = ("provision", "deploy", "rollback")
 
-DESCRIPTION = f"""\
-Provision Docker hosts and roll services out blue-green (Ansible through ansible-runner).
-Everything is checked before any host is touched. Secrets come only from SLIPWAY_* environment variables
-(see docs/runbook.md); rollout phases: {", ".join(PHASES)}.
-"""
-
-
 @dataclass(frozen=True)
 class Streams:
     out: TextIO
     err: TextIO
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="slipway",
-        description=DESCRIPTION,
-        epilog=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"slipway {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--env", required=True, help="environment: a directory with hosts.yml under inventories/"
-    )
-    common.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    common.add_argument(
-        "--project-dir", type=Path, help="the operations repository (default: found from the cwd)"
-    )
-    run_opts = argparse.ArgumentParser(add_help=False)
-    run_opts.add_argument(
-        "--artifacts-dir", type=Path, help="copy ansible-runner's artifacts here (for debugging)"
-    )
-    run_opts.add_argument("--no-notify", action="store_true", help="send no webhook notification")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def add(name: str, text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(
-            name,
-            parents=[common, run_opts],
-            help=text,
-            description=text,
-            epilog=HELP,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-
-    add("provision", f"provision the environment's hosts ({PLAYBOOKS['provision']})")
-    deploy = add("deploy", f"converge services to the inventory's versions ({PLAYBOOKS['deploy']})")
-    deploy.add_argument("--service", help="deploy only this service")
-    deploy.add_argument(
-        "--version", dest="release", metavar="VERSION", help="image tag to deploy (needs --service)"
-    )
-    deploy.add_argument(
-        "--check",
-        action="store_true",
-        help="plan only: which services would be deployed, from which version to which; changes nothing",
-    )
-    rollback = add("rollback", f"switch a service back to its previous release ({PLAYBOOKS['rollback']})")
-    rollback.add_argument("--service", required=True, help="the service to roll back")
-    status = add("status", f"live colour, version and health per service and host ({PLAYBOOKS['status']})")
-    status.add_argument("--service", help="only this service")
-    history = add("history", f"the release log ({PLAYBOOKS['history']})")
-    history.add_argument("--service", help="only this service")
-
-    release = sub.add_parser(
-        "release", help="release tags", epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    release_sub = release.add_subparsers(dest="release_command", required=True, metavar="SUBCOMMAND")
-    nxt = release_sub.add_parser(
-        "next",
-        parents=[common],
-        help="print the next release tag",
-        description=tags.__doc__,
-        epilog=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    nxt.add_argument("--tag", help="production: the staging tag to promote")
-    nxt.add_argument("--tags", help="comma-separated existing tags (default: `git tag --list 'v*'`)")
-    return parser
 
 
 def _release_next(args: argparse.Namespace, project: Path) -> str:
@@ -209,16 +137,74 @@ def _unlock(plan: _Plan, run_id: str, run: RunFn, handler: EventHandler, environ
     handler.facts.errors.append(f"cancelled: locks of run {run_id} {word}")
 
 
-def _emit(
+@dataclass
+class _Attempt:
+    """What main()'s last resort needs to know about the run that raised."""
+
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    secrets: Secrets | None = None  # the checked secrets, once the plan passed (webhooks are https)
+    reported: bool = False  # the report went to stdout
+    notified: bool = False
+
+
+def _one_line(exc: BaseException) -> str:
+    return _line(f"{exc.__class__.__name__}: {exc}")
+
+
+def _line(text: str, limit: int = 400) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _needs_person(decision: Decision, problems: Sequence[str]) -> Decision:
+    """An unexpected error makes any outcome exit 3; the reason keeps what the run itself ended with."""
+    return Decision(
+        ExitCode.NEEDS_PERSON,
+        "needs-person",
+        _line(f"{'; '.join(problems)} (the run itself: {decision.outcome} - {decision.reason})", 1000),
+    )
+
+
+def _notifies(args: argparse.Namespace) -> bool:
+    return (
+        args.command in NOTIFY_COMMANDS
+        and not getattr(args, "no_notify", False)
+        and not getattr(args, "check", False)
+    )
+
+
+def _conclude(
     rep: report.Report,
+    *,
     args: argparse.Namespace,
     streams: Streams,
     environ: Mapping[str, str],
     redact: Callable[[str], str],
-) -> None:
+    post: notify.Post,
+    attempt: _Attempt,
+) -> int:
+    """Print the report, write the GitHub summary and outputs, notify. A GitHub file that cannot be written
+    makes the run exit 3 (the reason says so), and the notifications go out all the same."""
+    unwritable = report.unwritable_github_files(environ)
+    problems = [redact(p) for p in unwritable.values()]
+    for problem in problems:
+        streams.err.write(f"slipway: error: {problem}\n")
+    if problems:
+        rep = dataclasses.replace(
+            rep, decision=_needs_person(rep.decision, problems), errors=[*rep.errors, *problems]
+        )
+    attempt.reported = True
     streams.out.write(redact(report.to_json(rep) + "\n" if args.json else report.to_text(rep)))
     streams.out.flush()
-    report.write_github(rep, environ, redact)
+    writable = {k: v for k, v in environ.items() if k not in unwritable}
+    late = [redact(p) for p in report.write_github(rep, writable, redact)]  # the check passed: a full disk, say
+    for problem in late:
+        streams.err.write(f"slipway: error: {problem}\n")
+    if attempt.secrets is not None and _notifies(args):
+        attempt.notified = True
+        for warning in notify.send_all(rep, attempt.secrets, post):
+            streams.err.write(f"slipway: warning: {warning}\n")
+    return int(ExitCode.NEEDS_PERSON if late else rep.decision.code)
 
 
 def _run_command(
@@ -229,8 +215,9 @@ def _run_command(
     run: RunFn,
     post: notify.Post,
     started: float,
+    attempt: _Attempt,
 ) -> int:
-    run_id = uuid.uuid4().hex[:12]
+    run_id = attempt.run_id
     redact: Callable[[str], str] = Redactor(Secrets.from_environ(environ).values.values())
     try:
         plan = _plan(args, environ)
@@ -241,8 +228,10 @@ def _run_command(
         rep = report.Report(
             args.command, str(args.env)[:40], run_id, decision, round(time.monotonic() - started, 1)
         )
-        _emit(rep, args, streams, environ, redact)
-        return int(ExitCode.BAD_INPUT)
+        return _conclude(
+            rep, args=args, streams=streams, environ=environ, redact=redact, post=post, attempt=attempt
+        )
+    attempt.secrets = plan.secrets
     handler = EventHandler(streams.err, environ.get("GITHUB_ACTIONS") == "true", redact)
     request = PlaybookRun(
         project=plan.project,
@@ -254,13 +243,19 @@ def _run_command(
         check=bool(getattr(args, "check", False)),
         keep_artifacts=args.artifacts_dir,
     )
+    problems: list[str] = []
     cancelled = threading.Event()
     restore = _install_signals(cancelled)
     try:
         streams.err.write(f"slipway {args.command} {plan.extravars['env']} (run {run_id})\n")
-        outcome = run(request, handler, cancelled)
+        try:
+            outcome = run(request, handler, cancelled)
+        except Exception as exc:  # exit 3 below, with whatever the run reported before it
+            problems.append(redact(f"unexpected error while running {plan.playbook}: {_one_line(exc)}"))
+            outcome = RunnerOutcome("error", 0, False)
         handler.finish()
         handler.facts.status = outcome.status
+        handler.facts.rc = outcome.rc
         handler.facts.cancelled = outcome.cancelled or cancelled.is_set()
         if handler.facts.cancelled and args.command in ROLLOUT_COMMANDS:
             _unlock(plan, run_id, run, handler, environ)
@@ -270,13 +265,14 @@ def _run_command(
         args=args,
         facts=handler.facts,
         phases=handler.phases,
-        run_id=run_id,
+        problems=problems,
         started=started,
         plan=plan,
         environ=environ,
         streams=streams,
         post=post,
         redact=redact,
+        attempt=attempt,
     )
 
 
@@ -285,35 +281,99 @@ def _finish(
     args: argparse.Namespace,
     facts: RunFacts,
     phases: list[tuple[str, str, float]],
-    run_id: str,
+    problems: list[str],
     started: float,
     plan: _Plan,
     environ: Mapping[str, str],
     streams: Streams,
     post: notify.Post,
     redact: Callable[[str], str],
+    attempt: _Attempt,
 ) -> int:
     results = parse_results(facts.artifact_data)
     decision = decide(facts, results, rollout=args.command in ROLLOUT_COMMANDS)
+    if problems and (results or facts.saw_stats):  # the playbook got to its end: say what it reported
+        decision = _needs_person(decision, problems)
+    elif problems:
+        decision = Decision(ExitCode.NEEDS_PERSON, "needs-person", "; ".join(problems))
     key = {"status": STATUS_KEY, "history": HISTORY_KEY}.get(args.command)
     records = parse_records(facts.artifact_data, key) if key else []
     rep = report.Report(
         command=args.command,
         env=plan.extravars["env"],
-        run_id=run_id,
+        run_id=attempt.run_id,
         decision=decision,
         duration=round(time.monotonic() - started, 1),
         results=results,
         records=records,
         phases=phases,
-        errors=facts.errors,
+        errors=[*facts.errors, *problems],
         run_url=report.run_url(environ),
     )
-    _emit(rep, args, streams, environ, redact)
-    if args.command in NOTIFY_COMMANDS and not args.no_notify and not getattr(args, "check", False):
-        for warning in notify.send_all(rep, plan.secrets, post):
-            streams.err.write(f"slipway: warning: {warning}\n")
-    return int(decision.code)
+    return _conclude(rep, args=args, streams=streams, environ=environ, redact=redact, post=post, attempt=attempt)
+
+
+def _https_only(secrets: Secrets) -> Secrets:
+    """Secrets not checked by the plan: webhooks that are not https:// are left out (as the plan refuses them)."""
+    webhooks = (names.FEISHU_WEBHOOK, names.DINGTALK_WEBHOOK, names.WECOM_WEBHOOK, names.SLACK_WEBHOOK)
+    return Secrets(
+        {k: v for k, v in secrets.values.items() if k not in webhooks or v.startswith("https://")}
+    )
+
+
+def _unexpected(
+    exc: Exception,
+    *,
+    args: argparse.Namespace,
+    environ: Mapping[str, str],
+    streams: Streams,
+    post: notify.Post,
+    started: float,
+    attempt: _Attempt,
+) -> int:
+    """The last resort: any error nothing else expected exits 3 with one line on stderr (never a traceback), the
+    report where it can still be written, and the notifications unless they were sent already."""
+    secrets = Secrets.from_environ(environ)
+    redact = Redactor(secrets.values.values())
+    reason = redact(f"unexpected error: {_one_line(exc)}")
+    with contextlib.suppress(Exception):
+        streams.err.write(f"slipway: error: {reason}\n")
+        streams.err.flush()
+    if args.command == "release":
+        return int(ExitCode.NEEDS_PERSON)  # the line above is all there is
+    decision = Decision(ExitCode.NEEDS_PERSON, "needs-person", reason)
+    rep = report.Report(
+        args.command, redact(str(args.env)[:40]), attempt.run_id, decision, round(time.monotonic() - started, 1)
+    )
+    if not attempt.reported:  # else a report is out already: the line above is added to it
+        attempt.reported = True
+        with contextlib.suppress(Exception):
+            streams.out.write(redact(report.to_json(rep) + "\n" if args.json else report.to_text(rep)))
+            streams.out.flush()
+        with contextlib.suppress(Exception):
+            for problem in report.write_github(rep, environ, redact):
+                streams.err.write(f"slipway: error: {redact(problem)}\n")
+    if not attempt.notified and _notifies(args):
+        attempt.notified = True
+        with contextlib.suppress(Exception):
+            for warning in notify.send_all(rep, attempt.secrets or _https_only(secrets), post):
+                streams.err.write(f"slipway: warning: {warning}\n")
+    return int(ExitCode.NEEDS_PERSON)
+
+
+def _release(args: argparse.Namespace, environ: Mapping[str, str], streams: Streams) -> int:
+    try:
+        project = args.project_dir or (find_project_dir(Path.cwd()) if args.tags is None else Path.cwd())
+        tag = _release_next(args, project)
+    except InputError as exc:
+        streams.err.write(f"slipway: error: {exc}\n")
+        return int(ExitCode.BAD_INPUT)
+    streams.out.write(f'{{"tag": "{tag}"}}\n' if args.json else f"{tag}\n")
+    problem = report.append_github(environ, "GITHUB_OUTPUT", f"tag={tag}\n")
+    if problem:
+        streams.err.write(f"slipway: error: {problem}\n")
+        return int(ExitCode.NEEDS_PERSON)
+    return int(ExitCode.OK)
 
 
 def main(
@@ -327,17 +387,15 @@ def main(
     started = time.monotonic()
     environ = os.environ if environ is None else environ
     streams = streams or Streams(sys.stdout, sys.stderr)
-    args = build_parser().parse_args(argv)
-    if args.command == "release":
-        try:
-            project = args.project_dir or (find_project_dir(Path.cwd()) if args.tags is None else Path.cwd())
-            tag = _release_next(args, project)
-        except InputError as exc:
-            streams.err.write(f"slipway: error: {exc}\n")
-            return int(ExitCode.BAD_INPUT)
-        streams.out.write(f'{{"tag": "{tag}"}}\n' if args.json else f"{tag}\n")
-        if environ.get("GITHUB_OUTPUT"):
-            with Path(environ["GITHUB_OUTPUT"]).open("a", encoding="utf-8") as fh:
-                fh.write(f"tag={tag}\n")
-        return int(ExitCode.OK)
-    return _run_command(args=args, environ=environ, streams=streams, run=run, post=post, started=started)
+    args = parse_args(argv)
+    attempt = _Attempt()
+    try:
+        if args.command == "release":
+            return _release(args, environ, streams)
+        return _run_command(
+            args=args, environ=environ, streams=streams, run=run, post=post, started=started, attempt=attempt
+        )
+    except Exception as exc:  # the last resort: exit 3 and one line, never a traceback
+        return _unexpected(
+            exc, args=args, environ=environ, streams=streams, post=post, started=started, attempt=attempt
+        )

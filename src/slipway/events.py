@@ -24,6 +24,7 @@ PHASE_RE = re.compile(
 )
 ERROR_RE = re.compile(r"^\s*(\[ERROR\]|ERROR!)")
 MAX_LINE = 300
+TAIL_LINES = 20  # output lines kept for the reason of a run that failed before any task (RunFacts.output_tail)
 
 
 def phase_of(task_name: str) -> tuple[str, str] | None:
@@ -119,6 +120,10 @@ class EventHandler:
         if self._open is not None:
             self._open.failed = True
         word = "unreachable" if unreachable else "failed"
+        if not unreachable:
+            self.facts.failure_causes[host] = self._redact(
+                f"{_short(str(data.get('task', '')))}: {_short(message)}"
+            )
         if self._github:
             self._print(f"::error title=slipway::{word}: {host}: {_short(str(data.get('task', '')))}")
         self._print(f"    {word}: {host}: {_short(str(data.get('task', '')))}: {_short(message)}")
@@ -158,6 +163,9 @@ class EventHandler:
             for line in stdout.splitlines():
                 if ERROR_RE.match(line):
                     self.facts.errors.append(self._redact(_short(line)))
+                if line.strip():
+                    self.facts.output_tail.append(self._redact(_short(line)))
+            del self.facts.output_tail[:-TAIL_LINES]
         return True
 
     def finish(self) -> None:

@@ -21,7 +21,7 @@ exit codes:
   2  bad input: nothing was touched (unknown env or service, malformed version,
      missing secret or unusable SSH key, missing playbook)
   3  a host needs a person: unreachable, result unknown, the run was cancelled,
-     or Ansible failed outside a rollout
+     Ansible failed outside a rollout, or an unexpected error (the reason names it)
 """
 
 

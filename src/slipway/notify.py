@@ -126,11 +126,12 @@ def requests_for(report: Report, secrets: Secrets, now: float) -> list[tuple[str
 
 
 def send_all(report: Report, secrets: Secrets, post: Post = post_json, now: float | None = None) -> list[str]:
-    """Send to every configured webhook; returns one warning per failure (channel and error type only)."""
+    """Send to every configured webhook; returns one warning per failure (channel and error type only): a failed
+    notification never stops the others or the run's report."""
     warnings = []
     for channel, url, payload in requests_for(report, secrets, time.time() if now is None else now):
         try:
             post(url, payload)
-        except (requests.RequestException, OSError, ValueError) as exc:
+        except Exception as exc:  # any failure (not only the network's): a warning, the others are still sent
             warnings.append(f"notification to {channel} failed ({exc.__class__.__name__})")
     return warnings

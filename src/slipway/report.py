@@ -175,17 +175,38 @@ def outputs(report: Report) -> dict[str, str]:
     return {k: " ".join(v.split()) for k, v in values.items()}
 
 
-def write_github(report: Report, environ: Mapping[str, str], redact: Callable[[str], str]) -> None:
-    """Append the summary to $GITHUB_STEP_SUMMARY and the outputs to $GITHUB_OUTPUT, when they are set."""
-    summary = environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with Path(summary).open("a", encoding="utf-8") as fh:
-            fh.write(redact(to_markdown(report)))
-    output = environ.get("GITHUB_OUTPUT")
-    if output:
-        with Path(output).open("a", encoding="utf-8") as fh:
-            for key, value in outputs(report).items():
-                fh.write(redact(f"{key}={value}") + "\n")
+GITHUB_FILES = ("GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT")
+
+
+def append_github(environ: Mapping[str, str], name: str, text: str) -> str | None:
+    """Append `text` to the file $name names, when it is set; None, or one line saying why it cannot be written."""
+    path = environ.get(name)
+    if not path:
+        return None
+    try:
+        with Path(path).open("a", encoding="utf-8") as fh:
+            fh.write(text)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return " ".join(f"{name} {path[:200]!r} cannot be written ({exc.__class__.__name__}: {why})".split())
+    return None
+
+
+def unwritable_github_files(environ: Mapping[str, str]) -> dict[str, str]:
+    """The GitHub files that are set but cannot be appended to: their variable -> one line on why (checked before
+    either is written, so that both can carry the exit code this makes)."""
+    return {name: problem for name in GITHUB_FILES if (problem := append_github(environ, name, ""))}
+
+
+def write_github(report: Report, environ: Mapping[str, str], redact: Callable[[str], str]) -> list[str]:
+    """Append the summary to $GITHUB_STEP_SUMMARY and the outputs to $GITHUB_OUTPUT, when they are set; returns
+    one line per file that could not be written (the other one is written all the same)."""
+    lines = "".join(redact(f"{key}={value}") + "\n" for key, value in outputs(report).items())
+    problems = (
+        append_github(environ, "GITHUB_STEP_SUMMARY", redact(to_markdown(report))),
+        append_github(environ, "GITHUB_OUTPUT", lines),
+    )
+    return [problem for problem in problems if problem]
 
 
 def run_url(environ: Mapping[str, str]) -> str:

@@ -22,6 +22,7 @@ STATUS_KEY = "slipway_status"
 HISTORY_KEY = "slipway_history"
 RESULT_VALUES = contract.RESULTS  # final results only: `continue` (between a host's steps) is not one
 MAX_TEXT = 500
+NOT_FOUND = 127  # the shell's exit status for a command it cannot find (ansible-runner uses it too)
 
 
 def _text(value: Any, limit: int = MAX_TEXT) -> str:
@@ -121,6 +122,22 @@ class RunFacts:
     artifact_data: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     saw_stats: bool = False
+    rc: int | None = None  # the exit status of ansible-runner's command (127: not found)
+    failure_causes: dict[str, str] = field(default_factory=dict)  # host -> "task: message" of its last failure
+    output_tail: list[str] = field(default_factory=list)  # the last lines of output that were not task events
+
+
+def failure_cause(facts: RunFacts, hosts: list[str]) -> str:
+    """One line on why Ansible failed: its [ERROR] line, else the failed task of the first failed host, else the
+    last line the command printed (ssh-add refusing the key, a command not found) with its exit status."""
+    if facts.errors:
+        return facts.errors[0]
+    for host in hosts:
+        if host in facts.failure_causes:
+            return facts.failure_causes[host] if len(hosts) == 1 else f"{host}: {facts.failure_causes[host]}"
+    silent = "command not found" if facts.rc == NOT_FOUND else "no output"
+    last = facts.output_tail[-1] if facts.output_tail else silent
+    return f"{last} ({f'rc {facts.rc}' if facts.rc else f'ansible-runner status {facts.status}'})"
 
 
 @dataclass(frozen=True)
@@ -149,9 +166,10 @@ def decide(facts: RunFacts, results: list[ServiceResult], rollout: bool) -> Deci
     unexplained = sorted(facts.failures - explained)
     if unexplained or (facts.status not in ("successful",) and not failed):
         where = f" on {', '.join(unexplained)}" if unexplained else ""
-        detail = f": {facts.errors[0]}" if facts.errors else ""
         return Decision(
-            ExitCode.NEEDS_PERSON, "needs-person", f"Ansible failed outside a rollout{where}{detail}"
+            ExitCode.NEEDS_PERSON,
+            "needs-person",
+            f"Ansible failed outside a rollout{where}: {failure_cause(facts, unexplained)}",
         )
     if failed:
         names = ", ".join(f"{r.service}@{r.host} ({r.failed_phase or 'unknown phase'})" for r in failed)

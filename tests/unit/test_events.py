@@ -116,3 +116,15 @@ def test_unreachable_errors_and_open_phase() -> None:
     assert "unreachable: h2: lock | take the lock: timed out" in text
     assert [p for p, _, _ in handler.phases] == ["lock", "health"]  # health closed by finish()
     assert handler.phases[0][1] == "failed"
+
+
+def test_failure_causes_and_output_tail_for_the_reason() -> None:
+    """Issue 14, item 6: what the one-line reason of a failure outside a rollout is made of, redacted."""
+    handler = EventHandler(io.StringIO(), github=False, redact=lambda s: s.replace("s3cret", "***"))
+    handler(ev("runner_on_failed", host="h1", task="Probe", res={"msg": "first"}))
+    handler(ev("runner_on_failed", host="h1", task="Read", res={"stderr": "token s3cret refused"}))
+    handler(ev("runner_on_failed", host="h2", task="Skip me", ignore_errors=True, res={"msg": "ignored"}))
+    handler(ev("runner_on_unreachable", host="h3", task="Ping", res={"msg": "timed out"}))
+    handler({"event": "verbose", "stdout": "\n".join(f"line {i} s3cret" for i in range(30)) + "\n\n"})
+    assert handler.facts.failure_causes == {"h1": "Read: token *** refused"}  # the last failure of each host
+    assert handler.facts.output_tail == [f"line {i} ***" for i in range(10, 30)]  # the last 20, no empty ones

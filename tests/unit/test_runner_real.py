@@ -10,6 +10,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from slipway import cli
+from slipway import cli, runner
 from slipway.runner import EventCallback, PlaybookRun, RunnerOutcome, child_environment, run_playbook
 from slipway.secrets import Secrets
 
@@ -135,7 +136,10 @@ def test_child_environment_is_an_allow_list(project: Path) -> None:
         "ANSIBLE_CACHE_PLUGIN_CONNECTION",
     ):
         assert absent not in env
-    assert env["PATH"] == "/bin"
+    # The CLI's own Ansible first (the interpreter's directory: .venv/bin), then the caller's PATH.
+    assert env["PATH"] == f"{Path(sys.executable).parent}{os.pathsep}/bin"
+    no_path = child_environment(dataclasses.replace(request, environ={"HOME": "/h"}), prepared)
+    assert no_path["PATH"] == f"{Path(sys.executable).parent}{os.pathsep}{os.defpath}"
     assert env["AWX_ISOLATED_DATA_DIR"] == "/p"
 
 
@@ -153,4 +157,58 @@ def test_failed_run_reports_ansible_error(project: Path) -> None:
     )
     assert code == 3
     assert "failed: demo-1: Fail: status is broken" in err.getvalue()
-    assert "Ansible failed outside a rollout on demo-1" in out.getvalue()
+    assert "Ansible failed outside a rollout on demo-1: Fail: status is broken\n" in out.getvalue()
+
+
+# Issue 14, item 6: the CLI finds its own Ansible; a failure before any task names its cause.
+
+
+def run_cli(args: list[str], environ: dict[str, str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(args, environ=environ, post=lambda u, p: None, streams=cli.Streams(out, err))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_runs_its_own_ansible_without_the_virtualenv_on_path(project: Path, tmp_path: Path) -> None:
+    """`.venv/bin/slipway` from a shell whose PATH has no ansible-playbook at all: the one next to the running
+    interpreter runs (before: rc 127, "Ansible failed outside a rollout" after 0.0 s)."""
+    code, out, err = run_cli(
+        ["status", "--env", "demo", "--project-dir", str(project)],
+        {"PATH": str(tmp_path / "no-such-dir"), "HOME": str(tmp_path)},
+    )
+    assert code == 0, out + err
+    assert out.startswith("slipway status demo: ok - done")
+
+
+def test_a_missing_ansible_playbook_is_named(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ansible-playbook anywhere (the interpreter's directory made an empty one): ansible-runner's rc 127 and
+    its own line are the reason, not only "Ansible failed outside a rollout"."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setattr(runner, "ansible_bin_dir", lambda: empty)
+    code, out, _err = run_cli(
+        ["status", "--env", "demo", "--project-dir", str(project)],
+        {"PATH": str(empty), "HOME": str(tmp_path)},
+    )
+    assert code == 3
+    assert out.splitlines()[0] == (
+        "slipway status demo: needs-person - Ansible failed outside a rollout: "
+        "The command was not found or was not executable: ansible-playbook. (rc 127)"
+    )
+
+
+def test_a_junk_ssh_key_shows_ssh_adds_error(project: Path, tmp_path: Path) -> None:
+    """SLIPWAY_SSH_PRIVATE_KEY for an environment without SSH hosts is not checked beforehand; ansible-runner's
+    ssh-add refuses it and its error (not the key) is the reason."""
+    junk = "this is not a private key at all"  # pragma: allowlist secret
+    code, out, err = run_cli(
+        ["status", "--env", "demo", "--project-dir", str(project)],
+        {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SLIPWAY_SSH_PRIVATE_KEY": junk},
+    )
+    assert code == 3
+    first = out.splitlines()[0]
+    assert first.startswith("slipway status demo: needs-person - Ansible failed outside a rollout: Error loading key")
+    assert first.endswith("(rc 1)")
+    assert junk not in out + err

@@ -1,0 +1,108 @@
+"""The `slipway` command line: its parser, and parsing that leaves no value a check does not expect."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from slipway import __version__, tags
+from slipway.exitcodes import HELP
+from slipway.validation import PLAYBOOKS
+from slipway_core.contract import PHASES
+
+DESCRIPTION = f"""\
+Provision Docker hosts and roll services out blue-green (Ansible through ansible-runner).
+Everything is checked before any host is touched. Secrets come only from SLIPWAY_* environment variables
+(see docs/runbook.md); rollout phases: {", ".join(PHASES)}.
+"""
+
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="slipway",
+        description=DESCRIPTION,
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"slipway {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--env", required=True, help="environment: a directory with hosts.yml under inventories/"
+    )
+    common.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    common.add_argument(
+        "--project-dir", type=Path, help="the operations repository (default: found from the cwd)"
+    )
+    run_opts = argparse.ArgumentParser(add_help=False)
+    run_opts.add_argument(
+        "--artifacts-dir", type=Path, help="copy ansible-runner's artifacts here (for debugging)"
+    )
+    run_opts.add_argument("--no-notify", action="store_true", help="send no webhook notification")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            parents=[common, run_opts],
+            help=text,
+            description=text,
+            epilog=HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    add("provision", f"provision the environment's hosts ({PLAYBOOKS['provision']})")
+    deploy = add("deploy", f"converge services to the inventory's versions ({PLAYBOOKS['deploy']})")
+    deploy.add_argument("--service", help="deploy only this service")
+    deploy.add_argument(
+        "--version", dest="release", metavar="VERSION", help="image tag to deploy (needs --service)"
+    )
+    deploy.add_argument(
+        "--check",
+        action="store_true",
+        help="plan only: which services would be deployed, from which version to which; changes nothing",
+    )
+    rollback = add("rollback", f"switch a service back to its previous release ({PLAYBOOKS['rollback']})")
+    rollback.add_argument("--service", required=True, help="the service to roll back")
+    status = add("status", f"live colour, version and health per service and host ({PLAYBOOKS['status']})")
+    status.add_argument("--service", help="only this service")
+    history = add("history", f"the release log ({PLAYBOOKS['history']})")
+    history.add_argument("--service", help="only this service")
+
+    release = sub.add_parser(
+        "release", help="release tags", epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    release_sub = release.add_subparsers(dest="release_command", required=True, metavar="SUBCOMMAND")
+    nxt = release_sub.add_parser(
+        "next",
+        parents=[common],
+        help="print the next release tag",
+        description=tags.__doc__,
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    nxt.add_argument("--tag", help="production: the staging tag to promote")
+    nxt.add_argument("--tags", help="comma-separated existing tags (default: `git tag --list 'v*'`)")
+    return parser
+
+
+def _actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
+    """Every option of the parser and of its subcommands' parsers."""
+    for action in parser._actions:  # argparse has no public list of its actions
+        yield action
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _actions(sub)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """argparse's parse, except that `--option=--` gives the option the value "--" (Python 3.11's argparse drops a
+    `--` it takes for the end of the options and stores [], which no check expects), so the usual checks refuse
+    it as any other bad value. argparse's own errors exit 2 (and --help 0) here, as before."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for action in _actions(parser):
+        if action.option_strings and action.nargs is None and getattr(args, action.dest, None) == []:
+            setattr(args, action.dest, action.type("--") if callable(action.type) else "--")
+    return args
