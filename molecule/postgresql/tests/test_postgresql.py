@@ -252,7 +252,7 @@ def test_invalid_service_name_fails_before_any_change(host: Any) -> None:
             }
         }
     )
-    assert_refused_before_any_change(run, "slipway-postgresql", "'Bad_Name' is not valid")
+    assert_refused_before_any_change(run, "slipway-postgresql", "service 'Bad_Name' is not a service name")
     assert state(host) == before
 
 
