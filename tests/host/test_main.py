@@ -249,6 +249,26 @@ def test_proxy_switch_and_status(world: World, proxy_cmd: Any) -> None:
     assert (code, json.loads(out)) == (0, {"service": SERVICE, "colour": "blue", "sessions": 0})
 
 
+def test_proxy_switch_over_is_the_edges_one_call(world: World, proxy_cmd: Any) -> None:
+    """What a controller runs on an edge once every app host's new colour passed its gate: switch, confirm the
+    version through the proxy, drain the other colour; a confirm that fails switches back (exit 1)."""
+    world.image("v1.0.0")
+    world.image("v2.0.0")
+    world.deploy("v1.0.0", "r1")
+    world.advance("v2.0.0", "r2", [s for s in world.begin("v2.0.0", "r2")["todo"] if s in contract.APP_HOST_STEPS])
+
+    code, out, _ = proxy_cmd("switch-over", SERVICE, "green", "--version", "v2.0.0", "--confirm-path", "/version")
+
+    assert code == 0, out
+    answer = json.loads(out)
+    assert (answer["live"], answer["sessions_left"]) == ("green", 0)
+    assert world.serves() == "v2.0.0"
+    world.docker.boxes[f"{SERVICE}-blue"].running = True  # blue back up, for the failing case
+    code, _, err = proxy_cmd("switch-over", SERVICE, "blue", "--version", "v9.9.9", "--confirm-path", "/version")
+    assert code == 1 and "switched back to green" in err
+    assert world.serves() == "v2.0.0"
+
+
 def test_proxy_errors_and_exit_codes(world: World, proxy_cmd: Any) -> None:
     code, _, err = proxy_cmd("live", SERVICE)
     assert (code, err.strip()) == (1, f"slipway-proxy: no live colour persisted for {SERVICE}")

@@ -22,7 +22,7 @@ from slipway_core.host import queries, recovery
 from slipway_core.host.docker import Docker, DockerError
 from slipway_core.host.health import http_get
 from slipway_core.host.lock import LockRefused, NotHolder
-from slipway_core.host.proxy import SETTINGS_PATH, Proxy, ProxyError, load_settings
+from slipway_core.host.proxy import SETTINGS_PATH, Confirm, Proxy, ProxyError, load_settings
 from slipway_core.host.run import Failed, Run
 from slipway_core.host.steps import Host, Rollout, check_spec
 from slipway_core.host.store import Store, services
@@ -221,6 +221,21 @@ def proxy_parser() -> argparse.ArgumentParser:
         metavar="IP",
         help="the caller's health check of COLOUR at IP just passed: mark it up if the proxy uses IP",
     )
+    p = sub.add_parser(
+        "switch-over",
+        help="the rollout's one call to an edge: switch, confirm VERSION through the proxy (switch back on "
+        "failure), wait until the other colour drained",
+    )
+    p.add_argument("service")
+    p.add_argument("colour", choices=contract.COLOURS)
+    p.add_argument("--version", required=True, help="the version the confirm path must name")
+    p.add_argument("--confirm-path", default="", help="checked through the proxy (default: health_path, any 200)")
+    p.add_argument("--tls", action="store_true", help="confirm through the HTTPS listener (443)")
+    p.add_argument("--port", type=int, default=80, help="the proxy container's HTTP port (80)")
+    p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for health checks (15)")
+    p.add_argument("--drain-timeout", type=float, default=30.0, help="seconds the old colour gets to drain (30)")
+    p.add_argument("--prepared", action="store_true", help="`prepare` ran since COLOUR's container started")
+    p.add_argument("--verified-address", metavar="IP", help="as for switch")
     for name, text in (
         ("prepare", "start fresh health checks of an out-of-rotation COLOUR (no traffic)"),
         ("wait-drained", "wait until COLOUR has no session left (exit 1 on timeout)"),
@@ -260,6 +275,21 @@ def proxy_switch(proxy: Proxy, args: argparse.Namespace) -> Any:
     return proxy.status(args.service)
 
 
+def proxy_switch_over(proxy: Proxy, args: argparse.Namespace) -> Any:
+    """What a controller calls on each edge once the new colour passed its gate on every app host."""
+    check = Confirm(version=args.version, path=args.confirm_path, tls=args.tls, port=args.port)
+    moved = proxy.switch_over(
+        args.service,
+        args.colour,
+        check,
+        args.timeout,
+        args.drain_timeout,
+        prepared=args.prepared,
+        verified_address=args.verified_address,
+    )
+    return {**proxy.status(args.service), **moved}
+
+
 def proxy_prepare(proxy: Proxy, args: argparse.Namespace) -> Any:
     proxy.prepare(args.service, args.colour)
     return proxy.status(args.service)
@@ -278,6 +308,7 @@ def proxy_check(proxy: Proxy, args: argparse.Namespace) -> Any:
 
 PROXY_COMMANDS: dict[str, Callable[[Proxy, argparse.Namespace], Any]] = {
     "switch": proxy_switch,
+    "switch-over": proxy_switch_over,
     "prepare": proxy_prepare,
     "status": proxy_status,
     "live": proxy_live,
