@@ -43,6 +43,16 @@ def test_a_failure_answers_through_finish() -> None:
     assert (answer["failed_phase"], answer["message"]) == ("health", "unhealthy")
 
 
+def test_an_answer_left_by_another_service_is_passed_over() -> None:
+    """In the role's loop a rescue's registered result outlives its iteration: service a failed (finish ran), service
+    b then deploys without a rescue, and b's report must be b's own answer."""
+    stale_finish = ran({"service": "a", "result": "failed", "failed_phase": "health"})
+    run = ran({"service": "b", "result": "deployed", "version": "v2.0.0"})
+    answer = answers.last_answer([stale_finish, run, {}], "b")
+    assert (answer["service"], answer["result"]) == ("b", "deployed")
+    assert answers.last_answer([stale_finish], "b")["result"] == "unknown"
+
+
 def test_no_answer_at_all_is_unknown() -> None:
     assert answers.last_answer([{}, SKIPPED, {}])["result"] == "unknown"
     garbled = {"rc": 0, "stdout": "Traceback (most recent call last):"}

@@ -1,8 +1,9 @@
 """The host program's answer to a rollout, read in the contract's result schema (slipway_core.contract).
 
 A rollout registers up to three calls of slipway-release (begin, run, finish after a failure); the last one that
-ran has the final word. `[finish, run, begin] | slipway.core.last_answer` returns it, so no playbook picks among
-answers or parses them itself.
+ran has the final word. `[finish, run, begin] | slipway.core.last_answer(service)` returns it, so no playbook picks
+among answers or parses them itself. Registered variables outlive a loop's iteration (a rescue that ran for one
+service still holds its result in the next), so an answer about another service is passed over.
 """
 
 from __future__ import annotations
@@ -24,15 +25,24 @@ options:
     description: Registered results, newest first.
     type: list
     required: true
+  service:
+    description: The service rolled out; answers naming another service (left by an earlier iteration) are skipped.
+    type: str
+    default: ""
 """
 
 
-def last_answer(registered: Any) -> dict[str, Any]:
+def last_answer(registered: Any, service: str = "") -> dict[str, Any]:
     if not isinstance(registered, list):
         raise AnsibleFilterError("last_answer: give a list of registered results, newest first")
-    ran = [item for item in registered if isinstance(item, Mapping) and "rc" in item and not item.get("skipped")]
-    answer: dict[str, Any] = load_contract().parse_result(ran[0].get("stdout", "") if ran else None)
-    return answer
+    contract = load_contract()
+    for item in registered:
+        if isinstance(item, Mapping) and "rc" in item and not item.get("skipped"):
+            answer: dict[str, Any] = contract.parse_result(item.get("stdout", ""))
+            if not service or answer["service"] in ("", service):
+                return answer
+    unknown: dict[str, Any] = contract.parse_result(None)
+    return unknown
 
 
 class FilterModule:
