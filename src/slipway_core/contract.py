@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 # ------------------------------------------------------------------------------------------------------ the rules
 # Every pattern is used with fullmatch(): with match(), `$` would also accept a trailing newline.
@@ -128,37 +128,27 @@ def check_request(service: Any, version: Any, known: Sequence[str], where: str, 
         check_version(version)
 
 
-# What check_raw_extra_var checks the typed text of, when Ansible's parser changed it: the request's variables.
-REQUEST_VARS = ("env", "service", "version", "slipway_run_id")
-
-
 def check_raw_extra_var(raw: str, parsed: Mapping[str, Any], known_envs: Sequence[str] = ()) -> None:
     """One `-e key=value ...` argument as typed, against what Ansible's own parser made of it (`parsed`): every key
     must be a variable name, and every value must be exactly what was typed (Ansible drops surrounding blanks,
     newlines and quotes, so `-e 'version=v1.2.3 '` would deploy another text than the one given).
 
-    When the argument is one request variable (`version=...`, see REQUEST_VARS), the text typed after the `=` is
-    checked with that variable's rule, so the message is the one the CLI gives for the same value."""
-    keys_ok = all(isinstance(key, str) and VAR_NAME_RE.fullmatch(key) for key in parsed)
-    rebuilt = " ".join(f"{key}={value}" for key, value in parsed.items())
-    if keys_ok and rebuilt == raw:
+    When the argument is one request variable (`version=...`: env, service, version, slipway_run_id), the text
+    typed after the `=` is checked with that variable's rule, so the message is the one the CLI gives."""
+    bad_keys = [key for key in parsed if not isinstance(key, str) or not VAR_NAME_RE.fullmatch(key)]
+    if not bad_keys and " ".join(f"{key}={value}" for key, value in parsed.items()) == raw:
         return
     name, _, typed = raw.partition("=")
+    rules: dict[str, Callable[[str], Any]] = {
+        "env": lambda value: check_env_name(value, known_envs), "service": check_service_name,
+        "version": check_version, "slipway_run_id": check_run_id}
     # One variable, not several (`env=local service=notes-api `): a single key, or text Ansible could not read as
     # more name=value pairs (a bad key, or words without `=`, which it keeps as `_raw_params`).
-    if name in REQUEST_VARS and (len(parsed) == 1 or not keys_ok or "_raw_params" in parsed):
-        if name == "env":
-            check_env_name(typed, known_envs)
-        elif name == "service":
-            check_service_name(typed)
-        elif name == "version":
-            check_version(typed)
-        else:
-            check_run_id(typed)
-    for key in parsed:
-        if not isinstance(key, str) or not VAR_NAME_RE.fullmatch(key):
-            raise InputRefused(f"extra variable {shown(str(key))} (from -e {shown(raw)}) is not a variable name: "
-                               "give each as -e name=value, or as JSON: -e '{\"name\": \"value\"}'")
+    if name in rules and (len(parsed) == 1 or bad_keys or "_raw_params" in parsed):
+        rules[name](typed)
+    if bad_keys:
+        raise InputRefused(f"extra variable {shown(str(bad_keys[0]))} (from -e {shown(raw)}) is not a variable "
+                           "name: give each as -e name=value, or as JSON: -e '{\"name\": \"value\"}'")
     raise InputRefused(f"-e {shown(raw)} is not read as typed (Ansible drops blanks, line breaks, quotes and "
                        "backslashes): give each variable as -e name=value with nothing around the value, or as "
                        "JSON: -e '{\"name\": \"value\"}'")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from slipway_core.host import docker as docker_mod
-from slipway_core.host.docker import ContainerSpec, Docker, DockerError, registry_of
+from slipway_core.host.docker import ContainerSpec, Docker, DockerError, registry_host
 
 SECRET = "s3cret-password"  # pragma: allowlist secret
 
@@ -160,8 +160,8 @@ def test_argv_minimal_still_drops_privileges() -> None:
     [("notes-api:v1", None), ("library/python:3.12", None), ("registry.example.test/a/b:v1", "registry.example.test"),
      ("localhost:5000/a:v1", "localhost:5000"), ("localhost/a:v1", "localhost"), ("ghcr.io/o/a", "ghcr.io")],
 )
-def test_registry_of(ref: str, registry: str | None) -> None:
-    assert registry_of(ref) == registry
+def test_registry_host(ref: str, registry: str | None) -> None:
+    assert registry_host(ref) == registry
 
 
 def test_inspect_helpers() -> None:

@@ -199,7 +199,7 @@ class Docker:
     def pull(self, ref: str, username: str = "", password: str = "") -> None:
         """docker pull; with a username and password, logged in through a private, temporary Docker config, so
         the credentials serve this pull and never stay on the host (~/.docker/config.json)."""
-        registry = registry_of(ref)
+        registry = registry_host(ref)
         with tempfile.TemporaryDirectory(prefix="slipway-docker-") as config:
             env = {"DOCKER_CONFIG": config} if username and password else None
             if env is not None:
@@ -226,7 +226,7 @@ class Docker:
             raise DockerError(f"docker pull {ref} failed: {proc.stderr.strip()}{hint}")
 
 
-def registry_of(ref: str) -> str | None:
+def registry_host(ref: str) -> str | None:
     """The registry host of an image reference, None for Docker Hub."""
     first = ref.split("/", 1)[0]
     if "/" in ref and ("." in first or ":" in first or first == "localhost"):

@@ -68,7 +68,7 @@ def recover(host: Host, store: Store, run: Run) -> str:
     colour = data.get("colour")
     if not colour or data.get("result") in ("deployed", "noop") or data.get("needs_person"):
         return ""
-    rollout = Rollout(host, store, run, store_spec(store, data))
+    rollout = Rollout(host, store, run, recorded_release(data))
     live = store.live() or {}
     if live.get("run_id") == run.run_id:  # recorded; only the answer (or the unlock) was missing
         data.update({"result": "deployed", "todo": []})
@@ -91,7 +91,7 @@ def recover(host: Host, store: Store, run: Run) -> str:
     return f"; removed the unfinished {rollout.container()}" if rollout.discard_new() else ""
 
 
-def store_spec(store: Store, data: dict[str, Any]) -> dict[str, Any]:
+def recorded_release(data: dict[str, Any]) -> dict[str, Any]:
     """The release as the run recorded it (no secrets): recovery may run without the controller's input."""
     release = dict(data.get("release") or {})
     release.setdefault("env", {})

@@ -59,8 +59,6 @@ class Store:
                 out.append(json.loads(line))
         return out
 
-    def history_has(self, run_id: str) -> bool:
-        return any(line.get("run_id") == run_id for line in self.history(20))
 
     # -------------------------------------------------------------------------------------------------- runs
     def run(self, run_id: str) -> dict[str, Any]:
