@@ -33,13 +33,24 @@ HERON_OWNER = ("heron_owner", SECRETS["vault_heron_db_owner_password"])
 HERON = ("heron", SECRETS["vault_heron_db_password"])
 SUPER = ("postgres", SECRETS["vault_postgresql_superuser_password"])
 MONITOR = ("slipway_monitor", SECRETS["vault_postgresql_monitoring_password"])
+# The uid/gid the server runs as (the official image's postgres user) and the files only it or root may read.
+PG_UID = 999
+CA_CERT = "/etc/slipway/postgresql/ca.crt"
+SERVER_CERT = "/etc/slipway/postgresql/server.crt"
+CONTAINER_SECRETS = ("/etc/slipway/postgresql-secrets/superuser_password", "/etc/slipway/postgresql-secrets/server.key")
+ROOT_SECRETS = ("/etc/slipway/postgresql-ca/ca.key",)
 
 
-def psql(host: Any, login: tuple[str, str | None], db: str, sql: str) -> Any:
-    """Run SQL as `login` from the client container, over TCP to `postgres` like a service would."""
+def psql(
+    host: Any, login: tuple[str, str | None], db: str, sql: str, *, tls: str = "", server: str = "postgres"
+) -> Any:
+    """Run SQL as `login` from the client container, over TCP to `server` like a service would.
+
+    `tls` adds libpq TLS settings (e.g. "sslmode=disable"); without it libpq's default, sslmode=prefer, applies.
+    """
     user, password = login
     env = f"-e PGPASSWORD={shlex.quote(password)}" if password is not None else ""
-    conn = f"host=postgres dbname={db} user={user} connect_timeout=5"
+    conn = f"host={server} dbname={db} user={user} connect_timeout=5 {tls}".strip()
     return host.run(
         f"docker exec {env} {CLIENT} psql -X -q -w -At -v ON_ERROR_STOP=1 {shlex.quote(conn)} -c {shlex.quote(sql)}"
     )
@@ -50,6 +61,33 @@ def su_sql(host: Any, sql: str, db: str = "postgres") -> str:
     return cast(str, host.check_output(
         f"docker exec -u postgres postgres psql -X -At -v ON_ERROR_STOP=1 -d {db} -c {shlex.quote(sql)}"
     ))
+
+
+def host_sql(host: Any, login: tuple[str, str], db: str, sql: str) -> Any:
+    """Run SQL as `login` from the Docker host itself (psycopg2, as the role's own tasks connect): to the server's
+    address on the shared network, so the server sees the network's gateway as the client."""
+    address = server_address(host)
+    script = (
+        "import os, sys, psycopg2\n"
+        "c = psycopg2.connect(host=sys.argv[1], dbname=sys.argv[2], user=sys.argv[3], connect_timeout=5)\n"
+        "cur = c.cursor(); cur.execute(sys.argv[4]); print('|'.join(map(str, cur.fetchone())))\n"
+    )
+    return host.run(
+        f"PGPASSWORD={shlex.quote(login[1])} python3 -c {shlex.quote(script)} "
+        f"{address} {shlex.quote(db)} {shlex.quote(login[0])} {shlex.quote(sql)}"
+    )
+
+
+def server_address(host: Any) -> str:
+    """The server container's address on the shared network."""
+    return cast(str, host.check_output(
+        f"docker inspect -f '{{{{(index .NetworkSettings.Networks \"{NETWORK}\").IPAddress}}}}' postgres"
+    ))
+
+
+def network_gateway(host: Any) -> str:
+    """The shared network's gateway: the Docker host's own address on that network."""
+    return cast(str, host.check_output(f"docker network inspect -f '{{{{(index .IPAM.Config 0).Gateway}}}}' {NETWORK}"))
 
 
 def playbook(*args: str, extra_vars: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
@@ -83,13 +121,87 @@ def test_server_runs_on_the_shared_network_only(host: Any) -> None:
 
 
 def test_only_scram_authentication(host: Any) -> None:
-    assert psql(host, SUPER, "postgres", "SHOW password_encryption").stdout.strip() == "scram-sha-256"
+    assert su_sql(host, "SHOW password_encryption") == "scram-sha-256"
     methods = set(su_sql(host, "SELECT DISTINCT auth_method FROM pg_hba_file_rules").split())
     assert methods == {"scram-sha-256", "peer"}, methods
     # Every stored password is a SCRAM verifier.
     assert su_sql(host, "SELECT count(*) FROM pg_authid WHERE rolpassword NOT LIKE 'SCRAM-SHA-256$%'") == "0"
     # Memory settings derive from postgresql_memory_mb (256 MiB -> 64 MB shared buffers).
     assert su_sql(host, "SHOW shared_buffers") == "64MB"
+
+
+def test_superuser_is_refused_from_a_container_and_allowed_from_the_host(host: Any) -> None:
+    # The right password from a container on the shared network: no pg_hba.conf line admits it, TLS or not.
+    for tls in ("", "sslmode=require"):
+        refused = psql(host, SUPER, "postgres", "SELECT 1", tls=tls)
+        assert refused.rc != 0, f"superuser login from a container accepted with {tls}"
+        assert "no pg_hba.conf entry" in refused.stderr, refused.stderr
+    # From the Docker host itself (what the role's own tasks do): the server sees the network's gateway.
+    seen = host_sql(host, SUPER, "postgres", "SELECT host(inet_client_addr()), ssl FROM pg_stat_ssl"
+                    " WHERE pid = pg_backend_pid()")
+    assert seen.rc == 0, seen.stderr
+    assert seen.stdout.strip() == f"{network_gateway(host)}|True", seen.stdout
+    rules = su_sql(host, "SELECT type || ' ' || array_to_string(user_name, ',') || ' ' || coalesce(address, '') || ' '"
+                   " || coalesce(netmask, '') FROM pg_hba_file_rules ORDER BY line_number")
+    superuser_tcp = [rule for rule in rules.splitlines() if rule.split()[:2] != ["local", "postgres"]
+                     and rule.split()[1] == "postgres"]
+    assert superuser_tcp == [f"hostssl postgres {network_gateway(host)} 255.255.255.255"], rules
+
+
+def test_every_tcp_line_requires_tls_and_plain_text_is_refused(host: Any) -> None:
+    types = set(su_sql(host, "SELECT DISTINCT type FROM pg_hba_file_rules").split())
+    assert types == {"local", "hostssl"}, types
+    for login in (LARK, LARK_OWNER, MONITOR):
+        db = "postgres" if login is MONITOR else "lark_service"
+        plain = psql(host, login, db, "SELECT 1", tls="sslmode=disable")
+        assert plain.rc != 0, f"{login[0]}: a plain-text login was accepted"
+        assert "no pg_hba.conf entry" in plain.stderr and "no encryption" in plain.stderr, plain.stderr
+    # libpq's default (sslmode=prefer: what DATABASE_URL without sslmode gets) and require both end up on TLS.
+    for tls in ("", "sslmode=require"):
+        on_tls = psql(host, LARK, "lark_service", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", tls=tls)
+        assert on_tls.rc == 0 and on_tls.stdout.strip() == "t", (tls, on_tls.stderr)
+
+
+def test_clients_verify_the_server_with_the_published_ca(host: Any) -> None:
+    ca = host.file(CA_CERT)
+    assert ca.exists and ca.user == "root" and ca.mode == 0o644, "the CA certificate is published for services"
+    host.check_output(f"docker cp {CA_CERT} {CLIENT}:/tmp/slipway-postgresql-ca.crt")
+    verify = "sslmode=verify-full sslrootcert=/tmp/slipway-postgresql-ca.crt"
+    ok = psql(host, LARK, "lark_service", "SELECT 1", tls=verify)
+    assert ok.rc == 0 and ok.stdout.strip() == "1", ok.stderr
+    # The name is checked: the server's address is not in the certificate, so verify-full refuses it.
+    by_address = psql(host, LARK, "lark_service", "SELECT 1", tls=verify, server=server_address(host))
+    assert by_address.rc != 0 and "does not match" in by_address.stderr, by_address.stderr
+
+
+def test_the_server_runs_hardened(host: Any) -> None:
+    info = json.loads(host.check_output("docker inspect postgres"))[0]
+    config = info["HostConfig"]
+    assert info["Config"]["User"] == f"{PG_UID}:{PG_UID}", "runs as the image's postgres user, no root start"
+    assert config["CapDrop"] == ["ALL"] and not config["CapAdd"], (config["CapDrop"], config["CapAdd"])
+    assert config["ReadonlyRootfs"] is True
+    assert "no-new-privileges" in (config["SecurityOpt"] or []), config["SecurityOpt"]
+    assert (config["PidsLimit"] or 0) > 0, config["PidsLimit"]
+    assert (config["NanoCpus"] or 0) > 0, config["NanoCpus"]
+    assert config["Memory"] == 256 * 1024 * 1024
+    assert set(config["Tmpfs"] or {}) == {"/var/run/postgresql", "/tmp"}, config["Tmpfs"]  # noqa: S108
+    # Inside: the server has no capability at all, and the root filesystem refuses writes.
+    status = host.check_output("docker exec postgres cat /proc/1/status")
+    assert re.search(rf"^Uid:\s+{PG_UID}\s", status, re.M) and re.search(r"^CapEff:\s+0+$", status, re.M), status
+    write = host.run("docker exec postgres touch /usr/slipway-write-test")
+    assert write.rc != 0 and "Read-only file system" in write.stderr, write.stderr
+
+
+@pytest.mark.parametrize("path", CONTAINER_SECRETS + ROOT_SECRETS)
+def test_secret_files_are_readable_only_by_root_or_the_container_user(host: Any, path: str) -> None:
+    secret = host.file(path)
+    assert secret.exists, path
+    owner = PG_UID if path in CONTAINER_SECRETS else 0
+    assert (secret.uid, secret.gid) == (owner, 0), (path, secret.uid, secret.gid)
+    assert secret.mode in (0o600, 0o400), oct(secret.mode)
+    # Another local user (not root, not the container's uid) cannot read it.
+    other = host.run(f"setpriv --reuid=4321 --regid=4321 --clear-groups cat {path}")
+    assert other.rc != 0 and "Permission denied" in other.stderr, other.stderr
 
 
 def test_runtime_role_uses_tables_the_owner_creates(host: Any) -> None:
@@ -205,6 +317,12 @@ def test_backup_entry_point_for_one_database_applies_retention(host: Any) -> Non
     assert host.run("slipway-pg-backup 'bad;name'").rc == 2
 
 
+def test_backups_are_readable_only_by_root(host: Any) -> None:
+    listing = host.check_output("find /var/backups/slipway/postgresql -mindepth 1 -printf '%u:%g %m %p\\n'")
+    loose = [line for line in listing.splitlines() if not line.startswith("root:root ") or line.split()[1][-2:] != "00"]
+    assert not loose, loose
+
+
 def test_check_diff_on_converged_host_changes_nothing_and_prints_no_secret() -> None:
     run = playbook("--check", "--diff")
     output = run.stdout + run.stderr
@@ -236,8 +354,8 @@ def test_image_tag_change_keeps_data_and_rotates_passwords(host: Any) -> None:
     rows = psql(host, LARK, "lark_service", "SELECT string_agg(body, ',' ORDER BY id) FROM notes")
     assert rows.stdout.strip() == "updated,by runtime,before recreate", rows.stderr
     assert psql(host, (HERON[0], rotated), "heron", "SELECT 1").rc == 0
-    assert psql(host, ("postgres", rotated_super), "postgres", "SELECT 1").rc == 0
-    assert psql(host, SUPER, "postgres", "SELECT 1").rc != 0
+    assert host_sql(host, ("postgres", rotated_super), "postgres", "SELECT 1").rc == 0
+    assert host_sql(host, SUPER, "postgres", "SELECT 1").rc != 0
     old_login = psql(host, HERON, "heron", "SELECT 1")
     assert old_login.rc != 0 and "password authentication failed" in old_login.stderr
 
