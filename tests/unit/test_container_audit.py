@@ -115,6 +115,12 @@ def test_an_accepted_warning_is_reported_with_its_reason_and_not_counted() -> No
     assert [f.check for f in container_audit.counted(findings)] == ["5.9"]
 
 
+def test_an_acceptance_for_every_container_yields_to_a_container_s_own() -> None:
+    docs = [with_value(hardened(name), "HostConfig.PidsLimit", 0) for name in ("redis", "edge-proxy")]
+    findings = container_audit.audit(docs, {"*": {"5.28": "all"}, "edge-proxy": {"5.28": "the edge's own"}})
+    assert [(f.container, f.accepted) for f in findings] == [("redis", "all"), ("edge-proxy", "the edge's own")]
+
+
 def test_the_table_counts_each_container_and_the_total() -> None:
     docs = [
         hardened("redis"),
