@@ -189,7 +189,7 @@ def test_switch_marks_up_a_colour_the_caller_verified_at_the_same_address(host: 
         f"docker run -d --name shop-web-green --network {NETWORK} -v {WORK}/backend.py:/backend.py:ro "
         "slipway/test-probe:bookworm python3 /backend.py shop-web green 8080",
     )
-    template = "{{(index .NetworkSettings.Networks \"" + NETWORK + "\").IPAddress}}"
+    template = '{{(index .NetworkSettings.Networks "' + NETWORK + '").IPAddress}}'
     ip = host.check_output(f"docker inspect -f '{template}' shop-web-green").strip()
     check = f"import json,sys; sys.exit(0 if json.load(sys.stdin)['servers']['green']['address'] == '{ip}' else 1)"
     try:
@@ -231,13 +231,62 @@ def test_only_the_proxy_publishes_ports(host: Any) -> None:
         published[name] = [p for p in ports.split(", ") if "->" in p]
     assert published.pop("edge-proxy") == ["0.0.0.0:80->80/tcp"]
     assert all(not ports for ports in published.values()), published
-    # The exporter/stats port answers on the shared network only.
-    metrics = host.check_output(
-        f"docker run --rm --network {NETWORK} slipway/test-probe:bookworm python3 -c "
-        "\"import urllib.request; print(urllib.request.urlopen('http://edge-proxy:8404/metrics').read().decode())\""
-    )
-    assert 'haproxy_backend_status{proxy="be_notes_api",state="UP"} 1' in metrics
+    # The exporter/stats port is not published on the host.
     assert host.run("python3 -c \"import socket; socket.create_connection(('127.0.0.1', 8404), 2)\"").rc != 0
+
+
+# GET http://edge-proxy:8404<path> from a container on the shared network (where every app container is), with
+# basic auth when a user:password is given; prints the status, then the body.
+STATS_GET = """
+import base64, sys, urllib.error, urllib.request
+req = urllib.request.Request("http://edge-proxy:8404" + sys.argv[1])
+if len(sys.argv) > 2:
+    req.add_header("Authorization", "Basic " + base64.b64encode(sys.argv[2].encode()).decode())
+try:
+    resp = urllib.request.urlopen(req, timeout=5)
+    print(resp.status); print(resp.read().decode())
+except urllib.error.HTTPError as err:
+    print(err.code)
+"""
+
+
+def stats_get(host: Any, path: str, credentials: str | None = None) -> tuple[int, str]:
+    put(host, f"{WORK}/stats_get.py", STATS_GET)
+    args = f"'{path}'" + (f" '{credentials}'" if credentials else "")
+    out = host.check_output(
+        f"docker run --rm --network {NETWORK} -v {WORK}/stats_get.py:/s.py:ro slipway/test-probe:bookworm "
+        f"python3 /s.py {args}"
+    )
+    status, _, body = out.partition("\n")
+    return int(status), body
+
+
+def test_stats_and_metrics_answer_only_the_stats_user(host: Any) -> None:
+    for path in ("/metrics", "/stats"):
+        assert stats_get(host, path)[0] == 401
+        assert stats_get(host, path, "prometheus:not-the-password")[0] == 401  # pragma: allowlist secret
+        assert stats_get(host, path, "admin:molecule-only-edge-stats-pw")[0] == 401  # pragma: allowlist secret
+    status, metrics = stats_get(host, "/metrics", "prometheus:molecule-only-edge-stats-pw")  # pragma: allowlist secret
+    assert status == 200
+    assert 'haproxy_backend_status{proxy="be_notes_api",state="UP"} 1' in metrics
+    # The password is in no file but users.cfg, and there only as a hash.
+    assert "molecule-only-edge-stats-pw" not in host.check_output("grep -r . /etc/slipway/edge-proxy || true")
+
+
+def test_the_proxy_container_is_limited_and_health_checked(host: Any) -> None:
+    info = json.loads(host.check_output("docker inspect edge-proxy"))[0]
+    config = info["HostConfig"]
+    assert config["Memory"] == 512 * 1024 * 1024
+    assert config["NanoCpus"] == 1_000_000_000
+    assert config["PidsLimit"] == 256
+    assert config["CapDrop"] == ["ALL"] and not config["CapAdd"]
+    assert config["ReadonlyRootfs"] is True
+    assert "no-new-privileges" in config["SecurityOpt"]
+    result = host.run(
+        "for i in $(seq 40); do s=$(docker inspect -f '{{.State.Health.Status}}' edge-proxy); "
+        '[ "$s" = healthy ] && exit 0; sleep 0.5; done; echo "$s"; exit 1'
+    )
+    assert result.rc == 0, f"edge-proxy health: {result.stdout}"
 
 
 def test_runtime_api_is_a_host_socket(host: Any) -> None:
@@ -308,6 +357,47 @@ def test_role_renders_a_forced_live_colour(host: Any, run_playbook: RunPlaybook)
         assert proxy(host, "live", "notes-api").strip() == colour
         wait_serving(host, "notes-api", colour)
         assert get(host, "notes.localhost")["body"].startswith(f"notes-api {colour}")
+
+
+def test_a_service_added_to_the_registry_is_routed_after_one_converge(host: Any, run_playbook: RunPlaybook) -> None:
+    """The runbook's "add a service" path: registry entry, `infra.yml` (here the scenario's converge), deploy."""
+    converge = HERE.parent / "converge.yml"
+    services = json.loads(host.check_output("cat /etc/slipway/edge-proxy/slipway-proxy.json"))["services"]
+    registry = {
+        name: {
+            "image": f"slipway/{name}",
+            "version": "v1.0.0",
+            "port": s["port"],
+            "domain": s["domain"],
+            "health_path": s["health_path"],
+        }
+        for name, s in services.items()
+    }
+    registry["kite"] = {
+        "image": "slipway/kite",
+        "version": "v1.0.0",
+        "port": 8000,
+        "domain": "kite.localhost",
+        "health_path": "/health",
+    }
+    host.run("docker rm -f kite-blue")
+    try:
+        result = run_playbook(converge, "-e", json.dumps({"slipway_services": registry}))
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert json.loads(proxy(host, "status", "kite"))["backend"] == "be_kite"
+        host.run_expect(
+            [0],
+            f"docker run -d --name kite-blue --network {NETWORK} -v {WORK}/backend.py:/backend.py:ro "
+            "slipway/test-probe:bookworm python3 /backend.py kite blue 8000",
+        )
+        wait_serving(host, "kite", "blue")
+        assert get(host, "kite.localhost")["body"].startswith("kite blue")
+        assert get(host, "notes.localhost")["status"] == 200
+    finally:
+        host.run("docker rm -f kite-blue")
+        result = run_playbook(converge)  # the scenario's registry again
+        assert result.returncode == 0, result.stdout[-3000:]
+    assert get(host, "kite.localhost")["status"] == 404
 
 
 def test_broken_config_is_rejected_and_the_proxy_keeps_serving(host: Any) -> None:
