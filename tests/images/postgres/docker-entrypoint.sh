@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # TEST IMAGE entrypoint: the subset of the official postgres image's docker-entrypoint.sh that Slipway uses
 # (docs/test-images.md). On an empty PGDATA it runs initdb with the superuser password from POSTGRES_PASSWORD or
-# POSTGRES_PASSWORD_FILE; then it execs the server as the postgres user with the given arguments.
+# POSTGRES_PASSWORD_FILE; then it execs the server as the postgres user with the given arguments. Started as root it
+# makes PGDATA postgres's and drops privileges; started as a non-root user (`--user 999:999`) it changes no owner.
 set -Eeo pipefail
 
 if [ "${1:0:1}" = '-' ]; then set -- postgres "$@"; fi
 [ "$1" = postgres ] || exec "$@"
 
-# Like the official image: read POSTGRES_PASSWORD_FILE (as root, before dropping privileges).
+# Like the official image: read POSTGRES_PASSWORD_FILE (as root before dropping privileges, or as the user
+# the container runs as).
 if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
   [ -z "${POSTGRES_PASSWORD:-}" ] || { echo "set POSTGRES_PASSWORD or POSTGRES_PASSWORD_FILE, not both" >&2; exit 1; }
   POSTGRES_PASSWORD=$(< "$POSTGRES_PASSWORD_FILE")
