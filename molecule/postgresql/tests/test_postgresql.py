@@ -15,7 +15,13 @@ from typing import Any, cast
 
 import pytest
 import yaml
-from scenario_tools import assert_refused_before_any_change, recap_changed, run_playbook, service_entry
+from scenario_tools import (
+    assert_refused_before_any_change,
+    recap_changed,
+    run_playbook,
+    self_signed_bundle,
+    service_entry,
+)
 
 SCENARIO = Path(__file__).resolve().parents[1]
 # Printed by molecule/conftest.py when a test fails.
@@ -88,6 +94,25 @@ def server_address(host: Any) -> str:
 def network_gateway(host: Any) -> str:
     """The shared network's gateway: the Docker host's own address on that network."""
     return cast(str, host.check_output(f"docker network inspect -f '{{{{(index .IPAM.Config 0).Gateway}}}}' {NETWORK}"))
+
+
+def served_serial(host: Any) -> str:
+    """The serial number of the certificate the server presents (read from the host with openssl)."""
+    return cast(str, host.check_output(
+        f"openssl s_client -starttls postgres -connect {server_address(host)}:5432 </dev/null 2>/dev/null"
+        " | openssl x509 -noout -serial"
+    ))
+
+
+def file_serial(host: Any, path: str) -> str:
+    return cast(str, host.check_output(f"openssl x509 -noout -serial -in {path}"))
+
+
+def verify_full(host: Any) -> Any:
+    """A service's login from the client container, verifying the server against the CA published on the host."""
+    host.check_output(f"docker cp {CA_CERT} {CLIENT}:/tmp/slipway-postgresql-ca.crt")
+    return psql(host, LARK, "lark_service", "SELECT 1",
+                tls="sslmode=verify-full sslrootcert=/tmp/slipway-postgresql-ca.crt")
 
 
 def playbook(*args: str, extra_vars: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
@@ -165,10 +190,9 @@ def test_every_tcp_line_requires_tls_and_plain_text_is_refused(host: Any) -> Non
 def test_clients_verify_the_server_with_the_published_ca(host: Any) -> None:
     ca = host.file(CA_CERT)
     assert ca.exists and ca.user == "root" and ca.mode == 0o644, "the CA certificate is published for services"
-    host.check_output(f"docker cp {CA_CERT} {CLIENT}:/tmp/slipway-postgresql-ca.crt")
-    verify = "sslmode=verify-full sslrootcert=/tmp/slipway-postgresql-ca.crt"
-    ok = psql(host, LARK, "lark_service", "SELECT 1", tls=verify)
+    ok = verify_full(host)
     assert ok.rc == 0 and ok.stdout.strip() == "1", ok.stderr
+    verify = "sslmode=verify-full sslrootcert=/tmp/slipway-postgresql-ca.crt"
     # The name is checked: the server's address is not in the certificate, so verify-full refuses it.
     by_address = psql(host, LARK, "lark_service", "SELECT 1", tls=verify, server=server_address(host))
     assert by_address.rc != 0 and "does not match" in by_address.stderr, by_address.stderr
@@ -330,6 +354,52 @@ def test_check_diff_on_converged_host_changes_nothing_and_prints_no_secret() -> 
     assert recap_changed(output, "slipway-postgresql") == 0, output[-3000:]
     leaked = [name for name, value in SECRETS.items() if value in output]
     assert not leaked, f"secrets printed: {leaked}"
+
+
+def test_the_certificate_is_renewed_within_its_margin(host: Any) -> None:
+    before = file_serial(host, SERVER_CERT)
+    assert served_serial(host) == before
+    ca_before = file_serial(host, CA_CERT)
+    # The certificate has about 365 days left: with a 380-day margin it is due, and is reissued for 400 days.
+    run = playbook(extra_vars={"postgresql_tls_cert_days": 400, "postgresql_tls_renew_days": 380})
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+    after = file_serial(host, SERVER_CERT)
+    assert after != before, "the certificate within its renewal margin was not renewed"
+    assert file_serial(host, CA_CERT) == ca_before, "renewing the server certificate must keep the CA"
+    # The server reloaded (no restart needed) and presents the new one; clients still verify it.
+    assert served_serial(host) == after
+    assert verify_full(host).rc == 0
+
+
+def test_a_given_certificate_replaces_the_generated_one(host: Any) -> None:
+    bundle, cert = self_signed_bundle(["postgres"])
+    key = bundle[len(cert):]
+    given = {
+        "postgresql_tls_ca_certificate": cert,
+        "postgresql_tls_certificate": cert,
+        "vault_postgresql_tls_private_key": key,
+    }
+    # A key that is not the certificate's is refused.
+    other_key = self_signed_bundle(["postgres"])[0].split("-----END CERTIFICATE-----\n", 1)[1]
+    wrong = playbook(extra_vars={**given, "vault_postgresql_tls_private_key": other_key})
+    assert wrong.returncode != 0, wrong.stdout[-3000:]
+    assert "is not the key of postgresql_tls_certificate" in wrong.stdout, wrong.stdout[-3000:]
+    run = playbook(extra_vars=given)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+    assert "PRIVATE KEY" not in output, "the given key was printed"
+    assert host.file(CA_CERT).content_string.strip() == cert.strip()
+    assert served_serial(host) == file_serial(host, SERVER_CERT) == file_serial(host, CA_CERT)
+    assert verify_full(host).rc == 0
+    key_file = host.file(CONTAINER_SECRETS[1])
+    assert (key_file.uid, key_file.gid, key_file.mode) == (PG_UID, 0, 0o600)
+    # Back to the role's own CA: it reissues both and publishes its CA again.
+    back = playbook()
+    assert back.returncode == 0, (back.stdout + back.stderr)[-3000:]
+    assert host.file(CA_CERT).content_string.strip() != cert.strip()
+    assert served_serial(host) == file_serial(host, SERVER_CERT)
+    assert verify_full(host).rc == 0
 
 
 def test_image_tag_change_keeps_data_and_rotates_passwords(host: Any) -> None:
