@@ -101,12 +101,13 @@ def test_exporters_log_in_with_the_least_privilege_logins(host: Any) -> None:
     """The postgresql and redis roles create the monitoring logins; the prometheus role's exporters use them."""
     env = {c: dict(e.split("=", 1) for e in container(host, c)["Config"]["Env"])
            for c in ("postgres-exporter", "redis-exporter")}
-    assert env["postgres-exporter"]["DATA_SOURCE_NAME"].startswith("postgresql://slipway_monitor:")
+    assert env["postgres-exporter"]["DATA_SOURCE_USER"] == "slipway_monitor"
     assert env["redis-exporter"]["REDIS_USER"] == "monitor"
+    # The exporters listen on Prometheus' loopback only (its network namespace): read them from there.
     for name, port, up in (("postgres-exporter", 9187, "pg_up 1"), ("redis-exporter", 9121, "redis_up 1")):
-        ip = host.check_output(
-            f"docker inspect -f '{{{{(index .NetworkSettings.Networks \"infra-shared-network\").IPAddress}}}}' {name}")
-        body = host.check_output(f"python3 -c \"{METRICS}\" http://{ip}:{port}/metrics")
+        body = host.check_output(
+            f"docker run --rm --network container:prometheus --entrypoint python3 slipway/notes-api:v1.0.0 "
+            f"-c \"{METRICS}\" http://127.0.0.1:{port}/metrics")
         assert up in body.splitlines(), f"{name}: {up!r} not in its metrics"
     # Nothing the exporter sent was refused by the monitoring user's ACL.
     denied = host.check_output(
