@@ -394,7 +394,12 @@ def test_a_given_certificate_replaces_the_generated_one(host: Any) -> None:
     assert verify_full(host).rc == 0
     key_file = host.file(CONTAINER_SECRETS[1])
     assert (key_file.uid, key_file.gid, key_file.mode) == (PG_UID, 0, 0o600)
-    # Back to the role's own CA: it reissues both and publishes its CA again.
+    # Back to the role's own CA, on a host that has none yet: --check previews it without failing on the files a
+    # real run would create first, then the real run reissues both and publishes its CA again.
+    host.check_output("rm -rf /etc/slipway/postgresql-ca")
+    preview = playbook("--check", "--diff")
+    assert preview.returncode == 0, (preview.stdout + preview.stderr)[-3000:]
+    assert recap_changed(preview.stdout, "slipway-postgresql") > 0
     back = playbook()
     assert back.returncode == 0, (back.stdout + back.stderr)[-3000:]
     assert host.file(CA_CERT).content_string.strip() != cert.strip()
