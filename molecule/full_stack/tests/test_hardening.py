@@ -92,6 +92,36 @@ def test_no_secret_is_readable_by_a_uid_that_does_not_need_it(host: Any) -> None
     assert problems == [], "\n".join(problems)
 
 
+# Every directory Slipway writes under, and every host path bind-mounted into a container, is checked up to /.
+SLIPWAY_ROOTS = ("/etc/slipway", "/var/lib/slipway", "/var/backups/slipway", "/usr/local/lib/slipway", "/run/slipway")
+
+
+def test_every_parent_of_a_slipway_path_is_root_s_alone(host: Any) -> None:
+    """Whoever owns a directory may rename what is in it, root's files included: a parent owned by a container's
+    uid (say /etc/slipway created by the redis role as 999 when it ran first) would let that uid swap another
+    service's configuration or secrets. Every directory from / down to each Slipway path and each bind-mount source
+    (the mounted directory itself excluded: it belongs to its container) is root's and writable by root only."""
+    paths = set(SLIPWAY_ROOTS)
+    for doc in inspect_all(host):
+        paths.update(m["Source"] for m in doc.get("Mounts", []) if m.get("Type") == "bind")
+    bad = set()
+    for path in sorted(paths):
+        parts = Path(path).parts
+        for depth in range(1, len(parts)):
+            parent = str(Path(*parts[:depth]))
+            if not host.file(parent).exists:
+                continue
+            out = host.check_output(f"stat -c '%u %g %a' {shlex.quote(parent)}").split()
+            uid, mode = int(out[0]), int(out[2], 8)
+            if uid != 0 or mode & 0o022:
+                bad.add(f"{parent}: uid {uid} gid {out[1]} mode {out[2]}")
+        if path in SLIPWAY_ROOTS and host.file(path).exists:
+            out = host.check_output(f"stat -c '%u %g %a' {shlex.quote(path)}").split()
+            if int(out[0]) != 0 or int(out[2], 8) & 0o022:
+                bad.add(f"{path}: uid {out[0]} gid {out[1]} mode {out[2]}")
+    assert sorted(bad) == [], "\n".join(sorted(bad))
+
+
 def test_a_service_added_to_the_registry_is_provisioned_and_deployed(host: Any, run_playbook: RunPlaybook) -> None:
     """The runbook's "Add a service": registry entry + vault values, infra.yml, deploy.yml --service."""
     registry = {**VARS["slipway_services"]}

@@ -341,6 +341,12 @@ def test_a_service_keeps_transactions_and_its_connection_commands(host: Any) -> 
     assert answers[8:10] == ['"e"', "0"], answers
 
 
+def test_the_configuration_directory_s_parent_stays_root_s(host: Any) -> None:
+    """The role ran first on this host: had it let Ansible create /etc/slipway along with its own directory, the
+    parent would be the container's (999, 0700), and uid 999 could rename every other role's directory in it."""
+    assert host.check_output("stat -c '%u %g %a' /etc/slipway") == "0 0 755"
+
+
 def test_the_acl_file_is_readable_by_the_containers_user_only(host: Any) -> None:
     """users.acl holds an unsalted SHA-256 of every password: owner = the container's uid, group root, 0600, in a
     directory no one else may enter."""
