@@ -3,17 +3,22 @@
 Rollout tasks are named "<phase> | <what>" (see docs/runbook.md, "Contract"). The first task of a phase opens
 it; the next task of another phase (or of none) closes it and prints `<phase> <ok|failed> <seconds>`. Under
 GitHub Actions the task lines of a phase are folded in a ::group:: block, followed by the compact line.
+While a phase runs (an image pull can take minutes without an event), `  still in <phase> (<N>s)` is printed
+every `heartbeat` seconds (30 by default), under GitHub and outside it alike. ::error annotations are escaped
+(slipway.github_commands).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
+from slipway.github_commands import annotation
 from slipway.results import RunFacts
 from slipway_core.contract import PHASES
 
@@ -25,6 +30,7 @@ PHASE_RE = re.compile(
 ERROR_RE = re.compile(r"^\s*(\[ERROR\]|ERROR!)")
 MAX_LINE = 300
 TAIL_LINES = 20  # output lines kept for the reason of a run that failed before any task (RunFacts.output_tail)
+HEARTBEAT = 30.0  # seconds between `still in <phase>` lines while a phase runs
 
 
 def phase_of(task_name: str) -> tuple[str, str] | None:
@@ -54,6 +60,8 @@ class _OpenPhase:
     failed: bool = False
     ran: bool = False  # a task of it ran (ok, changed, failed) on some host
     skipped: bool = False  # a task of it was skipped
+    opened: float = 0.0  # monotonic clock when it opened (for the heartbeat: event times are not monotonic)
+    beats: int = 0  # `still in` lines printed so far
 
 
 class EventHandler:
@@ -65,6 +73,9 @@ class EventHandler:
         github: bool,
         redact: Callable[[str], str],
         clock: Callable[[], float] = time.time,
+        *,
+        heartbeat: float | None = HEARTBEAT,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.facts = RunFacts()
         self.phases: list[tuple[str, str, float]] = []  # (phase, ok|failed, seconds) in order
@@ -73,10 +84,37 @@ class EventHandler:
         self._redact = redact
         self._clock = clock
         self._open: _OpenPhase | None = None
+        self._heartbeat = heartbeat if heartbeat and heartbeat > 0 else None
+        self._monotonic = monotonic
+        self._lock = threading.RLock()  # the events (runner's thread) and the heartbeat thread share the output
+        self._beating: threading.Thread | None = None
+        self._stop = threading.Event()
 
     def _print(self, line: str) -> None:
-        self._out.write(self._redact(line) + "\n")
-        self._out.flush()
+        with self._lock:
+            self._out.write(self._redact(line) + "\n")
+            self._out.flush()
+
+    def _beat(self, interval: float) -> None:
+        """The heartbeat thread: a `still in` line each interval while a phase is open; ends when none is."""
+        while not self._stop.wait(min(interval, 1.0)):
+            with self._lock:
+                phase = self._open
+                if phase is None:
+                    self._beating = None
+                    return
+                elapsed = self._monotonic() - phase.opened
+                if elapsed >= (phase.beats + 1) * interval:
+                    phase.beats += 1
+                    self._print(f"  still in {phase.name} ({int(elapsed)}s)")
+
+    def _start_heartbeat(self) -> None:
+        if self._heartbeat is None or self._stop.is_set() or self._beating is not None:
+            return
+        self._beating = threading.Thread(
+            target=self._beat, args=(self._heartbeat,), name="slipway-heartbeat", daemon=True
+        )
+        self._beating.start()
 
     def _close(self, now: float) -> None:
         if self._open is None:
@@ -101,7 +139,8 @@ class EventHandler:
         phase, what = found
         if self._open is None or self._open.name != phase:
             self._close(now)
-            self._open = _OpenPhase(phase, now)
+            self._open = _OpenPhase(phase, now, opened=self._monotonic())
+            self._start_heartbeat()
             if self._github:
                 self._print(f"::group::{phase}")
         if self._github:
@@ -125,7 +164,7 @@ class EventHandler:
                 f"{_short(str(data.get('task', '')))}: {_short(message)}"
             )
         if self._github:
-            self._print(f"::error title=slipway::{word}: {host}: {_short(str(data.get('task', '')))}")
+            self._print(annotation("error", f"{word}: {host}: {_short(str(data.get('task', '')))}", title="slipway"))
         self._print(f"    {word}: {host}: {_short(str(data.get('task', '')))}: {_short(message)}")
 
     def _stats(self, data: Mapping[str, Any]) -> None:
@@ -139,6 +178,10 @@ class EventHandler:
             self.facts.artifact_data = dict(artifact_data)
 
     def __call__(self, event: Mapping[str, Any]) -> bool:
+        with self._lock:
+            return self._handle(event)
+
+    def _handle(self, event: Mapping[str, Any]) -> bool:
         kind = str(event.get("event", ""))
         data = event.get("event_data")
         data = data if isinstance(data, Mapping) else {}
@@ -169,5 +212,10 @@ class EventHandler:
         return True
 
     def finish(self) -> None:
-        """Close a phase left open (the run ended or was cancelled mid-phase)."""
-        self._close(self._clock())
+        """Close a phase left open (the run ended or was cancelled mid-phase) and stop the heartbeat."""
+        self._stop.set()
+        with self._lock:
+            self._close(self._clock())
+            beating = self._beating
+        if beating is not None:
+            beating.join(timeout=5)
