@@ -12,6 +12,7 @@ class ExitCode(IntEnum):
     ROLLOUT_FAILED = 1  # a rollout failed and the previous release is still serving
     BAD_INPUT = 2  # the input was refused before any host was touched
     NEEDS_PERSON = 3  # a host is in a state that needs a person
+    UNHEALTHY = 4  # `slipway status`: a requested service is not healthy or not serving
 
 
 HELP = """\
@@ -22,6 +23,8 @@ exit codes:
      missing secret or unusable SSH key, missing playbook)
   3  a host needs a person: unreachable, result unknown, the run was cancelled,
      Ansible failed outside a rollout, or an unexpected error (the reason names it)
+  4  status only: a requested service is not healthy or not serving (the reason
+     names each service@host and why)
 """
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slipway.cli_json import SCHEMA_VERSION
 from slipway.results import Decision, ServiceResult
 from slipway_core.contract import PHASES
 
@@ -22,7 +23,7 @@ class Report:
     decision: Decision
     duration: float
     results: list[ServiceResult] = field(default_factory=list)
-    records: list[dict[str, str]] = field(default_factory=list)  # status or history rows
+    records: list[dict[str, Any]] = field(default_factory=list)  # status or history rows, typed values
     phases: list[tuple[str, str, float]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     run_url: str = ""
@@ -33,6 +34,7 @@ class Report:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "schema_version": SCHEMA_VERSION,  # docs/cli-json.md
             "command": self.command,
             "env": self.env,
             "run_id": self.run_id,
@@ -44,7 +46,7 @@ class Report:
             "records": self.records,
             "phases": [{"phase": p, "status": s, "seconds": t} for p, s, t in self.phases],
             "errors": self.errors,
-            "run_url": self.run_url,
+            "run_url": self.run_url or None,
         }
 
 
@@ -62,7 +64,7 @@ def _table(header: list[str], rows: list[list[object]]) -> list[str]:
     return lines
 
 
-def _records_table(records: list[dict[str, str]]) -> list[str]:
+def _records_table(records: list[dict[str, Any]]) -> list[str]:
     columns: list[str] = []
     for record in records:
         columns += [k for k in record if k not in columns]

@@ -103,12 +103,24 @@ def parse_results(artifact_data: Mapping[str, Any]) -> list[ServiceResult]:
     return results
 
 
-def parse_records(artifact_data: Mapping[str, Any], key: str) -> list[dict[str, str]]:
-    """A list of flat records (status or history) with every value shortened to one line of text."""
+def _value(value: Any, depth: int = 0) -> Any:
+    """A record's value with its JSON type kept (booleans, numbers, null); text shortened to one line."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if depth < 3 and isinstance(value, Mapping):
+        return {_text(k, 40): _value(v, depth + 1) for k, v in value.items()}
+    if depth < 3 and isinstance(value, list):
+        return [_value(v, depth + 1) for v in value]
+    return _text(value)
+
+
+def parse_records(artifact_data: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+    """A list of records (status or history): keys shortened, values typed as the playbook reported them
+    (`healthy` stays a boolean), every text shortened to one line."""
     raw = artifact_data.get(key) or []
     if not isinstance(raw, list):
         return []
-    return [{_text(k, 40): _text(v) for k, v in item.items()} for item in raw if isinstance(item, Mapping)]
+    return [{_text(k, 40): _value(v) for k, v in item.items()} for item in raw if isinstance(item, Mapping)]
 
 
 @dataclass

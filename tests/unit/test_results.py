@@ -39,9 +39,13 @@ def test_results_are_parsed_and_sanitised() -> None:
     ].message.endswith("...")
 
 
-def test_records_are_flattened() -> None:
-    rows = parse_records({"slipway_status": [{"host": "h", "healthy": True}, 3]}, "slipway_status")
-    assert rows == [{"host": "h", "healthy": "True"}]
+def test_records_keep_their_json_types() -> None:
+    """Issue 14, item 10: `"healthy": true`, not `"True"`; text is still shortened to one line."""
+    rows = parse_records(
+        {"slipway_status": [{"host": "h\n x", "healthy": True, "n": 2, "v": None, "d": {"a": [1.5]}}, 3]},
+        "slipway_status",
+    )
+    assert rows == [{"host": "h x", "healthy": True, "n": 2, "v": None, "d": {"a": [1.5]}}]
     assert parse_records({"slipway_status": {}}, "slipway_status") == []
 
 
