@@ -172,6 +172,70 @@ CONTINUE = "continue"
 RESULT_KEYS = ("service", "result", "version", "previous_version", "colour", "failed_phase", "message", "durations",
                "todo", "upload", "run_id")
 
+# The audit of a run: who asked and from where, as the controller saw it (src/slipway/audit.py collects it; the role
+# passes it to the host program as `--audit JSON`). Every history line and every lock carries these keys.
+AUDIT_KEYS = ("env", "actor", "controller", "commit", "tag", "run_url", "approval")
+AUDIT_MAX = 300
+# One line of history.jsonl: every key is present (empty when it does not apply). `who` is the actor (kept for the
+# readers of older lines); `reason` is an unlock's.
+HISTORY_KEYS = ("time", "service", "action", "result", "version", "previous_version", "image", "digest", "colour",
+                "config_hash", "migration_revision", "who", *AUDIT_KEYS, "reason", "run_id", "failed_phase", "message",
+                "durations")
+# What `slipway history` shows of each line (the collection's history_records filter picks these).
+HISTORY_SHOWN = ("time", "service", "action", "result", "version", "previous_version", "colour", "failed_phase",
+                 "run_id", "actor", "commit", "tag", "run_url", "approval", "reason")
+# A lock is reported STALE (still refused, with the unlock line to run) when no command of its run is working and
+# its last progress is older than this (app_release_lock_stale_after).
+LOCK_STALE_AFTER = 120.0
+REASON_RULE = "give 3-200 printable characters on one line, without '{' or '}'"
+_UNSAFE_RE = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def clean_text(value: Any, limit: int = AUDIT_MAX) -> str:
+    """A value for an audit field: text on one line, without control characters or braces (nothing Ansible would
+    template), cut at `limit`."""
+    text = _UNSAFE_RE.sub(" ", "" if value is None else str(value)).replace("{", "(").replace("}", ")")
+    return text.strip()[:limit]
+
+
+def audit(obj: Any) -> dict[str, str]:
+    """The audit of a run: every AUDIT_KEYS key, as clean text; anything else is dropped."""
+    if not isinstance(obj, Mapping):
+        raise InputRefused(f"the audit {shown(obj)} is not a JSON object with the keys {', '.join(AUDIT_KEYS)}")
+    return {key: clean_text(obj.get(key)) for key in AUDIT_KEYS}
+
+
+def check_reason(value: Any) -> str:
+    """Why a lock is released by hand (recorded in the history)."""
+    if (not isinstance(value, str) or not 3 <= len(value.strip()) <= 200 or _UNSAFE_RE.search(value)
+            or "{" in value or "}" in value):
+        raise InputRefused(f"reason {shown(value)} is not valid: {REASON_RULE}")
+    return value.strip()
+
+
+def describe_lock(lock: Mapping[str, Any]) -> str:
+    """`run R (actor on controller, run URL, deploy of V, since T, last progress: step S at T)`: who holds a lock."""
+    from datetime import datetime, timezone  # noqa: PLC0415 - only this function formats a time
+
+    found = lock.get("audit")
+    audit_: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    who = str(audit_.get("actor") or lock.get("holder") or "unknown holder")
+    if audit_.get("controller"):
+        who += f" on {audit_['controller']}"
+    parts = [who, *([str(audit_["run_url"])] if audit_.get("run_url") else []),
+             f"{lock.get('action', 'deploy')} of {lock.get('version') or '?'}", f"since {lock.get('since')}"]
+    beat = lock.get("heartbeat")
+    if isinstance(beat, (int, float)):
+        at = datetime.fromtimestamp(float(beat), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        parts.append(f"last progress: {'step ' + str(lock['step']) if lock.get('step') else 'lock'} at {at}")
+    return f"run {lock.get('run_id')} ({', '.join(parts)})"
+
+
+def unlock_command(env: str, service: str) -> str:
+    """The command that releases a service's lock, as messages and the runbook print it."""
+    return f"slipway unlock --env {env or '<env>'} --service {service} --reason '<why>'"
+
+
 # Exit codes of the host program (the CLI's own are in src/slipway/exitcodes.py and mean the same for 0-3).
 EXIT_OK = 0  # done (noop, continue, deployed)
 EXIT_FAILED = 1  # the rollout failed and was cleaned up: the previous release serves

@@ -202,7 +202,7 @@ def test_unlock_after_a_crash(world: World, two_live: World, monkeypatch: pytest
     _, _, rolled_forward = CRASHES[point]
     crash(world, monkeypatch, point)
 
-    released = recovery.unlock(world.host, [world.store()], "r3", force=False)
+    released = recovery.unlock(world.host, [world.store()], "r3", False, "the controller was killed")["released"]
 
     assert [item["lock"]["run_id"] for item in released] == ["r3"]
     world.assert_settled("r3")

@@ -39,14 +39,16 @@ def test_a_concurrent_run_is_refused_naming_the_holder(store: Store) -> None:
         take(store, "r2", "v2.0.0")
 
     message = str(refused.value)
-    assert "is being deployed by run r1 (r1-holder, deploy of v1.0.0, since 2026-01-01T00:00:00Z)" in message
+    assert ("is being deployed by run r1 (r1-holder, deploy of v1.0.0, since 2026-01-01T00:00:00Z, last progress: "
+            "lock at 2026-01-01T00:00:00Z)") in message
     assert "Nothing was changed" in message
     assert first.held() == before
 
 
 def test_a_lock_nobody_works_under_is_reported_stale(store: Store) -> None:
     first = take(store, "r1")
-    assert first.busy() is True  # its process works for it
+    assert Lock(store).busy() is True  # its process works for it (another open file of .active sees the flock)
+    assert first.busy() is False  # ... and is not in its own way
     del first  # ... until it dies
     gc.collect()
     assert isinstance(store.clock, FakeClock)
@@ -56,7 +58,7 @@ def test_a_lock_nobody_works_under_is_reported_stale(store: Store) -> None:
         take(store, "r2")
 
     assert "looks STALE: no command of it has run for 300s" in str(refused.value)
-    assert f"-e service={SERVICE} -e slipway_unlock_force=true" in str(refused.value)
+    assert f"take it over: slipway unlock --env <env> --service {SERVICE} --reason '<why>'" in str(refused.value)
     assert Lock(store).holds("r1")
 
 

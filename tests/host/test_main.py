@@ -171,13 +171,13 @@ def test_unlock_commands(world: World, release: Any) -> None:
     assert release("unlock", SERVICE)[0] == contract.EXIT_USAGE
     assert release("unlock", "--force")[0] == contract.EXIT_USAGE
     code, none = release("unlock", "--run-id", "other")
-    assert (code, none) == (0, {"released": []})
+    assert (code, none) == (0, {"released": [], "refused": []})
     code, answer = release("unlock", "--run-id", "r1")
     assert [item["lock"]["run_id"] for item in answer["released"]] == ["r1"]
     assert world.lock() is None
 
     world.begin("v1.0.0", "r2")
-    code, answer = release("unlock", SERVICE, "--force")
+    code, answer = release("unlock", SERVICE, "--force", "--reason", "the controller was killed")
     assert answer["released"][0]["note"] == f"removed the unfinished {SERVICE}-blue"
     assert f"{SERVICE}-blue" not in world.docker.boxes
 
@@ -187,10 +187,10 @@ def test_unlock_force_with_an_unreadable_lock(world: World, release: Any) -> Non
     with open(store.paths.lock, "w", encoding="utf-8") as handle:
         handle.write('{"run_id": "../x"}')
 
-    code, answer = release("unlock", SERVICE, "--force")
+    code, answer = release("unlock", SERVICE, "--force", "--reason", "half-written lock")
 
     assert code == 0
-    assert answer["released"] == [{"service": SERVICE, "lock": {"run_id": "../x"}, "note": ""}]
+    assert answer == {"released": [{"service": SERVICE, "lock": {"run_id": "../x"}, "note": ""}], "refused": []}
     assert not os.path.exists(store.paths.lock)
 
 

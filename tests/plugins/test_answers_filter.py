@@ -62,4 +62,8 @@ def test_no_answer_at_all_is_unknown() -> None:
 def test_the_input_must_be_a_list() -> None:
     with pytest.raises(AnsibleFilterError, match="list of registered results"):
         answers.last_answer({"rc": 0})
-    assert answers.FilterModule().filters() == {"last_answer": answers.last_answer}
+    assert answers.FilterModule().filters() == {
+        "last_answer": answers.last_answer,
+        "history_records": answers.history_records,
+        "unlocked": answers.unlocked,
+    }

@@ -1,12 +1,14 @@
 """The host program's two commands, one artifact (a zipapp built from this package, installed by the roles):
 
   slipway-release   the rollout on an app host: begin, run, rollback, finish, unlock, status, history
+                    (`--audit JSON`: who asks and from where, kept in the lock and every history line)
   slipway-proxy     the edge proxy: switch, prepare, status, live, wait-drained, check, reload
 
 Which one runs is the name it was started as (both are links to the same file), or the first argument
 (`slipway-host.pyz proxy status`). Each command is one entry of a dispatch table. slipway-release answers one JSON
 object on stdout in the contract's result schema; exit 0 go on / done, 1 the rollout failed and the previous
-release serves, 2 bad usage, 3 the host needs a person, 4 this program is another build than the controller's.
+release serves (for unlock: a lock was left because a command of its run still runs), 2 bad usage, 3 the host needs
+a person, 4 this program is another build than the controller's.
 """
 
 from __future__ import annotations
@@ -38,12 +40,24 @@ def emit(obj: Any) -> None:
     print(json.dumps(obj, sort_keys=True))
 
 
+def read_audit(text: str) -> dict[str, str]:
+    """`--audit JSON`: who asked for the run, from where (contract.AUDIT_KEYS)."""
+    try:
+        return contract.audit(json.loads(text or "{}"))
+    except ValueError as err:
+        if isinstance(err, contract.InputRefused):
+            raise
+        raise contract.InputRefused(f"--audit is not JSON: {err}") from err
+
+
 def make_host(args: argparse.Namespace) -> Host:
+    audit = read_audit(getattr(args, "audit", "{}"))
     docker, clock = Docker(), Clock()
     proxy = None
     if os.path.exists(args.proxy_settings):
         proxy = Proxy(load_settings(args.proxy_settings), docker, clock, http_get)
-    return Host(docker=docker, clock=clock, http=http_get, proxy=proxy, holder=getattr(args, "holder", "unknown"))
+    holder = audit.get("actor") or str(getattr(args, "holder", "unknown"))
+    return Host(docker=docker, clock=clock, http=http_get, proxy=proxy, holder=holder, audit=audit)
 
 
 def read_spec() -> dict[str, Any]:
@@ -102,7 +116,10 @@ def cmd_unlock(host: Host, args: argparse.Namespace) -> dict[str, Any]:
         raise contract.InputRefused("unlock --force needs exactly one SERVICE")
     if not args.force and not args.run_id:
         raise contract.InputRefused("unlock needs --run-id RUN or --force SERVICE")
-    return {"released": recovery.unlock(host, stores(host, args), args.run_id, args.force)}
+    if args.force and args.reason is None:
+        raise contract.InputRefused("unlock --force needs --reason TEXT (recorded in the history)")
+    reason = contract.check_reason(args.reason or f"the locks of run {args.run_id}, released by its controller")
+    return recovery.unlock(host, stores(host, args), args.run_id, args.force, reason, args.wait)
 
 
 QUERY_COMMANDS: dict[str, Callable[[Host, argparse.Namespace], dict[str, Any]]] = {
@@ -124,6 +141,7 @@ def release_parser() -> argparse.ArgumentParser:
         p.add_argument("service")
         p.add_argument("--run-id", required=True)
         p.add_argument("--holder", default=os.environ.get("SLIPWAY_HOLDER", "unknown"))
+        p.add_argument("--audit", default="{}", help=f"JSON: who asks, from where ({', '.join(contract.AUDIT_KEYS)})")
         p.add_argument("--stale-after", type=float, default=120.0, help="a lock idle this long is reported stale")
         if name == "begin":
             p.add_argument("--force", action="store_true", help="deploy even when the release is unchanged")
@@ -144,6 +162,10 @@ def release_parser() -> argparse.ArgumentParser:
         p.add_argument("--limit", type=int, default=20)
         p.add_argument("--run-id")
         p.add_argument("--force", action="store_true")
+        if name == "unlock":
+            p.add_argument("--reason", help="why (recorded in the history); required with --force")
+            p.add_argument("--wait", type=float, default=0.0, help="seconds a running command of the run may take")
+            p.add_argument("--audit", default="{}", help="JSON: who asks, as for the run commands")
     return parser
 
 
@@ -152,8 +174,11 @@ def release_main(argv: Sequence[str]) -> int:
     try:
         host = make_host(args)
         if args.command in QUERY_COMMANDS:
-            emit(QUERY_COMMANDS[args.command](host, args))
-            return contract.EXIT_OK
+            answer = QUERY_COMMANDS[args.command](host, args)
+            emit(answer)
+            for item in answer.get("refused", []):  # the controller's task shows stderr as its message
+                print(f"slipway-release: unlock: {item['service']} NOT released: {item['reason']}", file=sys.stderr)
+            return contract.EXIT_FAILED if answer.get("refused") else contract.EXIT_OK
         store = Store(args.root, contract.check_service_name(args.service), host.clock)
         run = Run(store, args.run_id)
     except (contract.InputRefused, ProxyError) as err:

@@ -8,22 +8,24 @@ and the result says which.
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, Callable
 
 from slipway_core import contract
 from slipway_core.host.docker import DockerError, labels, running
-from slipway_core.host.lock import Lock
+from slipway_core.host.lock import Lock, describe
 from slipway_core.host.proxy import ProxyError
 from slipway_core.host.run import Failed, Run
 from slipway_core.host.steps import Host, Rollout, public
 from slipway_core.host.store import Store
+from slipway_core.host.system import wait_for
 
 
 def rollback(host: Host, store: Store, run: Run, spec: dict[str, Any], stale_after: float) -> dict[str, Any]:
     """Start the kept colour, health gate, switch, stop the other colour (kept in turn), record."""
     run.data.update({"action": "rollback"})
     with run.phase("lock"):
-        Lock(store).take(run.run_id, host.holder, "rollback", "", stale_after)
+        Lock(store).take(run.run_id, host.who, "rollback", "", stale_after, host.audit)
     state = store.state()
     live, kept = state.get("live"), state.get("kept")
     if not live or not kept:
@@ -102,6 +104,14 @@ def finish(host: Host, store: Store, run: Run, failed_phase: str, message: str) 
     """The controller's last word on a run that failed outside the host program (or was interrupted): recover,
     release the lock, record the failure (unless it was rolled forward) and answer the result."""
     lock = Lock(store)
+    working = lock.working() if lock.holds(run.run_id) else None
+    if working:  # its command still works (the controller lost the connection): it ends the run itself
+        answer = run.report()
+        unlock_line = contract.unlock_command(host.audit.get("env", ""), store.service)
+        answer.update({"result": "unknown", "failed_phase": failed_phase or answer["failed_phase"],
+                       "message": f"{working}; it was left alone: it finishes the run and releases the lock itself. "
+                                  f"If it hangs, stop it, then: {unlock_line}"})
+        return answer
     if lock.holds(run.run_id):
         with run.phase("unlock"):
             try:
@@ -113,7 +123,7 @@ def finish(host: Host, store: Store, run: Run, failed_phase: str, message: str) 
             phase = failed_phase if failed_phase in contract.PHASES else str(run.data.get("phase", ""))
             text = f"{message.strip()[:500]}" if message.strip() else "the run stopped before it finished"
             run.data.update({"result": "failed", "failed_phase": phase, "message": text + note, "todo": []})
-            run.history_line("failed", None, store.live(), host.holder)
+            run.history_line("failed", None, store.live(), host)
         elif note:
             run.data["message"] = str(run.data.get("message", "")) + note
         run.save()
@@ -126,20 +136,37 @@ def finish(host: Host, store: Store, run: Run, failed_phase: str, message: str) 
     return answer
 
 
-def unlock(host: Host, stores: list[Store], run_id: str | None, force: bool) -> list[dict[str, Any]]:
+def idle(lock: Lock) -> Callable[[], bool]:
+    """No command works for the lock's run (any more)."""
+    return lambda: lock.working() is None
+
+
+def unlock(  # noqa: PLR0917 - what `slipway-release unlock` was given
+    host: Host, stores: list[Store], run_id: str | None, force: bool, reason: str, wait: float = 0.0
+) -> dict[str, Any]:
     """Release the locks `run_id` holds (among the services given), or with force the lock of each service given,
-    recovering the run that held it first."""
-    released = []
+    recovering the run that held it first; one history line each (action `unlock`, the reason, who asked). A lock
+    whose run still has a host command running (after `wait` seconds for it to end) is not touched: `refused`."""
+    released, refused = [], []
     for store in stores:
         lock = Lock(store)
         held = lock.held()
+        if held is None and force and os.path.exists(store.paths.lock):
+            held = {}  # unreadable: half-written by a run killed at that instant
         if held is None or not (force or held.get("run_id") == run_id):
             continue
+        if not wait_for(host.clock, idle(lock), wait, 0.1):
+            refused.append({"service": store.service, "lock": held,
+                            "reason": f"{lock.working()}; the lock stays until it ends"})
+            continue
         holder, note = str(held.get("run_id") or ""), ""
-        if contract.RUN_ID_RE.fullmatch(holder):
-            run = Run(store, holder)
+        run = Run(store, holder) if contract.RUN_ID_RE.fullmatch(holder) else None
+        if run is not None:
             note = recover(host, store, run)
             run.save()
         lock.release(None)
+        if run is not None:
+            message = f"released the lock held by {describe(held)}{note}"
+            run.history_line("unlocked", None, store.live(), host, action="unlock", reason=reason, message=message)
         released.append({"service": store.service, "lock": held, "note": note.lstrip("; ")})
-    return released
+    return {"released": released, "refused": refused}

@@ -7,10 +7,19 @@ durations per phase, and `todo`, the steps left (the host decides what is left; 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol
 
 from slipway_core import contract
 from slipway_core.host.store import Store
+
+
+class Asker(Protocol):
+    """Who asked for a run (steps.Host): the actor and the run's audit."""
+
+    audit: dict[str, str]
+
+    @property
+    def who(self) -> str: ...
 
 
 class Failed(Exception):
@@ -81,25 +90,31 @@ class Run:
         )
 
     def history_line(
-        self, outcome: str, new: dict[str, Any] | None, previous: dict[str, Any] | None, holder: str
+        self, outcome: str, new: dict[str, Any] | None, previous: dict[str, Any] | None, by: Asker, **over: str
     ) -> None:
+        """One history line in the contract's HISTORY_KEYS: what happened, and who asked (`by`: the host's audit);
+        `over` sets keys the run's record does not have (an unlock's action, reason and message)."""
         new, data = new or {}, self.data
+        audit = {key: str(by.audit.get(key, "")) for key in contract.AUDIT_KEYS}
         self.store.append_history(
             {
                 "action": data.get("action", "deploy"),
                 "result": outcome,
-                "version": new.get("version") or data.get("version"),
-                "image": new.get("image") or data.get("image"),
-                "digest": new.get("image_id"),
-                "colour": new.get("colour") or data.get("colour"),
-                "config_hash": new.get("config_hash") or data.get("config_hash"),
-                "migration_revision": new.get("migration_revision") or data.get("migration_revision"),
+                "version": new.get("version") or data.get("version") or "",
+                "image": new.get("image") or data.get("image") or "",
+                "digest": new.get("image_id") or "",
+                "colour": new.get("colour") or data.get("colour") or "",
+                "config_hash": new.get("config_hash") or data.get("config_hash") or "",
+                "migration_revision": new.get("migration_revision") or data.get("migration_revision") or "",
                 "previous_version": (previous or {}).get("version", ""),
-                "who": holder,
+                "who": by.who,
+                **audit,
+                "reason": "",
                 "run_id": self.run_id,
                 "failed_phase": data.get("failed_phase", ""),
                 "message": str(data.get("message", ""))[:2000],
                 "durations": data.get("durations", {}),
                 **({"start_to_healthy": data["start_to_healthy"]} if "start_to_healthy" in data else {}),
+                **over,
             }
         )

@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from slipway_core import contract
@@ -39,6 +39,12 @@ class Host:
     http: health.HttpGet
     proxy: Proxy | None
     holder: str = "unknown"
+    audit: dict[str, str] = field(default_factory=dict)  # contract.AUDIT_KEYS: who asked for this run, from where
+
+    @property
+    def who(self) -> str:
+        """The actor of the run (the audit's), else the holder the controller named."""
+        return self.audit.get("actor") or self.holder
 
 
 def config_hash(spec: dict[str, Any]) -> str:
@@ -137,7 +143,7 @@ class Rollout:
             {"action": "deploy", "version": spec["version"], "image": spec["image_ref"], "release": public(spec)}
         )
         with self.run.phase("lock"):
-            self.lock.take(self.run.run_id, self.host.holder, "deploy", spec["version"], stale_after)
+            self.lock.take(self.run.run_id, self.host.who, "deploy", spec["version"], stale_after, self.host.audit)
         with self.run.phase("skip-check"):
             state = self.store.state()
             live = state.get("live") or {}
@@ -185,6 +191,7 @@ class Rollout:
         self.lock.heartbeat(self.run.run_id)
         for step in steps:
             if step not in self.run.data["done"]:
+                self.lock.heartbeat(self.run.run_id, step)  # progress: a stale lock is one nobody touched
                 STEPS[step](self)
                 self.run.done(step)
         if "record" in self.run.data["done"]:
@@ -396,7 +403,7 @@ class Rollout:
                 outcome, verb = "deployed", f"{spec['version']} is live on {self.colour}"
             if (live or {}).get("run_id") != self.run.run_id:  # a re-run after a crash does not record twice
                 self.store.save_state(new_live, live)
-                self.run.history_line(outcome, new_live, live, self.host.holder)
+                self.run.history_line(outcome, new_live, live, self.host)
             previous = live if (live or {}).get("run_id") != self.run.run_id else state.get("kept")
         with self.run.phase("unlock"):
             self.lock.release(self.run.run_id)

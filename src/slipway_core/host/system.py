@@ -67,6 +67,28 @@ def read_json(path: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def process_start(pid: int) -> int | None:
+    """When process `pid` started (clock ticks after boot, /proc/<pid>/stat field 22), or None when there is no
+    such process. With the pid it names one process: a pid used again later has another start."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[-1].split()  # after the command name, which may hold spaces
+    if len(fields) < 20 or fields[0] == "Z" or not fields[19].isdigit():  # a zombie has ended
+        return None
+    return int(fields[19])
+
+
+def process_alive(pid: Any, start: Any) -> bool:
+    """Process `pid` runs and is the one that started at `start` (see process_start)."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    now = process_start(pid)
+    return now is not None and now == start
+
+
 def tail_text(text: str, lines: int = 12) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 

@@ -1,4 +1,8 @@
-"""The host program's answer to a rollout, read in the contract's result schema (slipway_core.contract).
+"""The host program's answers, read in the contract's schemas (slipway_core.contract).
+
+`history_records(host)` and `unlocked(host, reason)` turn the answers of `slipway-release history` and `unlock`
+into the records `slipway history` and `slipway unlock` show (the contract's HISTORY_SHOWN keys, the audit
+included).
 
 A rollout registers up to three calls of slipway-release (begin, run, finish after a failure); the last one that
 ran has the final word. `[finish, run, begin] | slipway.core.last_answer(service)` returns it, so no playbook picks
@@ -45,8 +49,35 @@ def last_answer(registered: Any, service: str = "") -> dict[str, Any]:
     return unknown
 
 
+def history_records(lines: Any, host: str) -> list[dict[str, Any]]:
+    """History lines as `slipway history` shows them: the host, then the contract's HISTORY_SHOWN keys (empty when a
+    line has none: written before the audit, whose actor was `who`)."""
+    if not isinstance(lines, list):
+        raise AnsibleFilterError("history_records: give the list of history lines slipway-release answered")
+    shown = load_contract().HISTORY_SHOWN
+    records = []
+    for line in lines:
+        if isinstance(line, Mapping):
+            known = {**line, "actor": line.get("actor") or line.get("who") or ""}
+            records.append({"host": host, **{key: known.get(key, "") for key in shown}})
+    return records
+
+
+def unlocked(released: Any, host: str, reason: str) -> list[dict[str, Any]]:
+    """What `slipway-release unlock` released: one record per lock, naming who held it."""
+    if not isinstance(released, list):
+        raise AnsibleFilterError("unlocked: give the list `released` slipway-release unlock answered")
+    describe = load_contract().describe_lock
+    return [
+        {"host": host, "service": item.get("service", ""), "released": describe(item.get("lock") or {}),
+         "note": item.get("note", ""), "reason": reason}
+        for item in released
+        if isinstance(item, Mapping)
+    ]
+
+
 class FilterModule:
     """Filters of the host program's answers."""
 
     def filters(self) -> dict[str, Any]:
-        return {"last_answer": last_answer}
+        return {"last_answer": last_answer, "history_records": history_records, "unlocked": unlocked}
