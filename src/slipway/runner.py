@@ -11,7 +11,9 @@
   this process drains and discards, so the environment (and the secrets in it) never reaches a disk;
 - the SSH key goes to ssh-agent through ansible-runner's FIFO (ssh_key), never to a file;
 - host key checking is forced on (ansible-runner would turn it off), facts are cached in memory only;
-- `cancelled` (an Event set by the SIGTERM/SIGINT handlers) is polled through cancel_callback.
+- `cancelled` (an Event set by the SIGTERM/SIGINT handlers) is polled through cancel_callback every POLL seconds
+  (ansible-runner's default is 5 s); a cancel stops every process of the run, ansible-core's workers (which leave
+  ansible-playbook's process group) included, found by the marker in their environment (slipway.process_tree).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 from ansible_runner.config.runner import RunnerConfig  # type: ignore[import-untyped]
 from ansible_runner.runner import Runner  # type: ignore[import-untyped]
 
+from slipway import process_tree
 from slipway.secrets import SSH_PRIVATE_KEY, VAULT_PASSWORD, Secrets
 
 BASE_ENV = (
@@ -54,6 +57,7 @@ BASE_ENV = (
 RUNNER_PREFIXES = ("ANSIBLE_", "AWX_", "RUNNER_")
 RUNNER_KEYS = ("ORIGINAL_STDOUT_CALLBACK", "AD_HOC_COMMAND_ID")
 VAULT_CLIENT = "scripts/vault-password.sh"
+POLL = 0.1  # seconds between two looks at the cancel flag
 
 EventCallback = Callable[[Mapping[str, Any]], bool]
 
@@ -149,6 +153,19 @@ def _copy_artifacts(source: Path, target: Path) -> None:
             shutil.copyfile(item, dest)
 
 
+def _stopper(cancelled: threading.Event, marker: str) -> Callable[[], bool]:
+    """ansible-runner's cancel_callback: once `cancelled` is set, stop every process of the run (then runner kills
+    what is left of ansible-playbook's group and reports the run canceled)."""
+
+    def stop() -> bool:
+        if not cancelled.is_set():
+            return False
+        process_tree.terminate(marker)
+        return True
+
+    return stop
+
+
 def run_playbook(run: PlaybookRun, on_event: EventCallback, cancelled: threading.Event) -> RunnerOutcome:
     """Run one playbook to its end (or until `cancelled` is set); the private directory is always removed."""
     private = Path(tempfile.mkdtemp(prefix="slipway-"))
@@ -169,12 +186,15 @@ def run_playbook(run: PlaybookRun, on_event: EventCallback, cancelled: threading
         )
         config.prepare()
         config.env = child_environment(run, config.env)
+        marker = process_tree.marker_for(run.ident)
+        config.env[process_tree.MARKER_VAR] = marker
+        config.pexpect_timeout = POLL
         artifact_dir = Path(config.artifact_dir)
         artifact_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         command_file = artifact_dir / "command"
         drain = _discard_fifo(command_file)
         try:
-            runner = Runner(config, event_handler=on_event, cancel_callback=cancelled.is_set)
+            runner = Runner(config, event_handler=on_event, cancel_callback=_stopper(cancelled, marker))
             runner.run()
         finally:
             _release_fifo(command_file, drain)
