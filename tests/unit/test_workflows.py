@@ -55,7 +55,8 @@ def test_deploy_job_is_bound_and_serialised(name: str, env: str) -> None:
     assert workflow["concurrency"] == {"group": f"deploy-{env}", "cancel-in-progress": False}
     job = workflow["jobs"]["deploy"]
     assert job["environment"] == env
-    assert job["permissions"] == {"contents": "read"}
+    assert job["permissions"]["contents"] == "read"
+    assert not writes(job["permissions"])
     text = (WORKFLOWS / name).read_text(encoding="utf-8")
     assert "StrictHostKeyChecking" not in text
     assert "secrets.SSH_KNOWN_HOSTS" in text
@@ -202,7 +203,8 @@ def test_no_deploy_job_holds_a_write_token() -> None:
             if str(step.get("uses", "")).startswith(CHECKOUT):
                 assert step.get("with", {}).get("persist-credentials") is False, f"{where}: persist-credentials"
         if "environment" in job or "slipway deploy" in runs:
-            assert job.get("permissions") == {"contents": "read"}, f"{where}: a deploy job with write access"
+            assert job.get("permissions", {}).get("contents") == "read", f"{where}: a deploy job with write access"
+            assert not writes(job.get("permissions")), f"{where}: a deploy job with write access"
         if writes(job.get("permissions")):
             seen_write += 1
             assert "environment" not in job, where
@@ -313,3 +315,16 @@ def test_dependabot_updates_the_pinned_actions_and_pip_pins() -> None:
     assert ("pip", "/examples/notes-api") in updates  # the sample service's requirements.txt
     for update in config["updates"]:
         assert update["schedule"]["interval"] in {"daily", "weekly", "monthly"}
+
+
+@pytest.mark.parametrize(("name", "env"), [("deploy-production.yml", "production"), ("deploy-staging.yml", "staging")])
+def test_the_deploy_hands_the_audit_its_tag_and_approval(name: str, env: str) -> None:
+    """The history records the tag the workflow releases (SLIPWAY_RELEASE_TAG) and, for production, who approved
+    the run (SLIPWAY_APPROVED_BY, from the run's approvals, before the deploy; src/slipway/audit.py)."""
+    deploy = load(name)["jobs"]["deploy"]
+    step = steps(deploy)[step_index(deploy, f"slipway deploy --env {env}")]
+    assert step["env"]["SLIPWAY_RELEASE_TAG"] == "${{ steps.tag.outputs.tag }}"
+    if env == "production":
+        assert position(deploy, "/approvals") < position(deploy, "slipway deploy --env production")
+        assert "SLIPWAY_APPROVED_BY=" in steps(deploy)[step_index(deploy, "/approvals")]["run"]
+        assert deploy["permissions"] == {"contents": "read", "actions": "read"}
