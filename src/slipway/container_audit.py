@@ -4,9 +4,9 @@ Usage: `docker inspect $(docker ps -q) | python -m slipway.container_audit [--ac
 
 Each check reads one container's inspect document and answers a warning (a reason) or nothing. The manual checks of
 section 5 (5.6 sshd, 5.8 open ports, 5.22/5.23 docker exec, 5.27 image freshness) and the host-dependent ones (5.1
-AppArmor profile, 5.2 SELinux) are not here. `--accept` names a JSON file {container: {check id: why}} (container "*": every
-container): a warning that is accepted there is reported as accepted with its reason, not counted; the exit status
-is 1 when any warning is left, so a test or a CI step fails on a new one.
+AppArmor profile, 5.2 SELinux) are not here. `--accept` names a JSON file {container: {check id: why}}
+(container "*": every container): a warning that is accepted there is reported as accepted with its reason, not
+counted; the exit status is 1 when any warning is left, so a test or a CI step fails on a new one.
 """
 
 from __future__ import annotations
