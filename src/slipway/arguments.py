@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NoReturn, TextIO
 
-from slipway import __version__, tags
+from slipway import __version__, promotion, tags, unlocking
+from slipway.cli_json import usage_error
 from slipway.exitcodes import HELP
 from slipway.validation import PLAYBOOKS
 from slipway_core.contract import PHASES
@@ -19,15 +23,32 @@ Everything is checked before any host is touched. Secrets come only from SLIPWAY
 
 
 
+class UsageError(Exception):
+    """argparse refused the command line: `parser` is the (sub)parser that did, for its usage line."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+        self.message = message
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, except that an error is raised (for parse_args to report), not printed and exited on.
+    Subcommand parsers are of the same class (add_subparsers' default parser_class)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self, message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="slipway",
         description=DESCRIPTION,
         epilog=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"slipway {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--env", required=True, help="environment: a directory with hosts.yml under inventories/"
     )
@@ -35,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--project-dir", type=Path, help="the operations repository (default: found from the cwd)"
     )
-    run_opts = argparse.ArgumentParser(add_help=False)
+    run_opts = _Parser(add_help=False)
     run_opts.add_argument(
         "--artifacts-dir", type=Path, help="copy ansible-runner's artifacts here (for debugging)"
     )
@@ -69,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--service", help="only this service")
     history = add("history", f"the release log ({PLAYBOOKS['history']})")
     history.add_argument("--service", help="only this service")
+    unlocking.add_arguments(add("unlock", f"release a service's deploy lock, whoever holds it ({PLAYBOOKS['unlock']})"))
 
     release = sub.add_parser(
         "release", help="release tags", epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -84,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     nxt.add_argument("--tag", help="production: the staging tag to promote")
     nxt.add_argument("--tags", help="comma-separated existing tags (default: `git tag --list 'v*'`)")
+    promotion.add_parsers(release_sub, common, HELP)
     return parser
 
 
@@ -96,12 +119,37 @@ def _actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
                 yield from _actions(sub)
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def _wants_json(tokens: Sequence[str]) -> bool:
+    """--json among the arguments (argparse also takes an unambiguous prefix such as --js)."""
+    return any(len(arg) > 3 and "--json".startswith(arg) for arg in tokens)
+
+
+def _report_usage_error(exc: UsageError, tokens: Sequence[str], out: TextIO, err: TextIO) -> NoReturn:
+    """argparse's own lines on stderr (usage, `slipway ...: error: ...`), and with --json the JSON error object
+    on stdout (docs/cli-json.md); exit 2 either way."""
+    exc.parser.print_usage(err)
+    err.write(f"{exc.parser.prog}: error: {exc.message}\n")
+    err.flush()
+    if _wants_json(tokens):
+        commands = [word for word in tokens if word in PLAYBOOKS or word == "release"]
+        out.write(json.dumps(usage_error(exc.message, commands[0] if commands else None), indent=2) + "\n")
+        out.flush()
+    raise SystemExit(2)
+
+
+def parse_args(
+    argv: Sequence[str] | None, out: TextIO | None = None, err: TextIO | None = None
+) -> argparse.Namespace:
     """argparse's parse, except that `--option=--` gives the option the value "--" (Python 3.11's argparse drops a
     `--` it takes for the end of the options and stores [], which no check expects), so the usual checks refuse
-    it as any other bad value. argparse's own errors exit 2 (and --help 0) here, as before."""
+    it as any other bad value. argparse's own errors exit 2 (and --help 0) here, as before; with --json an error
+    also prints a JSON error object on `out` (stdout by default)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    tokens = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(tokens)
+    except UsageError as exc:
+        _report_usage_error(exc, tokens, out or sys.stdout, err or sys.stderr)
     for action in _actions(parser):
         if action.option_strings and action.nargs is None and getattr(args, action.dest, None) == []:
             setattr(args, action.dest, action.type("--") if callable(action.type) else "--")

@@ -17,11 +17,12 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from slipway import notify, report, tags
+from slipway import audit, notify, promotion, report, tags, unlocking
 from slipway import secrets as names
 from slipway.arguments import parse_args
 from slipway.events import EventHandler
 from slipway.exitcodes import ExitCode, InputError
+from slipway.known_hosts import check_host_keys
 from slipway.results import (
     HISTORY_KEY,
     STATUS_KEY,
@@ -33,6 +34,7 @@ from slipway.results import (
 )
 from slipway.runner import VAULT_CLIENT, EventCallback, PlaybookRun, RunnerOutcome, run_playbook
 from slipway.secrets import VAULT_PASSWORD, Redactor, Secrets, check_required
+from slipway.status_view import decide as decide_status
 from slipway.validation import (
     PLAYBOOKS,
     check_request,
@@ -102,13 +104,14 @@ def _plan(args: argparse.Namespace, environ: Mapping[str, str]) -> _Plan:
     check_request(env, service, release, rollback=args.command == "rollback")
     playbook = playbook_path(project, args.command)
     secrets = Secrets.from_environ(environ)
-    known_hosts = Path(environ.get("HOME", str(Path.home()))) / ".ssh" / "known_hosts"
-    check_required(env, secrets, environ, known_hosts)
+    check_required(env, secrets, environ)
+    check_host_keys(env, environ, secrets.get(VAULT_PASSWORD))  # Ansible's inventory, ssh's known_hosts files
     if secrets.get(VAULT_PASSWORD) and not os.access(project / VAULT_CLIENT, os.X_OK):
         raise InputError(
             f"{VAULT_CLIENT} is missing or not executable in {project}; it hands Ansible the vault password"
         )
-    extravars = {"env": env.name}
+    extravars = {"env": env.name, **audit.extravars(audit.collect(environ, project, env.name))}
+    extravars.update(unlocking.extravars(args))
     if service is not None:
         extravars["service"] = service
     if release is not None:
@@ -127,7 +130,7 @@ def _unlock(plan: _Plan, run_id: str, run: RunFn, handler: EventHandler, environ
     unlock = PlaybookRun(
         project=plan.project,
         playbook=PLAYBOOKS["unlock"],
-        extravars={**plan.extravars, "slipway_run_id": run_id},
+        extravars={**plan.extravars, "slipway_run_id": run_id, "slipway_unlock_reason": unlocking.CANCELLED},
         secrets=plan.secrets,
         environ=environ,
         ident=f"{run_id}-unlock",
@@ -296,8 +299,10 @@ def _finish(
         decision = _needs_person(decision, problems)
     elif problems:
         decision = Decision(ExitCode.NEEDS_PERSON, "needs-person", "; ".join(problems))
-    key = {"status": STATUS_KEY, "history": HISTORY_KEY}.get(args.command)
+    key = {"status": STATUS_KEY, "history": HISTORY_KEY, "unlock": unlocking.UNLOCKED_KEY}.get(args.command)
     records = parse_records(facts.artifact_data, key) if key else []
+    if args.command == "status":  # exit 4 unless every requested service is healthy and serving
+        decision = decide_status(decision, records, plan.service)
     rep = report.Report(
         command=args.command,
         env=plan.extravars["env"],
@@ -362,6 +367,8 @@ def _unexpected(
 
 
 def _release(args: argparse.Namespace, environ: Mapping[str, str], streams: Streams) -> int:
+    if args.release_command != "next":  # record, check: the staging record of a tag (slipway.promotion)
+        return promotion.run(args, environ, streams.out, streams.err)
     try:
         project = args.project_dir or (find_project_dir(Path.cwd()) if args.tags is None else Path.cwd())
         tag = _release_next(args, project)
@@ -387,7 +394,7 @@ def main(
     started = time.monotonic()
     environ = os.environ if environ is None else environ
     streams = streams or Streams(sys.stdout, sys.stderr)
-    args = parse_args(argv)
+    args = parse_args(argv, streams.out, streams.err)  # argparse errors exit 2 (with --json, a JSON error too)
     attempt = _Attempt()
     try:
         if args.command == "release":

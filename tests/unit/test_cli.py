@@ -89,12 +89,13 @@ def test_deploy_ok_with_json_summary_and_outputs(project: Path, tmp_path: Path) 
     assert (data["outcome"], data["exit_code"], data["env"]) == ("deployed", 0, "demo")
     request = runner.calls[0]
     assert request.playbook == "playbooks/deploy.yml"
-    assert dict(request.extravars) == {
+    assert {k: v for k, v in request.extravars.items() if not k.startswith("slipway_audit_")} == {
         "env": "demo",
         "service": "notes-api",
         "version": "v1.0.1",
         "slipway_run_id": data["run_id"],
     }
+    assert request.extravars["slipway_audit_actor"] == "unknown"  # GITHUB_ACTOR unset (slipway.audit)
     assert "slipway deploy `demo`: deployed" in summary.read_text()
     assert "outcome=deployed\nexit_code=0\n" in output.read_text()
 
@@ -181,6 +182,11 @@ def test_pinned_host_key_and_agent_pass(project: Path, tmp_path: Path) -> None:
     # a public key, not a secret
     key = "AAAAC3NzaC1lZDI1NTE5AAAAIHAK52Epise7F4VLmp//f8wnjA2mJnnkPf6uR8gujBFR"  # pragma: allowlist secret
     (home / ".ssh/known_hosts").write_text(f"192.0.2.10 ssh-ed25519 {key}\n")
+    # ssh reads the home of the password database, not $HOME: point it at this file, as the check asks ssh -G
+    hosts = project / "inventories/remote/hosts.yml"
+    args = f"-o UserKnownHostsFile={home}/.ssh/known_hosts"
+    text = hosts.read_text().replace("deploy}", f"deploy, ansible_ssh_common_args: '{args}'}}")
+    hosts.write_text(text)
     code, _o, _e, runner = invoke(
         ["provision", "--env", "remote", "--project-dir", str(project)],
         {"HOME": str(home), "SSH_AUTH_SOCK": "/x"},
@@ -219,7 +225,9 @@ def test_status_and_history_print_records(project: Path) -> None:
     events = [
         {
             "event": "playbook_on_stats",
-            "event_data": {"artifact_data": {"slipway_status": [{"host": "demo-1", "colour": "blue"}]}},
+            "event_data": {
+                "artifact_data": {"slipway_status": [{"host": "demo-1", "colour": "blue", "healthy": True}]}
+            },
         }
     ]
     code, out, _e, runner = invoke(
