@@ -71,25 +71,33 @@ def wait_for_sleep(run_id: str, timeout: float = 30) -> None:
     pytest.fail("the task's sleep never started")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_stops_the_run_within_2s_and_leaves_no_process(
-    project: Path, tmp_path: Path, sig: signal.Signals
-) -> None:
-    (project / "playbooks/deploy.yml").write_text(SLEEPING_DEPLOY)
-    (project / "playbooks/unlock.yml").unlink()  # the unlock run after a cancel is timed in the test below
+def cancel_mid_task(
+    project: Path, tmp_path: Path, sig: signal.Signals, timeout: float
+) -> tuple[int, str, str, float, str]:
+    """Start a real `slipway deploy`, send `sig` while its task's sleep runs: (exit code, stdout, stderr, seconds
+    from the signal to the exit, run id)."""
     proc, run_id = start(project, tmp_path)
     try:
         wait_for_sleep(run_id)
         assert len(marked(run_id)) >= 3  # ansible-playbook, its worker (own session), the module, sleep
         sent = time.monotonic()
         proc.send_signal(sig)
-        out, err = proc.communicate(timeout=10)
+        out, err = proc.communicate(timeout=timeout)
         took = time.monotonic() - sent
     finally:
         proc.kill()
         proc.wait()
+    return proc.returncode, out, err, took, run_id
 
-    assert proc.returncode == 3, out + err
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_run_within_2s_and_leaves_no_process(
+    project: Path, tmp_path: Path, sig: signal.Signals
+) -> None:
+    (project / "playbooks/deploy.yml").write_text(SLEEPING_DEPLOY)
+    (project / "playbooks/unlock.yml").unlink()  # the unlock run after a cancel is timed in the test below
+    returncode, out, err, took, run_id = cancel_mid_task(project, tmp_path, sig, timeout=10)
+    assert returncode == 3, out + err
     assert "the run was cancelled" in out
     assert took < 2.0, f"exit {took:.2f}s after the signal"
     assert marked(run_id) == []
@@ -97,18 +105,8 @@ def test_a_signal_stops_the_run_within_2s_and_leaves_no_process(
 
 def test_the_unlock_after_a_cancel_runs_and_leaves_no_process(project: Path, tmp_path: Path) -> None:
     (project / "playbooks/deploy.yml").write_text(SLEEPING_DEPLOY)
-    proc, run_id = start(project, tmp_path)
-    try:
-        wait_for_sleep(run_id)
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-        took = time.monotonic() - sent
-    finally:
-        proc.kill()
-        proc.wait()
-
-    assert proc.returncode == 3, out + err
+    returncode, out, err, took, run_id = cancel_mid_task(project, tmp_path, signal.SIGTERM, timeout=30)
+    assert returncode == 3, out + err
     assert f"cancelled: locks of run {run_id} released" in out
     assert took < 7.5, f"exit {took:.2f}s after the signal (GitHub sends SIGKILL 7.5 s after its first signal)"
     assert marked(run_id) == []
