@@ -2,8 +2,10 @@
 
 Under GitHub Actions (GITHUB_ACTIONS=true):
 - actor: GITHUB_ACTOR, and GITHUB_TRIGGERING_ACTOR when someone else re-ran the workflow;
-- commit: GITHUB_SHA; tag: SLIPWAY_RELEASE_TAG (the tag the workflow releases), else GITHUB_REF_NAME when the
-  workflow runs for a tag; run_url: GITHUB_SERVER_URL/GITHUB_REPOSITORY/actions/runs/GITHUB_RUN_ID;
+- commit: the checked-out commit (`git rev-parse HEAD`: a workflow_run deploy checks out the commit CI tested and
+  production the staging tag's, while GITHUB_SHA names the branch tip when the run started), else GITHUB_SHA;
+- tag: SLIPWAY_RELEASE_TAG (the tag the workflow releases), else GITHUB_REF_NAME when the workflow runs for a tag;
+- run_url: GITHUB_SERVER_URL/GITHUB_REPOSITORY/actions/runs/GITHUB_RUN_ID;
 - controller: RUNNER_NAME;
 - approval: SLIPWAY_APPROVED_BY, which the production workflow sets from the deployment's reviewers (GitHub does
   not expose an environment's approval to the job as a variable; docs/runbook.md shows the step). Unset for
@@ -66,7 +68,7 @@ def collect(environ: Mapping[str, str], project: Path, env: str) -> dict[str, st
         again = environ.get("GITHUB_TRIGGERING_ACTOR", "")
         if again and again != actor:
             actor = f"{actor} (re-run by {again})"
-        commit = environ.get("GITHUB_SHA", "")
+        commit = _git(project, "rev-parse", "--verify", "-q", "HEAD") or environ.get("GITHUB_SHA", "")
         on_tag = environ.get("GITHUB_REF_TYPE") == "tag"
         tag = environ.get(RELEASE_TAG) or (environ.get("GITHUB_REF_NAME", "") if on_tag else "")
         controller = environ.get("RUNNER_NAME") or socket.gethostname()

@@ -26,7 +26,7 @@ AUDIT = {
     "env": "staging",
     "actor": "alice",
     "controller": "gh-runner-7",
-    "commit": "0123456789abcdef0123456789abcdef01234567",
+    "commit": "0123456789abcdef0123456789abcdef01234567",  # pragma: allowlist secret
     "tag": "v1.4.0-staging.3",
     "run_url": "https://github.com/acme/ops/actions/runs/42",
     "approval": "approved by bob",

@@ -16,7 +16,7 @@ ACTIONS = {
     "GITHUB_ACTIONS": "true",
     "GITHUB_ACTOR": "alice",
     "GITHUB_TRIGGERING_ACTOR": "alice",
-    "GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567",
+    "GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567",  # pragma: allowlist secret
     "GITHUB_REF_NAME": "v1.3.0",
     "GITHUB_REF_TYPE": "tag",
     "GITHUB_SERVER_URL": "https://github.com",
@@ -103,3 +103,11 @@ def test_every_run_passes_the_audit_to_the_playbook(project: Path) -> None:
 @pytest.mark.parametrize("user", [{"USER": "zoe"}, {"LOGNAME": "zoe"}])
 def test_the_local_user(tmp_path: Path, user: dict[str, str]) -> None:
     assert audit.collect(user, tmp_path, "local")["actor"] == "zoe"
+
+
+def test_under_actions_the_commit_is_the_checked_out_one_not_github_sha(tmp_path: Path) -> None:
+    """A workflow_run deploy checks out the commit CI tested; GITHUB_SHA is main's tip when the run started."""
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@example.test", "commit", "-q", "--allow-empty", "-m", "x")
+    found = audit.collect(ACTIONS, tmp_path, "staging")
+    assert found["commit"] == git(tmp_path, "rev-parse", "HEAD") != ACTIONS["GITHUB_SHA"]
