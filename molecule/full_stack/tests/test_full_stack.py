@@ -278,10 +278,17 @@ def test_a_stale_lock_is_reported_not_ignored(host: Any, run_playbook: RunPlaybo
     assert result.returncode != 0, explain(result, host)
     assert "STALE" in result.stdout and "killed000001" in result.stdout, explain(result, host)
     assert host.file(f"{STATE}/jotter/lock.json").exists, "a stale lock is never silently removed"
-    result = run_playbook(PLAYBOOKS / "unlock.yml", "-e", "env=local", "-e", "service=jotter",
-                          "-e", "slipway_unlock_force=true")
+    assert "slipway unlock --env" in " ".join(result.stdout.split()), explain(result, host)
+    # Taking a lock over needs a reason; without one nothing is released.
+    force = ("-e", "env=local", "-e", "service=jotter", "-e", "slipway_unlock_force=true")
+    result = run_playbook(PLAYBOOKS / "unlock.yml", *force)
+    assert result.returncode != 0 and "--reason <why>" in " ".join(result.stdout.split()), explain(result, host)
+    assert host.file(f"{STATE}/jotter/lock.json").exists
+    result = run_playbook(PLAYBOOKS / "unlock.yml", *force, "-e", "slipway_unlock_reason=controller killed")
     assert result.returncode == 0, explain(result, host)
     assert not host.file(f"{STATE}/jotter/lock.json").exists
+    last = history(host, "jotter")[-1]
+    assert (last["action"], last["reason"]) == ("unlock", "controller killed"), last
 
 
 @pytest.mark.parametrize(
