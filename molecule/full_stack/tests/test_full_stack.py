@@ -284,7 +284,8 @@ def test_a_stale_lock_is_reported_not_ignored(host: Any, run_playbook: RunPlaybo
     result = run_playbook(PLAYBOOKS / "unlock.yml", *force)
     assert result.returncode != 0 and "--reason <why>" in " ".join(result.stdout.split()), explain(result, host)
     assert host.file(f"{STATE}/jotter/lock.json").exists
-    result = run_playbook(PLAYBOOKS / "unlock.yml", *force, "-e", "slipway_unlock_reason=controller killed")
+    reason = json.dumps({"slipway_unlock_reason": "controller killed"})  # blanks need the JSON form of -e
+    result = run_playbook(PLAYBOOKS / "unlock.yml", *force, "-e", reason)
     assert result.returncode == 0, explain(result, host)
     assert not host.file(f"{STATE}/jotter/lock.json").exists
     last = history(host, "jotter")[-1]
