@@ -10,6 +10,7 @@ Standard library only, Python 3.8+ (hosts run their own python3; `make lint` che
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -330,6 +331,56 @@ def service_names(service: str) -> dict[str, str]:
         "blue": container_name(service, "blue"),
         "green": container_name(service, "green"),
     }
+
+
+# ---------------------------------------------------------------------------------------------- addresses
+# The shared network's subnet is split in two: the lower half is Docker's pool (`ip_range`: every container started
+# without an address), the upper half is reserved for fixed addresses that no other container can take. Fixed
+# addresses are part of a container's configuration, so they survive container restarts, engine restarts and
+# reboots whatever the start order: the edge routes to colours and the apps reach PostgreSQL and Redis by address,
+# never through Docker's embedded DNS, which does not answer while the engine restarts.
+# Reserved half: 16 infrastructure addresses first, then one block of SLOT_SIZE per service (its slot, allocated
+# once per host and kept): blue replicas first, then green.
+NETWORK_SUBNET_DEFAULT = "172.30.0.0/22"
+SUBNET_RULE = "give a private IPv4 network in CIDR form, /16 to /24, such as 172.30.0.0/22"
+INFRA_ADDRESSES = ("postgres", "redis")
+INFRA_BLOCK = 16
+SLOT_SIZE = 16
+MAX_REPLICAS = SLOT_SIZE // 2
+
+
+def network_plan(subnet: Any) -> dict[str, Any]:
+    """The layout of the shared network: gateway, ip_range (Docker's pool), the infrastructure's fixed addresses
+    and how many service slots fit. InputRefused for anything but a private IPv4 /16 to /24."""
+    try:
+        net = ipaddress.IPv4Network(str(subnet), strict=True)
+    except ValueError as err:
+        problem = f"infra_network_subnet {shown(subnet)} is not an IPv4 network ({err})"
+        raise InputRefused(f"{problem}; {SUBNET_RULE}") from err
+    if not 16 <= net.prefixlen <= 24 or not net.is_private:
+        raise InputRefused(f"infra_network_subnet {shown(subnet)} is not private or not /16 to /24; {SUBNET_RULE}")
+    pool, reserved = net.subnets(prefixlen_diff=1)
+    infra = {name: str(reserved[i + 1]) for i, name in enumerate(INFRA_ADDRESSES)}
+    return {
+        "subnet": str(net),
+        "gateway": str(net[1]),
+        "ip_range": str(pool),
+        "reserved": str(reserved),
+        "infra": infra,
+        "slots": (reserved.num_addresses - INFRA_BLOCK - 1) // SLOT_SIZE,  # never the broadcast address
+    }
+
+
+def colour_address(subnet: str, slot: int, colour: str, replica: int = 0) -> str:
+    """The fixed address of one replica of one colour of the service holding `slot`."""
+    plan = network_plan(subnet)
+    if not 0 <= slot < plan["slots"] or colour not in COLOURS or not 0 <= replica < MAX_REPLICAS:
+        raise InputRefused(f"no address for slot {slot}, {colour} replica {replica} in {plan['subnet']}")
+    reserved = ipaddress.IPv4Network(plan["reserved"])
+    return str(reserved[INFRA_BLOCK + slot * SLOT_SIZE + COLOURS.index(colour) * MAX_REPLICAS + replica])
+
+
+ADDRESSES_FILE = "/var/lib/slipway/addresses.json"
 
 
 # State on a host: one directory per service under the state root.

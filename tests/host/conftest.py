@@ -12,6 +12,7 @@ from fake_edge import FakeHAProxy, FakeHttp
 from fakes import FakeClock, FakeDocker
 from world import World, proxy_settings
 
+from slipway_core.host.addresses import Slots
 from slipway_core.host.proxy import Proxy
 from slipway_core.host.steps import Host
 
@@ -40,7 +41,8 @@ def world(tmp_path: Path) -> Iterator[World]:
         docker.kill_hooks.append(haproxy.reloaded)
         http = FakeHttp(docker, haproxy)
         proxy = Proxy(settings, docker, clock, http)
-        host = Host(docker=docker, clock=clock, http=http, proxy=proxy, holder="alice@laptop")
+        slots = Slots(str(tmp_path / "addresses.json"))
+        host = Host(docker=docker, clock=clock, http=http, proxy=proxy, holder="alice@laptop", slots=slots)
         try:
             yield World(tmp_path, clock, docker, haproxy, http, proxy, host)
         finally:

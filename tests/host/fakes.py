@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from slipway_core import contract
 from slipway_core.host.docker import ContainerSpec, Docker, DockerError
 from slipway_core.host.system import Clock
 
 NETWORK = "slipway"
+SUBNET = "172.18.0.0/22"  # contract.network_plan: Docker's pool 172.18.0.0/23, fixed addresses from 172.18.2.0
 PROXY_CONTAINER = "edge-proxy"
 PROXY_IP = "172.18.0.2"
 
@@ -89,6 +91,7 @@ class Box:
     exit_code: int = 0
     started_sleeps: int = 0
     started_at: float = 0.0
+    fixed: bool = False  # the address is configured (docker run --ip), not Docker's choice
 
 
 def image_version(ref: str) -> str:
@@ -123,9 +126,9 @@ class FakeDocker(Docker):
         self.boxes[PROXY_CONTAINER] = box
 
     def add_postgres(self) -> None:
-        self.next_ip += 1
-        self.boxes["postgres"] = Box("postgres", "postgres:16", "sha256:postgres", Behaviour(), {}, {},
-                                     f"172.18.0.{self.next_ip}", running=True)
+        address = contract.network_plan(SUBNET)["infra"]["postgres"]
+        self.boxes["postgres"] = Box("postgres", "postgres:16", "sha256:postgres", Behaviour(), {}, {}, address,
+                                     running=True, fixed=True)
 
     def add_image(self, ref: str, behaviour: Behaviour | None = None, *, on_host: bool = True) -> str:
         """An image in the registry (and on the host unless on_host=False); returns its id."""
@@ -160,7 +163,9 @@ class FakeDocker(Docker):
 
     def box_at(self, ip: str) -> Box | None:
         with self.lock:
-            return next((box for box in self.boxes.values() if box.ip == ip), None)
+            # A stopped colour keeps its fixed address in its configuration; the running one holds it.
+            at = [box for box in self.boxes.values() if box.ip == ip]
+            return next((box for box in at if box.running), at[0] if at else None)
 
     def answer_version(self, box: Box) -> str:
         return box.behaviour.version or image_version(box.ref)
@@ -180,8 +185,16 @@ class FakeDocker(Docker):
                 "Image": box.image_id,
                 "State": state,
                 "Config": {"Image": box.ref, "Labels": dict(box.labels), "Env": sorted(box.env)},
-                "NetworkSettings": {"Networks": {NETWORK: {"IPAddress": box.ip if box.running else ""}}},
+                "NetworkSettings": {"Networks": {NETWORK: {
+                    "IPAddress": box.ip if box.running else "",
+                    "IPAMConfig": {"IPv4Address": box.ip} if box.fixed else None,
+                }}},
             }
+
+    def network(self, name: str) -> dict[str, Any] | None:
+        plan = contract.network_plan(SUBNET)
+        config = {"Subnet": SUBNET, "Gateway": plan["gateway"], "IPRange": plan["ip_range"]}
+        return {"Name": name, "IPAM": {"Config": [config]}} if name == NETWORK else None
 
     def image_id(self, ref: str) -> str | None:
         return self.images.get(ref)
@@ -209,10 +222,13 @@ class FakeDocker(Docker):
                 raise DockerError(f"`docker run` failed: the container name {spec.name} is already in use")
             if spec.image not in self.images:
                 raise DockerError(f"`docker run` failed: no such image {spec.image}")
+            taken = [b.name for b in self.boxes.values() if b.running and spec.ip and b.ip == spec.ip]
+            if taken:
+                raise DockerError(f"`docker run` failed: Address already in use ({spec.ip}, {taken[0]})")
             behaviour = self.behaviours.get(spec.image, Behaviour())
             self.next_ip += 1
             box = Box(spec.name, spec.image, self.images[spec.image], behaviour, dict(spec.labels), dict(spec.env),
-                      f"172.18.0.{self.next_ip}")
+                      spec.ip or f"172.18.0.{self.next_ip}", fixed=bool(spec.ip))
             self.boxes[spec.name] = box
         if not spec.detach:  # a one-off command (the migration): it ran and ended
             box.exit_code = behaviour.migrate_exit

@@ -196,7 +196,8 @@ def test_unlock_force_with_an_unreadable_lock(world: World, release: Any) -> Non
 
 def test_make_host(tmp_path: os.PathLike[str], world: World) -> None:
     settings = os.path.join(str(tmp_path), "proxy.json")
-    args = argparse.Namespace(proxy_settings=settings, holder="ci")
+    slots = os.path.join(str(tmp_path), "addresses.json")
+    args = argparse.Namespace(proxy_settings=settings, holder="ci", addresses=slots)
     assert main.make_host(args).proxy is None
     with open(settings, "w", encoding="utf-8") as handle:
         json.dump(world.proxy.settings, handle)
@@ -206,6 +207,7 @@ def test_make_host(tmp_path: os.PathLike[str], world: World) -> None:
     assert isinstance(host.proxy, Proxy)
     assert host.proxy.settings == world.proxy.settings
     assert host.holder == "ci"
+    assert host.slots.path == slots
 
 
 # ------------------------------------------------------------------------------------------------ slipway-proxy

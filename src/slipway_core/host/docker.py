@@ -45,6 +45,8 @@ class ContainerSpec:
     pids_limit: int = 0
     cpus: str = ""
     memory: str = ""
+    ip: str = ""  # a fixed address on `network` (contract.colour_address), or Docker's choice
+    hosts: dict[str, str] = field(default_factory=dict)  # name -> address, written to the container's /etc/hosts
 
     def argv(self) -> list[str]:
         """`docker run ...` arguments (without the leading `docker`). Always least privilege: every capability
@@ -56,7 +58,10 @@ class ContainerSpec:
             self.name,
             "--network",
             self.network,
+            *(["--ip", self.ip] if self.ip else []),
         ]
+        for host in sorted(self.hosts):
+            out += ["--add-host", f"{host}:{self.hosts[host]}"]
         if self.restart_policy:
             out += ["--restart", self.restart_policy]
         if self.stop_timeout:
@@ -119,16 +124,24 @@ class Docker:
         except ValueError:
             return None
 
-    def inspect(self, name: str) -> dict[str, Any] | None:
-        """A container's inspect data, or None when there is no such container."""
-        answer = self._api_get(f"/containers/{urllib.parse.quote(name, safe='')}/json")
+    def _inspect(self, kind: str, name: str, api_path: str) -> dict[str, Any] | None:
+        """`docker <kind> inspect name` through the API socket (the CLI when the socket cannot be used)."""
+        answer = self._api_get(api_path)
         if answer is not None and answer[0] in (200, 404):
             return answer[1] if isinstance(answer[1], dict) else None
-        proc = self.command("container", "inspect", name, check=False)
+        proc = self.command(kind, "inspect", name, check=False)
         if proc.returncode != 0:
             return None
         data = json.loads(proc.stdout)
         return data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else None
+
+    def inspect(self, name: str) -> dict[str, Any] | None:
+        """A container's inspect data, or None when there is no such container."""
+        return self._inspect("container", name, f"/containers/{urllib.parse.quote(name, safe='')}/json")
+
+    def network(self, name: str) -> dict[str, Any] | None:
+        """A network's inspect data, or None when there is no such network."""
+        return self._inspect("network", name, f"/networks/{urllib.parse.quote(name, safe='')}")
 
     def image_id(self, ref: str) -> str | None:
         answer = self._api_get(f"/images/{urllib.parse.quote(ref, safe='/:@')}/json")

@@ -20,7 +20,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from slipway_core import contract
-from slipway_core.host import queries, recovery
+from slipway_core.host import addresses, queries, recovery
 from slipway_core.host.docker import Docker, DockerError
 from slipway_core.host.health import http_get
 from slipway_core.host.lock import LockRefused, NotHolder
@@ -57,7 +57,8 @@ def make_host(args: argparse.Namespace) -> Host:
     if os.path.exists(args.proxy_settings):
         proxy = Proxy(load_settings(args.proxy_settings), docker, clock, http_get)
     holder = audit.get("actor") or str(getattr(args, "holder", "unknown"))
-    return Host(docker=docker, clock=clock, http=http_get, proxy=proxy, holder=holder, audit=audit)
+    slots = addresses.Slots(args.addresses)
+    return Host(docker=docker, clock=clock, http=http_get, proxy=proxy, holder=holder, audit=audit, slots=slots)
 
 
 def read_spec() -> dict[str, Any]:
@@ -135,6 +136,7 @@ def release_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--root", default=contract.STATE_ROOT, help="the state directory")
     parser.add_argument("--proxy-settings", default=SETTINGS_PATH, help="the edge proxy's settings (when it runs here)")
+    parser.add_argument("--addresses", default=contract.ADDRESSES_FILE, help="the services' address slots")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in RUN_COMMANDS:
         p = sub.add_parser(name)
@@ -274,6 +276,11 @@ def proxy_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("live", help="print the persisted live colour")
     p.add_argument("service")
     sub.add_parser("check", help="check the installed configuration with haproxy -c")
+    p = sub.add_parser("addresses", help="JSON: the network's plan and each SERVICE's colour addresses (slots kept)")
+    p.add_argument("services", nargs="*", metavar="SERVICE")
+    p.add_argument("--network", required=True, help="the shared network")
+    p.add_argument("--addresses", default=contract.ADDRESSES_FILE, help="the services' address slots")
+    p.add_argument("--dry-run", action="store_true", help="give new services a slot without saving it")
     p = sub.add_parser("reload", help="check, then reload seamlessly")
     p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the new worker (15)")
     return parser
@@ -326,6 +333,14 @@ def proxy_status(proxy: Proxy, args: argparse.Namespace) -> Any:
     return [proxy.status(name) for name in sorted(proxy.settings["services"])]
 
 
+def proxy_addresses(proxy: Proxy, args: argparse.Namespace) -> Any:
+    slots = addresses.Slots(args.addresses)
+    try:
+        return addresses.table(proxy.docker, args.network, args.services, slots, write=not args.dry_run)
+    except (addresses.AddressError, contract.InputRefused) as err:
+        raise ProxyError(str(err), contract.EXIT_USAGE) from err
+
+
 def proxy_check(proxy: Proxy, args: argparse.Namespace) -> Any:
     proxy.check_config()
     return {"valid": True}
@@ -339,6 +354,7 @@ PROXY_COMMANDS: dict[str, Callable[[Proxy, argparse.Namespace], Any]] = {
     "live": proxy_live,
     "wait-drained": proxy_wait_drained,
     "check": proxy_check,
+    "addresses": proxy_addresses,
     "reload": lambda proxy, args: proxy.reload(args.timeout),
 }
 

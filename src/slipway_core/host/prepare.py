@@ -11,6 +11,7 @@ import subprocess
 from typing import Any
 
 from slipway_core import contract
+from slipway_core.host import addresses
 from slipway_core.host.docker import ContainerSpec, Docker, DockerError
 from slipway_core.host.run import Failed, Run
 from slipway_core.host.store import Store
@@ -103,6 +104,7 @@ def migrate(docker: Docker, store: Store, run: Run, spec: dict[str, Any]) -> Non
         }
         one_off = container_spec(spec, name, env, False, list(spec["migrate_command"]))
         one_off.labels = {"slipway.service": store.service, "slipway.role": "migration"}
+        one_off.hosts = addresses.pinned_hosts(docker, spec["network"], list(spec.get("pin_hosts") or []))
         problem = ""  # docker's own error (e.g. a timeout): it explains more than the container's output
         try:
             proc = docker.run(one_off, timeout=float(spec.get("migrate_timeout", 600)))

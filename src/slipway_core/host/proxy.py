@@ -227,7 +227,10 @@ class Proxy:
             self.set_server(name, other, "state drain")
 
     def address(self) -> str:
-        """The proxy container's address (the switch is confirmed through it)."""
+        """Where the switch is confirmed: the settings' `address` for an edge on the host's network (its listening
+        address), else the proxy container's address."""
+        if self.settings.get("address"):
+            return str(self.settings["address"])
         info = self.docker.inspect(self.settings["container"])
         networks = ((info or {}).get("NetworkSettings") or {}).get("Networks") or {}
         for net in networks.values():
@@ -239,12 +242,13 @@ class Proxy:
         """None when `check.path` through the proxy answers 200 (naming the version) on 3 new connections in a
         row, within `check.attempts` tries; else what it answered."""
         ip, domain = self.address(), self.service(name)["domain"]
+        https = int(self.settings.get("https_port", 443))
         path = check.path or self.service(name)["health_path"]
         why = ""
         for _ in range(check.attempts):
             ok = 0
             for _ in range(3):
-                code, body = self.http(ip, 443 if check.tls else check.port, path, domain, 2.0, check.tls)
+                code, body = self.http(ip, https if check.tls else check.port, path, domain, 2.0, check.tls)
                 if code == 200 and (not check.path or names_version(body, check.version)):
                     ok += 1
                     continue

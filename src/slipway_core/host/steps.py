@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from slipway_core import contract
-from slipway_core.host import health, prepare
+from slipway_core.host import addresses, health, prepare
 from slipway_core.host.docker import Docker, DockerError, health_status, labels, running
 from slipway_core.host.lock import Lock
 from slipway_core.host.proxy import Confirm, Proxy, ProxyError
@@ -27,7 +27,7 @@ from slipway_core.host.system import Background, Clock, tail_text, write_json
 LOG_LINES = 200
 REQUIRED = ("service", "version", "image_ref", "port", "domain", "health_path", "network", "env")
 SECRET = ("secret_env", "migrate_secret_env", "registry_username", "registry_password")
-HASHED = ("port", "domain", "health_path", "network", "env", "secret_env", "resources", "container")
+HASHED = ("port", "domain", "health_path", "network", "env", "secret_env", "resources", "container", "pin_hosts")
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Host:
     proxy: Proxy | None
     holder: str = "unknown"
     audit: dict[str, str] = field(default_factory=dict)  # contract.AUDIT_KEYS: who asked for this run, from where
+    slots: addresses.Slots = field(default_factory=addresses.Slots)  # each service's fixed addresses on this host
 
     @property
     def who(self) -> str:
@@ -243,6 +244,10 @@ class Rollout:
                 raise Failed("start", f"{name} is the live colour; refusing to replace it", contract.EXIT_NEEDS_PERSON)
             self.restore_set_aside(colour)  # a run killed mid-start may have left the rollback target set aside
             try:
+                ip = addresses.colour(self.docker, spec["network"], self.name, colour, self.host.slots)
+            except addresses.AddressError as err:
+                raise Failed("start", f"{name} has no fixed address: {err}") from err
+            try:
                 existing = self.docker.inspect(name)
                 if existing is not None:
                     ours = labels(existing).get("slipway.run-id") == self.run.run_id  # a repeated start of this run
@@ -253,6 +258,8 @@ class Rollout:
                 box = prepare.container_spec(
                     self.spec, name, {**spec["env"], **(spec.get("secret_env") or {})}, True, []
                 )
+                box.ip = ip
+                box.hosts = addresses.pinned_hosts(self.docker, spec["network"], list(spec.get("pin_hosts") or []))
                 box.restart_policy = str(c.get("restart_policy", "unless-stopped"))
                 box.stop_timeout = int(c.get("stop_grace_period", 30))
                 box.health_interval = str(c.get("health_interval", "1s"))
