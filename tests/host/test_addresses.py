@@ -151,6 +151,12 @@ def test_slipway_proxy_addresses_answers_the_table_and_refuses_a_bad_network(
 
     assert main.proxy_main(argv("no-such-net")) == contract.EXIT_USAGE
     assert "no-such-net does not exist" in capsys.readouterr().err
+    # A check-mode preview before the network exists: the planned subnet, nothing saved; no proxy settings needed.
+    settings.unlink()
+    preview = [*argv("no-such-net"), "--dry-run", "--planned-subnet", "10.9.0.0/24"]
+    assert main.proxy_main(preview) == 0
+    assert json.loads(capsys.readouterr().out)["services"][SERVICE]["blue"] == contract.colour_address("10.9.0.0/24", 0,
+                                                                                                      "blue")
 
 
 # -------------------------------------------------------------------------------------------------- the rollout

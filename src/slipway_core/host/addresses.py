@@ -23,10 +23,13 @@ class AddressError(Exception):
     """The network or the slots cannot give an address; the message names the fix."""
 
 
-def network_subnet(docker: Docker, network: str) -> str:
+def network_subnet(docker: Docker, network: str, planned: str = "") -> str:
     """The network's configured subnet, checked against the plan Slipway creates networks with (ip_range = the
-    lower half). A network without one (made before fixed addresses, or by hand) is refused, naming the fix."""
+    lower half). A network without one (made before fixed addresses, or by hand) is refused, naming the fix.
+    `planned`: the subnet to answer while the network does not exist yet (a check-mode preview)."""
     info = docker.network(network)
+    if info is None and planned:
+        return str(contract.network_plan(planned)["subnet"])
     if info is None:
         raise AddressError(f"network {network} does not exist; run playbooks/infra.yml first")
     config = ((info.get("IPAM") or {}).get("Config") or [{}])[0] or {}
@@ -83,9 +86,12 @@ class Slots:
         return {s: slots[s] for s in services}
 
 
-def table(docker: Docker, network: str, services: list[str], slots: Slots, write: bool = True) -> dict[str, Any]:
-    """The plan of `network` plus every service's colour addresses: what the edge's configuration is made from."""
-    subnet = network_subnet(docker, network)
+def table(
+    docker: Docker, network: str, services: list[str], slots: Slots, write: bool = True, planned: str = ""
+) -> dict[str, Any]:
+    """The plan of `network` plus every service's colour addresses: what the edge's configuration is made from.
+    Without `write` nothing is saved, and a network that does not exist yet is answered from `planned`."""
+    subnet = network_subnet(docker, network, "" if write else planned)
     plan = contract.network_plan(subnet)
     given = slots.allocate(services, plan["slots"], write)
     return {

@@ -281,6 +281,7 @@ def proxy_parser() -> argparse.ArgumentParser:
     p.add_argument("--network", required=True, help="the shared network")
     p.add_argument("--addresses", default=contract.ADDRESSES_FILE, help="the services' address slots")
     p.add_argument("--dry-run", action="store_true", help="give new services a slot without saving it")
+    p.add_argument("--planned-subnet", default="", help="with --dry-run: the subnet while the network does not exist")
     p = sub.add_parser("reload", help="check, then reload seamlessly")
     p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the new worker (15)")
     return parser
@@ -333,10 +334,11 @@ def proxy_status(proxy: Proxy, args: argparse.Namespace) -> Any:
     return [proxy.status(name) for name in sorted(proxy.settings["services"])]
 
 
-def proxy_addresses(proxy: Proxy, args: argparse.Namespace) -> Any:
+def proxy_addresses(docker: Docker, args: argparse.Namespace) -> Any:
+    """Needs no proxy (the edge role asks before the proxy's configuration exists)."""
     slots = addresses.Slots(args.addresses)
     try:
-        return addresses.table(proxy.docker, args.network, args.services, slots, write=not args.dry_run)
+        return addresses.table(docker, args.network, args.services, slots, not args.dry_run, args.planned_subnet)
     except (addresses.AddressError, contract.InputRefused) as err:
         raise ProxyError(str(err), contract.EXIT_USAGE) from err
 
@@ -354,7 +356,6 @@ PROXY_COMMANDS: dict[str, Callable[[Proxy, argparse.Namespace], Any]] = {
     "live": proxy_live,
     "wait-drained": proxy_wait_drained,
     "check": proxy_check,
-    "addresses": proxy_addresses,
     "reload": lambda proxy, args: proxy.reload(args.timeout),
 }
 
@@ -362,8 +363,10 @@ PROXY_COMMANDS: dict[str, Callable[[Proxy, argparse.Namespace], Any]] = {
 def proxy_main(argv: Sequence[str]) -> int:
     args = proxy_parser().parse_args(argv)
     try:
-        proxy = Proxy(load_settings(args.settings), Docker(), Clock(), http_get)
-        result = PROXY_COMMANDS[args.command](proxy, args)
+        if args.command == "addresses":
+            result = proxy_addresses(Docker(), args)
+        else:
+            result = PROXY_COMMANDS[args.command](Proxy(load_settings(args.settings), Docker(), Clock(), http_get), args)
     except ProxyError as err:
         print(f"slipway-proxy: {err}", file=sys.stderr)
         return err.code
