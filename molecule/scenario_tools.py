@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 PROJECT = Path(__file__).resolve().parent.parent
+# The edge proxy runs on the host's network: inside a host, it answers on 127.0.0.1.
+EDGE_ADDRESS = "127.0.0.1"
 # The type of conftest.py's run_playbook fixture (this module's run_playbook).
 RunPlaybook = Callable[..., subprocess.CompletedProcess[str]]
 

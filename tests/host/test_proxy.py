@@ -166,6 +166,19 @@ def test_confirm_through_the_proxy(blue_live: World) -> None:
     assert len([a for a in world.http.asked if a[1] == 443]) == 2
 
 
+def test_an_edge_on_the_host_s_network_is_confirmed_at_its_listening_address_and_ports(blue_live: World) -> None:
+    """The edge role writes `address` and `https_port` (the edge has no container address on the host's network)."""
+    world = blue_live
+    world.proxy.settings.update({"address": PROXY_IP, "https_port": 8443})
+    world.docker.boxes[PROXY_CONTAINER].ip = "not-an-address"  # never asked: host networking has no container IP
+
+    assert world.proxy.address() == PROXY_IP
+    assert world.proxy.confirm(SERVICE, Confirm("v1.0.0", "/version", port=8080)) is None
+    assert world.http.asked[-1][:2] == (PROXY_IP, 8080)
+    world.proxy.confirm(SERVICE, Confirm("v1.0.0", "/version", tls=True))
+    assert world.http.asked[-1][:2] == (PROXY_IP, 8443)
+
+
 def test_no_proxy_container_is_an_error(world: World) -> None:
     world.docker.stop(PROXY_CONTAINER, 0)
 

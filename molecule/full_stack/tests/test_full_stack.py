@@ -20,6 +20,7 @@ from typing import Any, cast
 
 import pytest
 import yaml
+from scenario_tools import EDGE_ADDRESS
 
 PLAYBOOKS = Path(__file__).resolve().parents[3] / "playbooks"
 STATE = "/var/lib/slipway/services"
@@ -49,9 +50,7 @@ def history(host: Any, service: str) -> list[dict[str, Any]]:
 
 
 def through_proxy(host: Any, domain: str, path: str = "/version") -> dict[str, Any]:
-    ip = host.check_output(
-        "docker inspect -f '{{(index .NetworkSettings.Networks \"infra-shared-network\").IPAddress}}' edge-proxy"
-    )
+    ip = EDGE_ADDRESS
     out: dict[str, Any] = json.loads(host.check_output(f"python3 -c \"{PROBE}\" {ip} {domain} {path}"))
     out["json"] = json.loads(out["body"]) if out["status"] == 200 and path == "/version" else None
     return out

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from scenario_tools import EDGE_ADDRESS
 
 from slipway import container_audit
 
@@ -139,9 +140,7 @@ def test_a_service_added_to_the_registry_is_provisioned_and_deployed(host: Any, 
             PLAYBOOKS / "deploy.yml", "-e", "env=local", "-e", "service=kite", extra_vars=extra, timeout=600
         )
         assert deployed.returncode == 0, deployed.stdout[-4000:]
-        ip = host.check_output(
-            "docker inspect -f '{{(index .NetworkSettings.Networks \"infra-shared-network\").IPAddress}}' edge-proxy"
-        )
+        ip = EDGE_ADDRESS
         probe = (
             "import http.client,sys;c=http.client.HTTPConnection(sys.argv[1],80,timeout=5);"
             "c.request('GET','/version',headers={'Host':'kite.localhost'});r=c.getresponse();"

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 from passlib.hash import bcrypt
+from scenario_tools import EDGE_ADDRESS
 
 HERE = Path(__file__).resolve().parent
 PLAYBOOKS = HERE.parents[2] / "playbooks"
@@ -45,9 +46,7 @@ def last_history(host: Any, service: str) -> dict[str, Any]:
 
 
 def served_version(host: Any, domain: str) -> str:
-    ip = host.check_output(
-        "docker inspect -f '{{(index .NetworkSettings.Networks \"infra-shared-network\").IPAddress}}' edge-proxy"
-    )
+    ip = EDGE_ADDRESS
     out = host.check_output(f"python3 -c \"{PROBE}\" {ip} {domain}")
     return str(json.loads(out)["version"])
 

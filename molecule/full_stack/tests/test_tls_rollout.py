@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scenario_tools import self_signed_bundle
+from scenario_tools import EDGE_ADDRESS, self_signed_bundle
 
 PLAYBOOKS = Path(__file__).resolve().parents[3] / "playbooks"
 STATE = "/var/lib/slipway/services"
@@ -34,9 +34,7 @@ print(json.dumps({"status": resp.status, "location": resp.getheader("Location"),
 
 
 def through_proxy(host: Any, scheme: str) -> dict[str, Any]:
-    ip = host.check_output(
-        "docker inspect -f '{{(index .NetworkSettings.Networks \"infra-shared-network\").IPAddress}}' edge-proxy"
-    )
+    ip = EDGE_ADDRESS
     data = base64.b64encode(PROBE.encode()).decode()
     out = host.check_output(f"echo {data} | base64 -d > /tmp/tls_probe.py && python3 /tmp/tls_probe.py {ip} "
                             f"notes.localhost {scheme}")
