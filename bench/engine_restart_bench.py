@@ -316,10 +316,17 @@ def start_direct(args: argparse.Namespace, allowed: set[str]) -> subprocess.Pope
 
 
 def edge_address(container: str, edge: str) -> str:
+    """The edge container's address on its network; 127.0.0.1 for an edge on the host's network."""
+    if host_network(container, edge):
+        return "127.0.0.1"
     out = host_sh(container, "docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' " + edge)
     if not out.stdout.split():
         raise SystemExit(f"no address for {edge} inside {container}: {out.stderr.strip()}")
     return out.stdout.split()[0]
+
+
+def host_network(container: str, name: str) -> bool:
+    return host_sh(container, f"docker inspect -f '{{{{.HostConfig.NetworkMode}}}}' {name}").stdout.strip() == "host"
 
 
 def restart_engine(container: str, before: dict[str, str], down: float) -> tuple[float, str]:
@@ -396,8 +403,10 @@ def main() -> int:  # noqa: PLR0915 - one linear run
                    input=INNER_CLIENT, text=True, check=True)
     inner = subprocess.Popen(["docker", "exec", hc, "python3", INNER_PATH, json.dumps(cfg)], stdout=subprocess.PIPE,
                              text=True)
-    # Docker's embedded DNS as the edge sees it: the same sampler in the edge container's network namespace.
-    edge_pid = host_sh(hc, f"docker inspect -f '{{{{.State.Pid}}}}' {args.edge}").stdout.strip()
+    # Docker's embedded DNS as the edge sees it: the same sampler in the edge container's network namespace (an
+    # edge on the host's network resolves nothing: then as the live colour sees it, whose app may still use it).
+    seen_from = live if host_network(hc, args.edge) else args.edge
+    edge_pid = host_sh(hc, f"docker inspect -f '{{{{.State.Pid}}}}' {seen_from}").stdout.strip()
     probe = subprocess.Popen(["docker", "exec", hc, "nsenter", "-t", edge_pid, "-n", "python3", INNER_PATH,
                               json.dumps({**cfg, "kept": 0, "new": 0, "dns_only": True, "name": live})],
                              stdout=subprocess.PIPE, text=True)
