@@ -2,7 +2,9 @@
 
 Runs `keepalive` workers that reuse one connection each and `fresh` workers that open a new connection per
 request, all against 127.0.0.1, for at most `seconds` seconds and `max_requests` requests per worker.
-Prints one JSON object: requests, errors (with the first few reasons) and answers per colour.
+Prints one JSON object: requests, errors (with the first few reasons), answers per colour, and `timeline`: the
+requests answered with 200 in each tenth of a second of wall-clock time (key: int(time.time() * 10)), so a test
+can count the requests answered while something (a reload, an engine restart) was happening.
 """
 
 import http.client
@@ -23,14 +25,17 @@ HOST, PORT, HOSTNAME, SECONDS, KEEPALIVE, FRESH, MAX_REQUESTS = (
 )
 lock = threading.Lock()
 answers: Counter[str] = Counter()
+timeline: Counter[int] = Counter()
 errors: list[str] = []
 stop_at = time.monotonic() + SECONDS
 
 
 def record(ok: str | None, error: str | None) -> None:
+    tick = int(time.time() * 10)
     with lock:
         if ok is not None:
             answers[ok] += 1
+            timeline[tick] += 1
         if error is not None:
             errors.append(error)
 
@@ -75,6 +80,7 @@ print(
             "errors": len(errors),
             "error_samples": errors[:5],
             "answers": dict(answers),
+            "timeline": {str(tick): count for tick, count in sorted(timeline.items())},
         }
     )
 )
