@@ -1,0 +1,118 @@
+"""An environment's host roles (slipway_core.contract.topology): which hosts are its edge, app, data and monitoring
+hosts, and where the postgresql role runs (docs/topology.md).
+
+The plays pick their hosts with it (`hosts: "{{ (groups | slipway.core.topology(env)).app }}"`: a play's hosts see
+the groups, not the hosts' variables), so `--list-hosts` shows them without running anything. Preflight (the first
+play of every playbook) also passes `hostvars`, for the rules on host variables (private addresses, a managed
+PostgreSQL), and its request, before any host is touched. The rules and their messages are the contract's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.slipway.core.plugins.plugin_utils.core import load_contract
+
+DOCUMENTATION = """
+name: topology
+short_description: The hosts of each role (edge, app, data, monitoring) in a Slipway environment
+description:
+  - Takes Ansible's C(groups) and the environment's name; returns a dict with C(hosts) (the environment's),
+    C(edge), C(app), C(data) and C(monitoring), each in inventory order.
+  - Hosts hold roles through the groups C(<env>_edge), C(<env>_app), C(<env>_data) and C(<env>_monitoring); an
+    environment without them has one host, which holds every role.
+  - Raises an error naming the problem and the fix for a topology that cannot work (two data hosts, no edge, an app
+    host without C(slipway_private_address) that another host must reach, several hosts without roles, ...).
+options:
+  _input:
+    description: Ansible's C(groups).
+    type: dict
+    required: true
+  env:
+    description: The environment (its group's name).
+    type: str
+    required: true
+  hostvars:
+    description: Ansible's C(hostvars), to check the host variables too; only C(slipway_private_address),
+      C(infra_network_subnet) and whether C(postgresql_managed) is set are read.
+    type: dict
+    required: false
+  request:
+    description: What the playbook does (preflight's request, e.g. C(deploy) or C(rollback)); a rollout also needs
+      the edge, app and data roles on one host (a rollout across hosts is not built yet).
+    type: str
+    required: false
+  known_envs:
+    description: The environments (a role group may not be named like one).
+    type: list
+    elements: str
+    required: false
+"""
+
+# The host variables the rule reads. postgresql_managed is only tested for being set: its raw value is read, so its
+# CA lookup or admin password is never templated for that.
+ADDRESS_VARS = ("slipway_private_address", "infra_network_subnet")
+MANAGED_VAR = "postgresql_managed"
+
+
+def _templated(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def host_settings(hostvars: Any, hosts: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """What the rule reads of each host: the raw inventory value, templated only when it is an expression."""
+    settings: dict[str, dict[str, Any]] = {}
+    for host in hosts:
+        raw_get = getattr(hostvars, "raw_get", None)
+        raw = raw_get(host) if raw_get is not None else (hostvars or {}).get(host)
+        raw = raw if isinstance(raw, Mapping) else {}
+        found: dict[str, Any] = {}
+        for name in (*ADDRESS_VARS, MANAGED_VAR):
+            value = raw.get(name)
+            if _templated(value):
+                value = hostvars[host].get(name)
+            found[name] = value
+        settings[host] = found
+    return settings
+
+
+def topology(groups: Any, env: Any, hostvars: Any = None, request: str = "", known_envs: Any = ()) -> dict[str, Any]:
+    """`groups | slipway.core.topology(env)`: the hosts of each role, or an error naming the fix. With `hostvars`
+    (preflight), the rules on host variables too; with `request` (preflight's: deploy, rollback, ...), refused when
+    that request cannot run on this topology."""
+    contract = load_contract()
+    if not isinstance(groups, Mapping):
+        raise AnsibleFilterError(f"topology: give Ansible's groups, not {type(groups).__name__}")
+    env = str(env or "")
+    if not groups.get(env) and hostvars is None:
+        # A play's hosts when no environment or an unknown one is given (preflight refuses it first, naming the
+        # environments; --syntax-check has none): no host.
+        return {"hosts": [], **{role: [] for role in contract.HOST_ROLES}}
+    try:
+        found: dict[str, Any] = contract.topology(env, groups, [str(name) for name in known_envs or ()])
+        if hostvars is not None:
+            contract.check_hosts(env, found, host_settings(hostvars, found["hosts"]))
+        contract.check_rollout_topology(env, found, str(request or ""))
+    except contract.InputRefused as err:
+        raise AnsibleFilterError(str(err)) from err
+    return found
+
+
+def topology_problem(groups: Any, env: Any, hostvars: Any = None, request: str = "", known_envs: Any = ()) -> str:
+    """`groups | slipway.core.topology_problem(env, hostvars, request=...)`: the refusal's message, or "" when the
+    topology works: preflight fails its task with this message as it is (an error raised inside a filter reaches
+    the user wrapped in Ansible's own words)."""
+    try:
+        topology(groups, env, hostvars, request, known_envs)
+    except AnsibleFilterError as err:
+        return str(err.message)
+    return ""
+
+
+class FilterModule:
+    """Filters of the environment's topology."""
+
+    def filters(self) -> dict[str, Any]:
+        return {"topology": topology, "topology_problem": topology_problem}
