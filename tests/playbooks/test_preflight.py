@@ -34,7 +34,7 @@ def test_unknown_env_fails_fast_naming_the_known_ones(playbook: str) -> None:
     assert "PLAY RECAP" in result.stdout
     recap = result.stdout.split("PLAY RECAP", 1)[1]
     assert "localhost" in recap
-    assert "staging-app" not in recap and "production-app" not in recap and "slipway-local" not in recap
+    assert "staging-app" not in recap and "production-1" not in recap and "slipway-local" not in recap
 
 
 def test_missing_env_fails_fast() -> None:
@@ -46,7 +46,7 @@ def test_missing_env_fails_fast() -> None:
 def test_known_env_targets_only_its_own_hosts() -> None:
     result = run_playbook("infra.yml", "-e", "env=production", "--list-hosts")
     assert result.returncode == 0, result.stderr
-    assert "production-app-1" in result.stdout and "production-app-2" in result.stdout
+    assert "production-1" in result.stdout
     assert "staging-app-1" not in result.stdout
 
 
