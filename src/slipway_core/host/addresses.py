@@ -87,7 +87,7 @@ class Slots:
 
 
 def table(
-    docker: Docker, network: str, services: list[str], slots: Slots, write: bool = True, planned: str = ""
+    docker: Docker, network: str, services: list[str], slots: Slots, *, write: bool = True, planned: str = ""
 ) -> dict[str, Any]:
     """The plan of `network` plus every service's colour addresses: what the edge's configuration is made from.
     Without `write` nothing is saved, and a network that does not exist yet is answered from `planned`."""

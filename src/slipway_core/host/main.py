@@ -338,7 +338,9 @@ def proxy_addresses(docker: Docker, args: argparse.Namespace) -> Any:
     """Needs no proxy (the edge role asks before the proxy's configuration exists)."""
     slots = addresses.Slots(args.addresses)
     try:
-        return addresses.table(docker, args.network, args.services, slots, not args.dry_run, args.planned_subnet)
+        return addresses.table(
+            docker, args.network, args.services, slots, write=not args.dry_run, planned=args.planned_subnet
+        )
     except (addresses.AddressError, contract.InputRefused) as err:
         raise ProxyError(str(err), contract.EXIT_USAGE) from err
 
@@ -366,7 +368,8 @@ def proxy_main(argv: Sequence[str]) -> int:
         if args.command == "addresses":
             result = proxy_addresses(Docker(), args)
         else:
-            result = PROXY_COMMANDS[args.command](Proxy(load_settings(args.settings), Docker(), Clock(), http_get), args)
+            proxy = Proxy(load_settings(args.settings), Docker(), Clock(), http_get)
+            result = PROXY_COMMANDS[args.command](proxy, args)
     except ProxyError as err:
         print(f"slipway-proxy: {err}", file=sys.stderr)
         return err.code
