@@ -44,7 +44,7 @@ def exec_in(world: World, runner: Recorder, version: str = "v9.9.9", **over: Any
 def test_exec_runs_the_live_release_image_not_the_inventory_version(two_live: World) -> None:
     runner = Recorder(one_off.Finished(0, b"abc123 (head)\n", b""))
     record = exec_in(two_live, runner, version="v9.9.9")
-    argv, env, timeout = runner.calls[0]
+    argv, _env, timeout = runner.calls[0]
     live_image = two_live.docker.images[two_live.ref("v2.0.0")]
     assert argv[argv.index("--network") + 1] == NETWORK
     assert argv[-3:] == [live_image, "alembic", "current"]  # the live release's image id, then the command
@@ -100,7 +100,7 @@ def test_exec_keeps_the_end_of_a_long_output(two_live: World) -> None:
 
 def test_exec_without_a_live_release_is_refused(world: World) -> None:
     runner = Recorder(one_off.Finished(0, b"", b""))
-    with pytest.raises(one_off.Refused, match="no live release on this host.*slipway deploy"):
+    with pytest.raises(one_off.Refused, match=r"no live release on this host.*slipway deploy"):
         exec_in(world, runner)
     assert runner.calls == []
 
@@ -117,7 +117,8 @@ def test_docker_failing_to_start_the_container_is_not_the_command_status(two_liv
         exec_in(two_live, runner)
 
 
-def run_main(world: World, argv: list[str], stdin: str, runner: Recorder, monkeypatch: pytest.MonkeyPatch,
+def run_main(  # noqa: PLR0917 - the fixtures a test has
+    world: World, argv: list[str], stdin: str, runner: Recorder, monkeypatch: pytest.MonkeyPatch,
              capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any], str]:
     args = release_parser().parse_args(["--root", world.root, *argv])
     monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))

@@ -15,7 +15,7 @@ import argparse
 import subprocess
 import sys
 import threading
-from typing import Callable, List, Optional
+from typing import Callable
 
 from slipway_core import contract
 from slipway_core.host.docker import Docker
@@ -27,7 +27,7 @@ class NotHere(Exception):
     """No container to read on this host; the message says why."""
 
 
-def target(docker: Docker, store: Store, colour: Optional[str]) -> "tuple[str, str]":
+def target(docker: Docker, store: Store, colour: str | None) -> tuple[str, str]:
     """(the container, a description: version and whether it is live) of the live colour or `colour`."""
     live = store.live() or {}
     state = store.state()
@@ -47,7 +47,8 @@ def target(docker: Docker, store: Store, colour: Optional[str]) -> "tuple[str, s
     return name, what
 
 
-def logs_argv(cli: str, container: str, since: str, tail: str, follow: bool, timestamps: bool) -> List[str]:
+def logs_argv(  # noqa: PLR0917 - docker logs' options, in its order
+    cli: str, container: str, since: str, tail: str, follow: bool, timestamps: bool) -> list[str]:
     """The `docker logs` command line (values checked by the contract's rules first)."""
     argv = [cli, "logs"]
     if since:
@@ -61,10 +62,10 @@ def logs_argv(cli: str, container: str, since: str, tail: str, follow: bool, tim
     return [*argv, container]
 
 
-Popen = Callable[[List[str]], "subprocess.Popen[bytes]"]
+Popen = Callable[["list[str]"], "subprocess.Popen[bytes]"]
 
 
-def stream(argv: List[str], until_eof: bool, popen: Popen = subprocess.Popen) -> int:
+def stream(argv: list[str], until_eof: bool, popen: Popen = subprocess.Popen) -> int:
     """Run docker logs with this process's stdout and stderr; with `until_eof`, stop it when stdin closes."""
     proc = popen(argv)
     stopped = threading.Event()
@@ -90,7 +91,7 @@ def stream(argv: List[str], until_eof: bool, popen: Popen = subprocess.Popen) ->
     return 0 if stopped.is_set() else code  # stopped by the caller (stdin closed, Ctrl-C): a clean end
 
 
-def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("logs", help="docker logs of the live colour (or --colour)")
     p.add_argument("service")
     p.add_argument("--colour", choices=contract.COLOURS)

@@ -27,7 +27,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable
 
 from slipway_core import contract
 from slipway_core.host import prepare
@@ -44,15 +44,15 @@ DOCKER_FAILED = 125  # `docker run`'s status when docker itself failed (the comm
 class Finished:
     """How a one-off process ended: its status (None: stopped at the timeout) and its output."""
 
-    code: Optional[int]
+    code: int | None
     stdout: bytes
     stderr: bytes
 
 
-Runner = Callable[[List[str], Dict[str, str], float], Finished]
+Runner = Callable[["list[str]", "dict[str, str]", float], Finished]
 
 
-def run_process(argv: List[str], env: Dict[str, str], timeout: float) -> Finished:
+def run_process(argv: list[str], env: dict[str, str], timeout: float) -> Finished:
     """Run `argv` with `env` added to this process's environment, no stdin, output captured as bytes."""
     try:
         proc = subprocess.run(  # noqa: S603 - docker with an argument list, no shell
@@ -67,7 +67,7 @@ def run_process(argv: List[str], env: Dict[str, str], timeout: float) -> Finishe
 class OneOffSpec(ContainerSpec):
     """A colour's container spec, run attached and removed when it ends (`docker run --rm`)."""
 
-    def argv(self) -> List[str]:
+    def argv(self) -> list[str]:
         out = super().argv()
         return [out[0], "--rm", *out[1:]]
 
@@ -76,13 +76,14 @@ class Refused(Exception):
     """Nothing to run the command in on this host (exit 1); the message says what to do."""
 
 
-def _text(data: bytes) -> "tuple[str, bool]":
+def _text(data: bytes) -> tuple[str, bool]:
     cut = len(data) > OUTPUT_LIMIT
     return (data[-OUTPUT_LIMIT:] if cut else data).decode("utf-8", "replace"), cut
 
 
-def one_off(docker: Docker, store: Store, spec: Dict[str, Any], command: List[str], run_id: str,
-            timeout: float, runner: Runner = run_process) -> Dict[str, Any]:
+def one_off(  # noqa: PLR0917 - what `slipway-release exec` was given
+    docker: Docker, store: Store, spec: dict[str, Any], command: list[str], run_id: str,
+            timeout: float, runner: Runner = run_process) -> dict[str, Any]:
     """Run `command` in a one-off container of the live release; the answer's `exec` record (see the docstring)."""
     service = store.service
     live = store.live()
@@ -125,7 +126,7 @@ def one_off(docker: Docker, store: Store, spec: Dict[str, Any], command: List[st
     }
 
 
-def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The `exec` command of slipway-release."""
     p = sub.add_parser(
         "exec", help="run a command in a one-off container of the live release (release on stdin); options first: "
@@ -137,14 +138,14 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     p.add_argument("argv", nargs=argparse.REMAINDER, help="after --: the command and its arguments")
 
 
-def _emit(record: Dict[str, Any]) -> None:
+def _emit(record: dict[str, Any]) -> None:
     print(json.dumps({"exec": record}, sort_keys=True))
 
 
 def main(docker: Docker, root: str, args: argparse.Namespace, clock: Clock, runner: Runner = run_process) -> int:
     """`slipway-release exec`: the answer on stdout, the exit status of the docstring."""
     service = str(args.service)
-    record: Dict[str, Any] = {"service": service, "host_result": "failed", "message": ""}
+    record: dict[str, Any] = {"service": service, "host_result": "failed", "message": ""}
     try:
         command = list(args.argv[1:] if args.argv[:1] == ["--"] else args.argv)
         command = contract.check_exec_command(command)
