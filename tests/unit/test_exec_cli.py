@@ -136,3 +136,19 @@ def test_an_unknown_service_or_a_missing_one_is_refused(ops: Path) -> None:
     with pytest.raises(SystemExit) as exited:
         invoke(["exec", "--env", "demo", "--project-dir", str(ops), "--", "true"])
     assert exited.value.code == 2
+
+
+def test_exec_json_follows_the_documented_schema(ops: Path) -> None:
+    import jsonschema  # type: ignore[import-untyped]  # noqa: PLC0415
+    from test_status_json import schema  # noqa: PLC0415 - the schema loader of the --json tests
+
+    for runner, extra in ((FakeRunner([ran(7)]), ["--", "true"]), (FakeRunner([ran(124, timed_out=True)]),
+                                                                    ["--", "sleep", "9"]), (FakeRunner([]), [])):
+        _code, out, _err, _ = invoke(exec_args(ops, "--json", *extra), runner=runner)
+        jsonschema.validate(json.loads(out), schema())
+    _code, out, _err, _ = invoke(exec_args(ops, "--json", "--", "true"), runner=FakeRunner([ran(200)]))
+    data = json.loads(out)
+    assert data["exit_code"] == 200
+    jsonschema.validate(data, schema())
+    with pytest.raises(jsonschema.ValidationError):  # exit codes above 4 are exec's only
+        jsonschema.validate({**data, "command": "deploy", "records": []}, schema())

@@ -216,3 +216,11 @@ def test_the_signal_handlers_are_restored(project: Path, monkeypatch: pytest.Mon
     assert logs_command.run(args, {}, io.StringIO(), io.StringIO()) == 0
     assert calls and calls[0] is not before
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_refused_logs_json_follows_the_documented_schema(project: Path) -> None:
+    import jsonschema  # type: ignore[import-untyped]  # noqa: PLC0415
+    from test_status_json import schema  # noqa: PLC0415 - the schema loader of the --json tests
+
+    _code, out, _err = logs(project, "--json", "--tail", "x")
+    jsonschema.validate(json.loads(out), schema())
