@@ -198,10 +198,9 @@ def _conclude(
             rep, decision=_needs_person(rep.decision, problems), errors=[*rep.errors, *problems]
         )
     attempt.reported = True
-    code = int(rep.decision.code)
-    if rep.command == "exec":  # the command's output and exit status (slipway.exec_command)
-        code = exec_command.exit_code(rep.decision.outcome, code, rep.records)
-        exec_command.write({**rep.as_dict(), "exit_code": code}, args.json, streams.out, streams.err, redact)
+    code = int(rep.decision.code)  # exec: the command's own exit status once it ran (slipway.exec_command)
+    if rep.command == "exec":  # the command's output on stdout and stderr
+        exec_command.write(rep.as_dict(), args.json, streams.out, streams.err, redact)
     else:
         streams.out.write(redact(report.to_json(rep) + "\n" if args.json else report.to_text(rep)))
         streams.out.flush()

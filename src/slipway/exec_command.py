@@ -98,14 +98,14 @@ def _what(record: Mapping[str, Any]) -> str:
 
 
 def decide(decision: Decision, found: list[dict[str, Any]]) -> Decision:
-    """`ran` (or `timed-out`) when the host ran the command; otherwise why it did not (exit 3), or the run's own
-    decision (unreachable, cancelled, Ansible failed)."""
+    """`ran` (or `timed-out`) with the command's exit status as the code when the host ran the command; otherwise
+    why it did not (exit 3), or the run's own decision (unreachable, cancelled, Ansible failed)."""
     ran = [r for r in found if r["host_result"] == RAN and r["exit_code"] is not None]
     if ran and decision.code == ExitCode.OK:
         record = ran[0]
         if record["timed_out"]:
-            return Decision(ExitCode.OK, TIMED_OUT, f"{_what(record)} was stopped: {record['message']}")
-        return Decision(ExitCode.OK, RAN, f"{_what(record)} exited {record['exit_code']}")
+            return Decision(record["exit_code"], TIMED_OUT, f"{_what(record)} was stopped: {record['message']}")
+        return Decision(record["exit_code"], RAN, f"{_what(record)} exited {record['exit_code']}")
     refused = [r for r in found if r["host_result"] != RAN]
     if refused and decision.code in (ExitCode.OK, ExitCode.NEEDS_PERSON):
         record = refused[0]
@@ -117,18 +117,11 @@ def decide(decision: Decision, found: list[dict[str, Any]]) -> Decision:
     return decision
 
 
-def exit_code(outcome: str, code: int, found: list[dict[str, Any]]) -> int:
-    """The command's exit status once it ran; else the CLI's code."""
-    if outcome in (RAN, TIMED_OUT) and found and found[0]["exit_code"] is not None:
-        return int(found[0]["exit_code"])
-    return code
-
-
 def write(
     report: dict[str, Any], as_json: bool, out: TextIO, err: TextIO, redact: Callable[[str], str]
 ) -> None:
-    """--json: the report (its exit_code is the command's). Text: the command's stdout on `out`, its stderr and
-    then one line of slipway's own on `err`."""
+    """--json: the report (its exit_code is the command's once it ran). Text: the command's stdout on `out`, its
+    stderr and then one line of slipway's own on `err`."""
     if as_json:
         out.write(redact(json.dumps(report, indent=2, sort_keys=True)) + "\n")
         out.flush()

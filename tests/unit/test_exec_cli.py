@@ -59,6 +59,14 @@ def test_exec_prints_the_command_output_and_exits_with_its_status(ops: Path) -> 
     assert sent_command(runner) == ["sh", "-c", "exit 7"]
 
 
+def test_the_github_outputs_and_summary_carry_the_command_status(ops: Path, tmp_path: Path) -> None:
+    env = {"GITHUB_OUTPUT": str(tmp_path / "out"), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}
+    code, _out, _err, _ = invoke(exec_args(ops, "--", "false"), env=env, runner=FakeRunner([ran(9)]))
+    assert code == 9
+    assert "outcome=ran\nexit_code=9\n" in (tmp_path / "out").read_text()
+    assert "(exit code 9," in (tmp_path / "summary.md").read_text()
+
+
 def test_exec_json_carries_the_command_status_and_output(ops: Path) -> None:
     code, out, _err, _ = invoke(exec_args(ops, "--json", "--", "alembic", "current"), runner=FakeRunner([ran(0)]))
     data = json.loads(out)
