@@ -61,6 +61,17 @@ def test_exec_runs_the_live_release_image_not_the_inventory_version(two_live: Wo
     assert record["config_differs"] is False
 
 
+def test_exec_resolves_postgres_as_a_colour_does_at_an_address_of_docker_s_choice(two_live: World) -> None:
+    two_live.docker.add_postgres()
+    runner = Recorder(one_off.Finished(0, b"", b""))
+    exec_in(two_live, runner, pin_hosts=["postgres", "redis"])
+    argv = runner.calls[0][0]
+    postgres = two_live.docker.boxes["postgres"].ip
+    assert argv[argv.index("--add-host") + 1] == f"postgres:{postgres}"  # redis is no container here: DNS
+    assert argv.count("--add-host") == 1
+    assert "--ip" not in argv  # the fixed addresses are the colours'
+
+
 def test_exec_secrets_travel_in_the_environment_never_on_the_command_line(two_live: World) -> None:
     runner = Recorder(one_off.Finished(0, b"", b""))
     exec_in(two_live, runner)

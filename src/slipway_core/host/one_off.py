@@ -8,7 +8,9 @@ service's LIVE release on this host (`slipway exec`, docs/runbook.md "Operators:
   line: ContainerSpec). When its configuration hash differs from the live release's (a deploy is pending), the
   answer says so (`config_differs`).
 - Hardening and limits are a colour's (prepare.container_spec: every capability dropped, no-new-privileges,
-  read-only root, pids, cpus, memory), on the release's network; `docker run --rm`, no TTY, no stdin.
+  read-only root, pids, cpus, memory), on the release's network with the colour's pinned /etc/hosts entries
+  (postgres, redis at their fixed addresses) but an address of Docker's choice (the fixed ones are the colours');
+  `docker run --rm`, no TTY, no stdin.
 - The command runs at most `--timeout` seconds; then its container is removed and the answer says `timed_out`
   with exit status 124 (timeout(1)'s).
 
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from slipway_core import contract
-from slipway_core.host import prepare
+from slipway_core.host import addresses, prepare
 from slipway_core.host.docker import ContainerSpec, Docker, DockerError
 from slipway_core.host.steps import config_hash
 from slipway_core.host.store import Store
@@ -99,6 +101,7 @@ def one_off(  # noqa: PLR0917 - what `slipway-release exec` was given
     env = {**spec["env"], **(spec.get("secret_env") or {})}
     base = prepare.container_spec(release, name, env, False, command)
     box = OneOffSpec(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)})
+    box.hosts = addresses.pinned_hosts(docker, box.network, list(spec.get("pin_hosts") or []))  # as a colour's
     box.labels = {"slipway.service": service, "slipway.role": "exec", "slipway.version": str(live.get("version")),
                   "slipway.run-id": run_id}
     try:
