@@ -34,6 +34,7 @@ from typing import Any
 
 import pytest
 import yaml
+from scenario_tools import EDGE_ADDRESS
 
 PROJECT = Path(__file__).resolve().parents[3]
 SCENARIO = Path(__file__).resolve().parents[1]
@@ -93,9 +94,8 @@ def live() -> dict[str, Any]:
 
 
 def request(path: str) -> None:
-    """GET `path` from notes-api through the edge proxy, from inside the host."""
-    proxy = on_host("docker", "inspect", "-f", '{{(index .NetworkSettings.Networks "infra-shared-network").IPAddress}}',
-                    "edge-proxy").stdout.strip()
+    """GET `path` from notes-api through the edge proxy, from inside the host (the edge is on the host's network)."""
+    proxy = EDGE_ADDRESS
     domain = scenario_vars()["slipway_services"][SERVICE]["domain"]
     answer = on_host("python3", "-c", PROBE, proxy, domain, path)
     assert answer.stdout.strip() == "200", answer.stdout + answer.stderr
