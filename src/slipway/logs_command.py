@@ -46,6 +46,7 @@ from slipway_core import build, contract
 STOP_GRACE = 2.0  # seconds between closing a stream's stdin (and SIGTERM) and SIGKILL
 OUTDATED = contract.EXIT_OUTDATED
 SSH_FAILED = 255
+PROGRAM_HEADER = b"slipway-release: logs of "  # the host program's first line: which container (not an error)
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser, epilog: str) -> None:
@@ -135,8 +136,8 @@ class _Output:
 
 def _pump(pipe: IO[bytes], host: str, stream: str, output: _Output, last: dict[str, str]) -> None:
     for raw in iter(pipe.readline, b""):
-        if stream == "stderr" and raw.startswith(b"slipway-release: "):
-            last[host] = raw.decode("utf-8", "replace").strip()
+        if stream == "stderr" and raw.startswith(b"slipway-release: ") and not raw.startswith(PROGRAM_HEADER):
+            last[host] = raw.decode("utf-8", "replace").strip()  # the host program's own error
         output.line(host, stream, raw)
     pipe.close()
 

@@ -132,7 +132,8 @@ def test_hosts_the_transport_cannot_reach_as_ansible_would_are_refused(endpoint:
 
 def fake_hosts(tmp_path: Path, names: list[str], status: int = 0) -> list[Endpoint]:
     program = tmp_path / "slipway-release"
-    program.write_text(HOST_PROGRAM.replace("EXIT_STATUS", f"exit {status}" if status else ""), encoding="utf-8")
+    failure = f'echo "slipway-release: logs: notes-api-blue does not exist" >&2; exit {status}'
+    program.write_text(HOST_PROGRAM.replace("EXIT_STATUS", failure if status else ""), encoding="utf-8")
     program.chmod(0o755)
     return [Endpoint(name=n, connection="local", command_path=str(program)) for n in names]
 
@@ -187,7 +188,7 @@ def test_follow_runs_until_stopped_then_closes_the_streams(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("status", "why"),
     [(4, "another build than this slipway's; `slipway status --env demo` installs this one"),
-     (1, "h1: logs of notes-api-green (v2.0.0, live)"), (9, "h1: logs of notes-api-green")],
+     (1, "h1: notes-api-blue does not exist"), (9, "h1: notes-api-blue does not exist")],
 )
 def test_a_host_that_cannot_be_read_is_named(tmp_path: Path, status: int, why: str) -> None:
     problems, _out, _err = run_stream(make_plan(fake_hosts(tmp_path, ["h1"], status), []), threading.Event())
