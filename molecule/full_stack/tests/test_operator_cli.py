@@ -77,8 +77,14 @@ def make_project(root: Path, variables: dict[str, Any]) -> Path:
     return root
 
 
+def cli_environment() -> dict[str, str]:
+    """The CLI's environment: this one without Molecule's Ansible settings (ANSIBLE_CONFIG would point the CLI at the
+    project's own inventories, whose `local` host is the demo's), CI's variables or any SLIPWAY_ secret."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "SLIPWAY_", "ANSIBLE_", "MOLECULE_"))}
+
+
 def slipway(project: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "SLIPWAY_"))}
+    env = cli_environment()
     return subprocess.run([SLIPWAY, *args, "--project-dir", str(project)] if "--" not in args else
                           [SLIPWAY, *args[:args.index("--")], "--project-dir", str(project), *args[args.index("--"):]],
                           capture_output=True, text=True, env=env, check=False, timeout=timeout)
@@ -226,7 +232,7 @@ def test_logs_since_filters_older_lines(ops: Ops) -> None:
 
 
 def test_logs_follow_streams_new_lines_until_ctrl_c(ops: Ops) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "SLIPWAY_"))}
+    env = cli_environment()
     follow = subprocess.Popen(
         [SLIPWAY, "logs", "--env", "local", "--service", SERVICE, "--follow", "--tail", "0",
          "--project-dir", str(ops.project)],
