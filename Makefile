@@ -85,6 +85,8 @@ demo: venv prepare
 	@echo "  curl -H 'Host: notes.localhost' http://127.0.0.1:8080/version). Try next:"
 	@echo "  $(BIN)/slipway status --env local"
 	@echo "  $(BIN)/slipway history --env local --service notes-api"
+	@echo "  $(BIN)/slipway exec --env local --service notes-api -- alembic current       # a one-off container of the live release"
+	@echo "  $(BIN)/slipway logs --env local --service notes-api --since 10m --follow     # until Ctrl-C"
 	@echo "  $(BIN)/slipway rollback --env local --service notes-api                    # v1.0.0 again, from its kept container"
 	@echo "  $(BIN)/slipway deploy --env local --service notes-api --version v3.0.0-badhealth  # fails its health gate; v1 keeps serving"
 	@echo "  $(BIN)/slipway deploy --env local                                          # back to the inventory's versions"

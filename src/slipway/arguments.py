@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from slipway import __version__, promotion, tags, unlocking
+from slipway import __version__, exec_command, logs_command, promotion, tags, unlocking
 from slipway.cli_json import usage_error
 from slipway.exitcodes import HELP
 from slipway.validation import PLAYBOOKS
@@ -91,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     history = add("history", f"the release log ({PLAYBOOKS['history']})")
     history.add_argument("--service", help="only this service")
     unlocking.add_arguments(add("unlock", f"release a service's deploy lock, whoever holds it ({PLAYBOOKS['unlock']})"))
+    exec_command.add_arguments(
+        add("exec", f"run a command in a one-off container of a service's live release ({PLAYBOOKS['exec']})")
+    )
+    logs_command.add_parser(sub, common, HELP)
 
     release = sub.add_parser(
         "release", help="release tags", epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -120,8 +124,10 @@ def _actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
 
 
 def _wants_json(tokens: Sequence[str]) -> bool:
-    """--json among the arguments (argparse also takes an unambiguous prefix such as --js)."""
-    return any(len(arg) > 3 and "--json".startswith(arg) for arg in tokens)
+    """--json among the arguments (argparse also takes an unambiguous prefix such as --js), before any `--` (after
+    it, `slipway exec`'s command has its own)."""
+    options = tokens[: list(tokens).index("--")] if "--" in tokens else tokens
+    return any(len(arg) > 3 and "--json".startswith(arg) for arg in options)
 
 
 def _report_usage_error(exc: UsageError, tokens: Sequence[str], out: TextIO, err: TextIO) -> NoReturn:
@@ -131,7 +137,7 @@ def _report_usage_error(exc: UsageError, tokens: Sequence[str], out: TextIO, err
     err.write(f"{exc.parser.prog}: error: {exc.message}\n")
     err.flush()
     if _wants_json(tokens):
-        commands = [word for word in tokens if word in PLAYBOOKS or word == "release"]
+        commands = [word for word in tokens if word in PLAYBOOKS or word in ("release", "logs")]
         out.write(json.dumps(usage_error(exc.message, commands[0] if commands else None), indent=2) + "\n")
         out.flush()
     raise SystemExit(2)

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from slipway import audit, notify, promotion, report, tags, unlocking
+from slipway import audit, exec_command, logs_command, notify, promotion, report, tags, unlocking
 from slipway import secrets as names
 from slipway.arguments import parse_args
 from slipway.events import EventHandler
@@ -112,6 +112,7 @@ def _plan(args: argparse.Namespace, environ: Mapping[str, str]) -> _Plan:
         )
     extravars = {"env": env.name, **audit.extravars(audit.collect(environ, project, env.name))}
     extravars.update(unlocking.extravars(args))
+    extravars.update(exec_command.extravars(args, env))
     if service is not None:
         extravars["service"] = service
     if release is not None:
@@ -197,8 +198,12 @@ def _conclude(
             rep, decision=_needs_person(rep.decision, problems), errors=[*rep.errors, *problems]
         )
     attempt.reported = True
-    streams.out.write(redact(report.to_json(rep) + "\n" if args.json else report.to_text(rep)))
-    streams.out.flush()
+    code = int(rep.decision.code)  # exec: the command's own exit status once it ran (slipway.exec_command)
+    if rep.command == "exec":  # the command's output on stdout and stderr
+        exec_command.write(rep.as_dict(), args.json, streams.out, streams.err, redact)
+    else:
+        streams.out.write(redact(report.to_json(rep) + "\n" if args.json else report.to_text(rep)))
+        streams.out.flush()
     writable = {k: v for k, v in environ.items() if k not in unwritable}
     late = [redact(p) for p in report.write_github(rep, writable, redact)]  # the check passed: a full disk, say
     for problem in late:
@@ -207,7 +212,7 @@ def _conclude(
         attempt.notified = True
         for warning in notify.send_all(rep, attempt.secrets, post):
             streams.err.write(f"slipway: warning: {warning}\n")
-    return int(ExitCode.NEEDS_PERSON if late else rep.decision.code)
+    return int(ExitCode.NEEDS_PERSON) if late else code
 
 
 def _run_command(
@@ -303,6 +308,9 @@ def _finish(
     records = parse_records(facts.artifact_data, key) if key else []
     if args.command == "status":  # exit 4 unless every requested service is healthy and serving
         decision = decide_status(decision, records, plan.service)
+    if args.command == "exec":  # the command's record, its output whole
+        records = exec_command.records(facts.artifact_data)
+        decision = exec_command.decide(decision, records)
     rep = report.Report(
         command=args.command,
         env=plan.extravars["env"],
@@ -399,6 +407,8 @@ def main(
     try:
         if args.command == "release":
             return _release(args, environ, streams)
+        if args.command == "logs":  # no playbook: a stream from each host (slipway.logs_command)
+            return logs_command.run(args, environ, streams.out, streams.err)
         return _run_command(
             args=args, environ=environ, streams=streams, run=run, post=post, started=started, attempt=attempt
         )

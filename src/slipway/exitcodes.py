@@ -25,6 +25,8 @@ exit codes:
      Ansible failed outside a rollout, or an unexpected error (the reason names it)
   4  status only: a requested service is not healthy or not serving (the reason
      names each service@host and why)
+exec: once the command ran, the command's own exit status (124: stopped at
+  --timeout); 2 and 3 as above only when it did not run (docs/cli-json.md)
 """
 
 

@@ -154,7 +154,7 @@ def failure_cause(facts: RunFacts, hosts: list[str]) -> str:
 
 @dataclass(frozen=True)
 class Decision:
-    code: ExitCode
+    code: int  # an ExitCode; for `slipway exec` whose command ran, the command's own exit status (0-255)
     outcome: str  # deployed, noop, planned, failed, ok, needs-person
     reason: str
 

@@ -25,6 +25,7 @@ PLAYBOOKS = {
     "status": "playbooks/status.yml",
     "history": "playbooks/history.yml",
     "unlock": "playbooks/unlock.yml",
+    "exec": "playbooks/exec.yml",
 }
 
 

@@ -197,7 +197,8 @@ class FakeDocker(Docker):
         return {"Name": name, "IPAM": {"Config": [config]}} if name == NETWORK else None
 
     def image_id(self, ref: str) -> str | None:
-        return self.images.get(ref)
+        """By reference, or by id (`docker image inspect sha256:...` answers for an image on the host too)."""
+        return self.images.get(ref) or (ref if ref in self.images.values() else None)
 
     # --------------------------------------------------------------------------------------------- changes
     def command(

@@ -1,6 +1,7 @@
 """The host program's two commands, one artifact (a zipapp built from this package, installed by the roles):
 
-  slipway-release   the rollout on an app host: begin, run, rollback, finish, unlock, status, history
+  slipway-release   the rollout on an app host: begin, run, rollback, finish, unlock, status, history; for
+                    operators: exec (a one-off container of the live release), logs (its docker logs)
                     (`--audit JSON`: who asks and from where, kept in the lock and every history line)
   slipway-proxy     the edge proxy: switch, prepare, status, live, wait-drained, check, reload
 
@@ -20,7 +21,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from slipway_core import contract
-from slipway_core.host import addresses, queries, recovery
+from slipway_core.host import addresses, container_logs, one_off, queries, recovery
 from slipway_core.host.docker import Docker, DockerError
 from slipway_core.host.health import http_get
 from slipway_core.host.lock import LockRefused, NotHolder
@@ -130,6 +131,12 @@ QUERY_COMMANDS: dict[str, Callable[[Host, argparse.Namespace], dict[str, Any]]] 
 }
 
 
+OPERATOR_COMMANDS: dict[str, Callable[[Docker, str, argparse.Namespace, Clock], int]] = {
+    "exec": one_off.main,
+    "logs": container_logs.main,
+}
+
+
 def release_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="slipway-release", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -168,11 +175,16 @@ def release_parser() -> argparse.ArgumentParser:
             p.add_argument("--reason", help="why (recorded in the history); required with --force")
             p.add_argument("--wait", type=float, default=0.0, help="seconds a running command of the run may take")
             p.add_argument("--audit", default="{}", help="JSON: who asks, as for the run commands")
+    one_off.add_parser(sub)  # operators' commands: exec (slipway exec), logs (slipway logs)
+    container_logs.add_parser(sub)
     return parser
 
 
 def release_main(argv: Sequence[str]) -> int:
     args = release_parser().parse_args(argv)
+    if args.command in OPERATOR_COMMANDS:
+        clock = Clock()
+        return OPERATOR_COMMANDS[args.command](Docker(), args.root, args, clock)
     try:
         host = make_host(args)
         if args.command in QUERY_COMMANDS:

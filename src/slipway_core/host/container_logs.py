@@ -1,0 +1,117 @@
+"""`slipway-release logs SERVICE [--colour C] [--since T] [--tail N] [--follow] [--timestamps] [--until-eof]`:
+`docker logs` of the service's live colour on this host (`slipway logs`, docs/runbook.md "Operators").
+
+The host decides which container: the live colour of state.json, or the colour asked for. The CLI reaches this
+command over its own transport (ssh or docker exec, slipway.logs_transport) so that `--follow` streams; the
+docker output goes straight to this process's stdout and stderr. With `--until-eof`, a follow also ends when the
+caller closes this command's stdin (the CLI's Ctrl-C, a dropped ssh connection): nothing keeps running here.
+
+Exit: docker logs' own status; 1 no such colour or container here (the message says which); 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import threading
+from typing import Callable
+
+from slipway_core import contract
+from slipway_core.host.docker import Docker
+from slipway_core.host.store import Store
+from slipway_core.host.system import Clock
+
+
+class NotHere(Exception):
+    """No container to read on this host; the message says why."""
+
+
+def target(docker: Docker, store: Store, colour: str | None) -> tuple[str, str]:
+    """(the container, a description: version and whether it is live) of the live colour or `colour`."""
+    live = store.live() or {}
+    state = store.state()
+    chosen = colour or live.get("colour")
+    if not chosen:
+        raise NotHere(f"{store.service} has no live release on this host; name a colour with --colour blue|green")
+    name = contract.container_name(store.service, chosen)
+    if docker.inspect(name) is None:
+        raise NotHere(f"{name} does not exist on this host")
+    kept = state.get("kept") or {}
+    if chosen == live.get("colour"):
+        what = f"{live.get('version')}, live"
+    elif chosen == kept.get("colour"):
+        what = f"{kept.get('version')}, kept for a rollback"
+    else:
+        what = "not a recorded release"
+    return name, what
+
+
+def logs_argv(  # noqa: PLR0917 - docker logs' options, in its order
+    cli: str, container: str, since: str, tail: str, follow: bool, timestamps: bool) -> list[str]:
+    """The `docker logs` command line (values checked by the contract's rules first)."""
+    argv = [cli, "logs"]
+    if since:
+        argv += ["--since", contract.check_since(since)]
+    if tail:
+        argv += ["--tail", contract.check_tail(tail)]
+    if follow:
+        argv.append("--follow")
+    if timestamps:
+        argv.append("--timestamps")
+    return [*argv, container]
+
+
+Popen = Callable[["list[str]"], "subprocess.Popen[bytes]"]
+
+
+def stream(argv: list[str], until_eof: bool, popen: Popen = subprocess.Popen) -> int:
+    """Run docker logs with this process's stdout and stderr; with `until_eof`, stop it when stdin closes."""
+    proc = popen(argv)
+    stopped = threading.Event()
+    if until_eof:
+
+        def watch() -> None:
+            try:
+                while sys.stdin.buffer.read(4096):
+                    pass
+            except (OSError, ValueError):
+                pass
+            if proc.poll() is None:
+                stopped.set()
+                proc.terminate()
+
+        threading.Thread(target=watch, name="slipway-logs-eof", daemon=True).start()
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        stopped.set()
+        proc.terminate()
+        code = proc.wait()
+    return 0 if stopped.is_set() else code  # stopped by the caller (stdin closed, Ctrl-C): a clean end
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("logs", help="docker logs of the live colour (or --colour)")
+    p.add_argument("service")
+    p.add_argument("--colour", choices=contract.COLOURS)
+    p.add_argument("--since", default="")
+    p.add_argument("--tail", default="")
+    p.add_argument("--follow", action="store_true")
+    p.add_argument("--timestamps", action="store_true")
+    p.add_argument("--until-eof", action="store_true", help="with --follow: stop when stdin closes")
+
+
+def main(docker: Docker, root: str, args: argparse.Namespace, clock: Clock, popen: Popen = subprocess.Popen) -> int:
+    try:
+        store = Store(root, contract.check_service_name(args.service), clock)
+        argv = logs_argv(docker.cli, "", args.since, args.tail, args.follow, args.timestamps)[:-1]
+        name, what = target(docker, store, args.colour)
+    except contract.InputRefused as err:
+        print(f"slipway-release: logs: {err}", file=sys.stderr)
+        return contract.EXIT_USAGE
+    except NotHere as err:
+        print(f"slipway-release: logs: {err}", file=sys.stderr)
+        return contract.EXIT_FAILED
+    print(f"slipway-release: logs of {name} ({what})", file=sys.stderr, flush=True)
+    return stream([*argv, name], args.until_eof and args.follow, popen)
