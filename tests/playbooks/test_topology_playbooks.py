@@ -184,7 +184,7 @@ def test_infra_plays_target_the_hosts_of_their_role(tmp_path: Path) -> None:
         "Provision the edge proxy on the edge hosts": ["edge-1"],
         "Provision Prometheus on the monitoring host": ["data-1"],
     }
-    for playbook in ("status.yml", "history.yml", "unlock.yml", "deploy.yml", "rollback.yml"):
+    for playbook in ("status.yml", "history.yml", "unlock.yml", "exec.yml", "deploy.yml", "rollback.yml"):
         listed = plays_and_hosts(run(root, playbook, "--list-hosts").stdout)
         assert list(listed.values())[1:] == [["app-1", "app-2", "app-3"]], playbook
 
@@ -193,7 +193,7 @@ def test_one_vm_holds_every_role_and_runs_the_roles_in_the_same_order(tmp_path: 
     root = project(tmp_path, hosts_yml("hosts:\n  vm-1: {}\n"))
     listed = plays_and_hosts(run(root, "infra.yml", "--list-hosts").stdout)
     assert list(listed.values())[1:] == [["vm-1"]] * 4
-    for playbook in ("deploy.yml", "rollback.yml", "status.yml", "history.yml", "unlock.yml"):
+    for playbook in ("deploy.yml", "rollback.yml", "status.yml", "history.yml", "unlock.yml", "exec.yml"):
         assert list(plays_and_hosts(run(root, playbook, "--list-hosts").stdout).values())[1:] == [["vm-1"]]
     tasks = run(root, "infra.yml", "--list-tasks").stdout
     roles = [name for name in re.findall(r"^ {6}(\w+) : ", tasks, flags=re.MULTILINE)]
