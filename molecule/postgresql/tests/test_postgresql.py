@@ -1,6 +1,10 @@
-"""PostgreSQL role: behaviour seen by real clients (psql in a client container on the shared network).
+"""PostgreSQL role: behaviour seen by real clients (psql in a client container on the shared network), in both modes.
 
-Tests run in file order: later ones change the host (image tag change, password rotation).
+Every test runs for the hosts of the modes it names with @pytest.mark.modes (conftest.py; unmarked: one-host only):
+`one-host` is slipway-postgresql (the server in a container there), `managed` is slipway-postgresql-managed
+(postgresql_managed: the role made the databases on prepare.yml's managed-postgres as an admin with LOGIN CREATEDB
+CREATEROLE and no superuser). All tests of one host run before the other's, in file order: later ones change the host
+(image tag change, password rotation).
 """
 
 from __future__ import annotations
@@ -24,12 +28,21 @@ from scenario_tools import (
 )
 
 SCENARIO = Path(__file__).resolve().parents[1]
+ONE_HOST = "slipway-postgresql"
+MANAGED_HOST = "slipway-postgresql-managed"
+# The managed server prepare.yml starts on MANAGED_HOST (a plain container; the tests, not the role, are its superuser).
+MANAGED_SERVER = "managed-postgres"
 # Printed by molecule/conftest.py when a test fails.
-DIAGNOSTIC_CONTAINERS = ("postgres",)
-VARS: dict[str, Any] = yaml.safe_load((SCENARIO / "molecule.yml").read_text())["provisioner"]["inventory"]["host_vars"][
-    "slipway-postgresql"
+DIAGNOSTIC_CONTAINERS = ("postgres", MANAGED_SERVER)
+HOST_VARS: dict[str, Any] = yaml.safe_load((SCENARIO / "molecule.yml").read_text())["provisioner"]["inventory"][
+    "host_vars"
 ]
+VARS: dict[str, Any] = HOST_VARS[ONE_HOST]
+MANAGED_VARS: dict[str, Any] = HOST_VARS[MANAGED_HOST]
+MANAGED = MANAGED_VARS["postgresql_managed"]
 SECRETS = {k: v for k, v in VARS.items() if k.startswith("vault_")}
+MANAGED_SECRETS = {k: v for k, v in MANAGED_VARS.items() if k.startswith(("vault_", "managed_test_"))}
+ADMIN = (MANAGED["admin_user"], MANAGED_VARS["vault_postgresql_managed_admin_password"])
 IMAGE = VARS["postgresql_image"]
 NETWORK = "infra-shared-network"
 CLIENT = "pgtest-client"
@@ -47,13 +60,24 @@ CONTAINER_SECRETS = ("/etc/slipway/postgresql-secrets/superuser_password", "/etc
 ROOT_SECRETS = ("/etc/slipway/postgresql-ca/ca.key",)
 
 
+def is_managed(host: Any) -> bool:
+    return cast(bool, host.backend.get_pytest_id().endswith("://" + MANAGED_HOST))
+
+
+def endpoint(host: Any) -> str:
+    """Where the services connect: the container's name, or the managed server's address (postgresql_managed.host)."""
+    return cast(str, MANAGED["host"]) if is_managed(host) else "postgres"
+
+
 def psql(
-    host: Any, login: tuple[str, str | None], db: str, sql: str, *, tls: str = "", server: str = "postgres"
+    host: Any, login: tuple[str, str | None], db: str, sql: str, *, tls: str = "", server: str | None = None
 ) -> Any:
-    """Run SQL as `login` from the client container, over TCP to `server` like a service would.
+    """Run SQL as `login` from the client container, over TCP to `server` (default: the mode's endpoint) like a
+    service would.
 
     `tls` adds libpq TLS settings (e.g. "sslmode=disable"); without it libpq's default, sslmode=prefer, applies.
     """
+    server = server or endpoint(host)
     user, password = login
     env = f"-e PGPASSWORD={shlex.quote(password)}" if password is not None else ""
     conn = f"host={server} dbname={db} user={user} connect_timeout=5 {tls}".strip()
@@ -63,9 +87,11 @@ def psql(
 
 
 def su_sql(host: Any, sql: str, db: str = "postgres") -> str:
-    """SQL as the superuser through the container's socket (peer auth), as the backup scripts do."""
+    """SQL as the superuser through the server container's socket (peer auth), as the backup scripts do. Managed:
+    the test's own superuser of managed-postgres (the role never had one), to read the catalogue."""
+    container = MANAGED_SERVER if is_managed(host) else "postgres"
     return cast(str, host.check_output(
-        f"docker exec -u postgres postgres psql -X -At -v ON_ERROR_STOP=1 -d {db} -c {shlex.quote(sql)}"
+        f"docker exec -u postgres {container} psql -X -At -v ON_ERROR_STOP=1 -d {db} -c {shlex.quote(sql)}"
     ))
 
 
@@ -108,6 +134,12 @@ def file_serial(host: Any, path: str) -> str:
     return cast(str, host.check_output(f"openssl x509 -noout -serial -in {path}"))
 
 
+def denied_message(host: Any, db: str) -> str:
+    """What the server answers a login to a database it may not reach: pg_hba.conf's refusal on the role's own
+    server, the missing CONNECT privilege on a managed one (whose pg_hba.conf is the provider's)."""
+    return f'permission denied for database "{db}"' if is_managed(host) else "no pg_hba.conf entry"
+
+
 def verify_full(host: Any) -> Any:
     """A service's login from the client container, verifying the server against the CA published on the host."""
     host.check_output(f"docker cp {CA_CERT} {CLIENT}:/tmp/slipway-postgresql-ca.crt")
@@ -115,9 +147,14 @@ def verify_full(host: Any) -> Any:
                 tls="sslmode=verify-full sslrootcert=/tmp/slipway-postgresql-ca.crt")
 
 
-def playbook(*args: str, extra_vars: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run this scenario's converge playbook against the Molecule inventory."""
-    return run_playbook(SCENARIO / "converge.yml", *args, extra_vars=extra_vars)
+def playbook(
+    *args: str, extra_vars: dict[str, Any] | None = None, limit: str = ONE_HOST, tags: str = "postgresql"
+) -> subprocess.CompletedProcess[str]:
+    """Run this scenario's converge playbook against the Molecule inventory, on `limit` only (a host pattern) and,
+    unless `tags` is empty, only the tasks with those tags (by default the postgresql role's: the network it needs
+    is there since converge)."""
+    selected = ["--tags", tags] if tags else []
+    return run_playbook(SCENARIO / "converge.yml", "--limit", limit, *selected, *args, extra_vars=extra_vars)
 
 
 def state(host: Any) -> tuple[str, str]:
@@ -132,6 +169,8 @@ def state(host: Any) -> tuple[str, str]:
 def client(host: Any) -> Any:
     host.run(f"docker rm -f {CLIENT}")
     host.check_output(f"docker run -d --name {CLIENT} --network {NETWORK} --entrypoint sleep {IMAGE} infinity")
+    if is_managed(host):  # the managed server's network stands for the route to the provider's endpoint
+        host.check_output(f"docker network connect managed-db {CLIENT}")
     yield CLIENT
     host.run(f"docker rm -f {CLIENT}")
 
@@ -187,15 +226,22 @@ def test_every_tcp_line_requires_tls_and_plain_text_is_refused(host: Any) -> Non
         assert on_tls.rc == 0 and on_tls.stdout.strip() == "t", (tls, on_tls.stderr)
 
 
+@pytest.mark.modes("one-host", "managed")
 def test_clients_verify_the_server_with_the_published_ca(host: Any) -> None:
-    ca = host.file(CA_CERT)
-    assert ca.exists and ca.user == "root" and ca.mode == 0o644, "the CA certificate is published for services"
+    # Managed: the provider's CA (postgresql_managed.ca_certificate), published at the same place.
+    assert host.check_output(f"stat -c '%U %a' {CA_CERT}") == "root 644", "the CA certificate is published for services"
     ok = verify_full(host)
     assert ok.rc == 0 and ok.stdout.strip() == "1", ok.stderr
     verify = "sslmode=verify-full sslrootcert=/tmp/slipway-postgresql-ca.crt"
-    # The name is checked: the server's address is not in the certificate, so verify-full refuses it.
-    by_address = psql(host, LARK, "lark_service", "SELECT 1", tls=verify, server=server_address(host))
-    assert by_address.rc != 0 and "does not match" in by_address.stderr, by_address.stderr
+    # The name is checked: the right server at its right address, under a name its certificate does not hold, is
+    # refused.
+    address = MANAGED["host"] if is_managed(host) else server_address(host)
+    wrong_name = psql(host, LARK, "lark_service", "SELECT 1", tls=f"{verify} hostaddr={address}",
+                      server="not-in-the-certificate.test")
+    assert wrong_name.rc != 0 and "does not match" in wrong_name.stderr, wrong_name.stderr
+    if not is_managed(host):  # the role's own certificate names `postgres`, not the container's address
+        by_address = psql(host, LARK, "lark_service", "SELECT 1", tls=verify, server=address)
+        assert by_address.rc != 0 and "does not match" in by_address.stderr, by_address.stderr
 
 
 def test_the_server_runs_hardened(host: Any) -> None:
@@ -218,16 +264,32 @@ def test_the_server_runs_hardened(host: Any) -> None:
 
 @pytest.mark.parametrize("path", CONTAINER_SECRETS + ROOT_SECRETS)
 def test_secret_files_are_readable_only_by_root_or_the_container_user(host: Any, path: str) -> None:
-    secret = host.file(path)
-    assert secret.exists, path
+    # One call: the file's owner, group and mode, then a read by another local user (not root, not the container's
+    # uid), which must be denied.
+    result = host.run(f"stat -c '%u %g %a' {path} && setpriv --reuid=4321 --regid=4321 --clear-groups cat {path}")
+    assert result.stdout.strip(), (path, result.stderr)
+    uid, gid, mode = result.stdout.split()[:3]
     owner = PG_UID if path in CONTAINER_SECRETS else 0
-    assert (secret.uid, secret.gid) == (owner, 0), (path, secret.uid, secret.gid)
-    assert secret.mode in (0o600, 0o400), oct(secret.mode)
-    # Another local user (not root, not the container's uid) cannot read it.
-    other = host.run(f"setpriv --reuid=4321 --regid=4321 --clear-groups cat {path}")
-    assert other.rc != 0 and "Permission denied" in other.stderr, other.stderr
+    assert (int(uid), int(gid)) == (owner, 0), (path, uid, gid)
+    assert mode in ("600", "400"), mode
+    assert result.rc != 0 and "Permission denied" in result.stderr, result.stderr
 
 
+@pytest.mark.modes("one-host", "managed")
+def test_each_database_belongs_to_its_owner_and_public_has_no_access(host: Any) -> None:
+    rows = su_sql(host, "SELECT datname, pg_get_userbyid(datdba), datacl IS NOT NULL AND NOT EXISTS"
+                  " (SELECT 1 FROM aclexplode(datacl) WHERE grantee = 0) FROM pg_database"
+                  " WHERE datname IN ('lark_service', 'heron') ORDER BY 1")
+    assert rows.split() == ["heron|heron_owner|t", "lark_service|lark_service_owner|t"], rows
+    # The runtime roles and the monitoring role have the attributes of an ordinary login, nothing more.
+    flags = su_sql(host, "SELECT string_agg(rolname || ':' || (rolsuper OR rolcreatedb OR rolcreaterole"
+                   " OR rolreplication OR rolbypassrls)::text, ',' ORDER BY rolname) FROM pg_roles WHERE rolname IN"
+                   " ('lark_service', 'lark_service_owner', 'heron', 'heron_owner', 'slipway_monitor')")
+    assert flags == ("heron:false,heron_owner:false,lark_service:false,lark_service_owner:false,"
+                     "slipway_monitor:false"), flags
+
+
+@pytest.mark.modes("one-host", "managed")
 def test_runtime_role_uses_tables_the_owner_creates(host: Any) -> None:
     ddl = psql(
         host,
@@ -251,6 +313,7 @@ def test_runtime_role_uses_tables_the_owner_creates(host: Any) -> None:
     assert dml.stdout.strip() == "updated,by runtime"
 
 
+@pytest.mark.modes("one-host", "managed")
 def test_runtime_role_cannot_change_the_schema(host: Any) -> None:
     create = psql(host, LARK, "lark_service", "CREATE TABLE sneaky (id int)")
     assert create.rc != 0
@@ -260,16 +323,19 @@ def test_runtime_role_cannot_change_the_schema(host: Any) -> None:
     assert "must be owner" in drop.stderr
 
 
+@pytest.mark.modes("one-host", "managed")
 @pytest.mark.parametrize("login", [LARK, LARK_OWNER], ids=["runtime", "owner"])
 def test_no_role_reaches_another_services_database(host: Any, login: tuple[str, str]) -> None:
     result = psql(host, login, "heron", "SELECT 1")
     assert result.rc != 0
-    assert "no pg_hba.conf entry" in result.stderr
+    # Here pg_hba.conf refuses first; a managed server admits every address, and the revoked CONNECT refuses.
+    assert denied_message(host, "heron") in result.stderr, result.stderr
     # Behind pg_hba.conf, the catalogue agrees: PUBLIC lost CONNECT, only the service's roles have it.
     assert su_sql(host, f"SELECT has_database_privilege('{login[0]}', 'heron', 'CONNECT')") == "f"
     assert su_sql(host, "SELECT has_database_privilege('heron', 'heron', 'CONNECT')") == "t"
 
 
+@pytest.mark.modes("one-host", "managed")
 def test_the_monitoring_login_reads_statistics_and_no_service_data(host: Any) -> None:
     # What the exporter needs: the statistics views and settings, through pg_monitor.
     stats = psql(host, MONITOR, "postgres", "SELECT count(*) > 0 FROM pg_stat_database")
@@ -277,13 +343,15 @@ def test_the_monitoring_login_reads_statistics_and_no_service_data(host: Any) ->
     assert su_sql(host, "SELECT pg_has_role('slipway_monitor', 'pg_monitor', 'MEMBER')") == "t"
     flags = "SELECT rolsuper::text || ',' || rolcreaterole::text || ',' || rolconnlimit FROM pg_roles"
     assert su_sql(host, f"{flags} WHERE rolname = 'slipway_monitor'") == "false,false,3"
-    # No service's data: pg_hba.conf admits it to the postgres database only, and it holds no table privilege.
+    # No service's data: pg_hba.conf admits it to the postgres database only (managed: no CONNECT on the service
+    # databases), and it holds no table privilege.
     for db in ("lark_service", "heron"):
         denied = psql(host, MONITOR, db, "SELECT 1")
-        assert denied.rc != 0 and "no pg_hba.conf entry" in denied.stderr, denied.stderr
+        assert denied.rc != 0 and denied_message(host, db) in denied.stderr, denied.stderr
     assert su_sql(host, "SELECT has_table_privilege('slipway_monitor', 'notes', 'SELECT')", db="lark_service") == "f"
 
 
+@pytest.mark.modes("one-host", "managed")
 def test_unauthenticated_and_wrong_password_logins_fail(host: Any) -> None:
     no_password = psql(host, (LARK[0], None), "lark_service", "SELECT 1")
     assert no_password.rc != 0
@@ -347,12 +415,14 @@ def test_backups_are_readable_only_by_root(host: Any) -> None:
     assert not loose, loose
 
 
-def test_check_diff_on_converged_host_changes_nothing_and_prints_no_secret() -> None:
-    run = playbook("--check", "--diff")
+def test_check_diff_on_converged_hosts_changes_nothing_and_prints_no_secret() -> None:
+    # Both modes in one run (this test runs once, for the one-host host, before anything changes either host).
+    run = playbook("--check", "--diff", limit="all", tags="")
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-3000:]
-    assert recap_changed(output, "slipway-postgresql") == 0, output[-3000:]
-    leaked = [name for name, value in SECRETS.items() if value in output]
+    assert recap_changed(output, ONE_HOST) == 0, output[-3000:]
+    assert recap_changed(output, MANAGED_HOST) == 0, output[-3000:]
+    leaked = [name for name, value in {**SECRETS, **MANAGED_SECRETS}.items() if value in output]
     assert not leaked, f"secrets printed: {leaked}"
 
 
@@ -395,19 +465,15 @@ def test_a_given_certificate_replaces_the_generated_one(host: Any) -> None:
     key_file = host.file(CONTAINER_SECRETS[1])
     assert (key_file.uid, key_file.gid, key_file.mode) == (PG_UID, 0, 0o600)
     # Back to the role's own CA, on a host that has none yet: --check previews it without failing on the files a
-    # real run would create first, then the real run reissues both and publishes its CA again.
+    # real run would create first. The real run that reissues both and publishes the role's CA again is the next
+    # test's (one converge for both).
     host.check_output("rm -rf /etc/slipway/postgresql-ca")
     preview = playbook("--check", "--diff")
     assert preview.returncode == 0, (preview.stdout + preview.stderr)[-3000:]
     assert recap_changed(preview.stdout, "slipway-postgresql") > 0
-    back = playbook()
-    assert back.returncode == 0, (back.stdout + back.stderr)[-3000:]
-    assert host.file(CA_CERT).content_string.strip() != cert.strip()
-    assert served_serial(host) == file_serial(host, SERVER_CERT)
-    assert verify_full(host).rc == 0
 
 
-def test_image_tag_change_keeps_data_and_rotates_passwords(host: Any) -> None:
+def test_image_tag_change_keeps_data_rotates_passwords_and_restores_the_roles_ca(host: Any) -> None:
     assert psql(host, LARK, "lark_service", "INSERT INTO notes (body) VALUES ('before recreate')").rc == 0
     old_id = host.check_output("docker inspect -f '{{.Id}}' postgres")
     host.check_output(f"docker tag {IMAGE} {IMAGE}-next")
@@ -433,6 +499,12 @@ def test_image_tag_change_keeps_data_and_rotates_passwords(host: Any) -> None:
     assert host_sql(host, SUPER, "postgres", "SELECT 1").rc != 0
     old_login = psql(host, HERON, "heron", "SELECT 1")
     assert old_login.rc != 0 and "password authentication failed" in old_login.stderr
+    # After the previous test's given certificate (and its CA directory removed): the role's own CA is back, and
+    # the server presents a certificate from it that clients verify.
+    assert "Slipway PostgreSQL CA" in host.check_output(f"openssl x509 -noout -subject -in {CA_CERT}")
+    assert host.check_output("stat -c '%U %a' /etc/slipway/postgresql-ca/ca.key") == "root 600"
+    assert served_serial(host) == file_serial(host, SERVER_CERT)
+    assert verify_full(host).rc == 0
 
 
 def test_invalid_service_name_fails_before_any_change(host: Any) -> None:
@@ -465,3 +537,80 @@ def test_missing_password_variable_fails_before_any_change(host: Any) -> None:
     )
     assert state(host) == before
     assert su_sql(host, "SELECT count(*) FROM pg_database WHERE datname = 'osprey'") == "0"
+
+
+@pytest.mark.modes("managed")
+def test_managed_mode_runs_no_server_here_and_its_admin_is_no_superuser(host: Any) -> None:
+    # The login the role made everything with has what RDS's privileged account has, and no more.
+    roles = su_sql(host, "SELECT rolname, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls"
+                   " FROM pg_roles")
+    attributes = {line.split("|", 1)[0]: line.split("|", 1)[1] for line in roles.split()}
+    assert attributes[ADMIN[0]] == "f|t|t|f|f", attributes[ADMIN[0]]
+    # It acts as each service's owner through a membership it granted itself (PostgreSQL 15), nothing else.
+    memberships = su_sql(host, "SELECT pg_get_userbyid(member) || '>' || pg_get_userbyid(roleid) FROM pg_auth_members")
+    members = sorted(line.split(">")[1] for line in memberships.split() if line.split(">")[0] == ADMIN[0])
+    assert members == ["heron_owner", "lark_service_owner"], memberships
+    # The role started no container, wrote no server configuration or key, and installed no backup timer.
+    names = host.check_output("docker ps -a --format '{{.Names}}'").split()
+    assert "postgres" not in names and MANAGED_SERVER in names, names
+    leftovers = host.run("ls -d /etc/slipway/postgresql/postgresql.conf /etc/slipway/postgresql-secrets"
+                         " /etc/slipway/postgresql-ca /etc/systemd/system/slipway-pg-backup.timer"
+                         " /var/backups/slipway/postgresql")
+    assert leftovers.rc != 0 and not leftovers.stdout.strip(), leftovers.stdout
+    # The rollout's pre-migration backup: no dump, a message for the release's result, and the rollout goes on.
+    backup = host.run("slipway-pg-backup lark_service")
+    assert backup.rc == 0, backup.stderr
+    expected = f"skipped: lark_service on the managed PostgreSQL {MANAGED['host']} "
+    assert backup.stdout.startswith(expected), backup.stdout
+    assert host.run("slipway-pg-backup 'bad;name'").rc == 2
+    restore = host.run("slipway-pg-restore /tmp/x.dump scratch")
+    assert restore.rc == 2 and "restore through the provider" in restore.stderr, restore.stderr
+
+
+@pytest.mark.modes("managed")
+def test_managed_password_rotation_changes_only_that_role(host: Any) -> None:
+    # The admin cannot read stored passwords (pg_authid): the role logs in as each role to tell a current password
+    # from a changed one, so a converge changes exactly the rotated role, and nothing else.
+    rotated = "test-heron-managed-rotated-pw-91b2"  # pragma: allowlist secret
+    run = playbook(extra_vars={"vault_heron_db_password": rotated}, limit=MANAGED_HOST)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+    assert recap_changed(output, MANAGED_HOST) == 1, output[-3000:]
+    assert rotated not in output
+    assert psql(host, (HERON[0], rotated), "heron", "SELECT 1").rc == 0
+    old_login = psql(host, HERON, "heron", "SELECT 1")
+    assert old_login.rc != 0 and "password authentication failed" in old_login.stderr, old_login.stderr
+
+
+@pytest.mark.modes("managed")
+def test_managed_bad_settings_fail_before_any_change(host: Any) -> None:
+    # Settings that cannot work: refused by the preflight, every problem named with its fix, nothing changed.
+    run = playbook(
+        extra_vars={"postgresql_managed": {"admin_user": ADMIN[0]}, "vault_postgresql_managed_admin_password": ""},
+        limit=MANAGED_HOST,
+    )
+    assert_refused_before_any_change(
+        run, MANAGED_HOST,
+        "postgresql_managed.host", "vault_postgresql_managed_admin_password", "postgresql_managed.ca_certificate",
+    )
+    # A CA that did not sign the server's certificate: verify-full refuses the server before anything is made on it.
+    published = host.check_output(f"cat {CA_CERT}")
+    services = {**VARS["slipway_services"], "osprey": service_entry("r.example.com/osprey", "osprey.test", "postgres")}
+    try:
+        run = playbook(
+            extra_vars={
+                "postgresql_managed": {**MANAGED, "ca_certificate": self_signed_bundle(["not-the-provider"])[1]},
+                "slipway_services": services,
+                "vault_osprey_db_owner_password": "test-osprey-owner-pw",  # pragma: allowlist secret
+                "vault_osprey_db_password": "test-osprey-pw",  # pragma: allowlist secret
+            },
+            limit=MANAGED_HOST,
+        )
+        output = run.stdout + run.stderr
+        assert run.returncode != 0, output[-3000:]
+        assert "certificate verify failed" in " ".join(output.split()), output[-3000:]
+        made = su_sql(host, "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'osprey%'")
+        assert made == "0" and su_sql(host, "SELECT count(*) FROM pg_database WHERE datname = 'osprey'") == "0"
+    finally:
+        host.check_output(f"printf '%s\\n' {shlex.quote(published)} > {CA_CERT}")
+
