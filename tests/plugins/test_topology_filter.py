@@ -69,7 +69,7 @@ def test_the_groups_alone_give_each_roles_hosts() -> None:
 def test_no_environment_selects_no_host_in_a_play_and_is_refused_by_preflight() -> None:
     """`hosts:` without -e env (--syntax-check, ansible-lint) or with an unknown one: no host, no error there;
     preflight (with hostvars) refuses it, after its first task named the known environments."""
-    empty = {"hosts": [], "edge": [], "app": [], "data": [], "monitoring": []}
+    empty: dict[str, list[str]] = {"hosts": [], "edge": [], "app": [], "data": [], "monitoring": []}
     assert topology(GROUPS, "") == topology(GROUPS, None) == topology(GROUPS, "nosuch") == empty
     assert topology_problem(GROUPS, "nosuch", FakeHostVars({}, {})) == (
         "environment 'nosuch' has no hosts in the loaded inventory: put its hosts in group 'nosuch' in "
