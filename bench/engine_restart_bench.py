@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rollout_bench import Stats, client
+from rollout_bench import Stats, client, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 INNER_PATH = "/tmp/slipway-engine-restart-client.py"  # noqa: S108 - inside the host container, ours alone
@@ -301,7 +301,11 @@ def live_not_up(value: str, live: str) -> bool:
     for item in value.split():
         name, _, rest = item.partition("=")
         if name == live:
-            return "/op2/" not in rest or not rest.endswith("adm0")
+            # Serving: operational (op 2) with no admin flag that takes traffic away. 0x04 (config maint, left from a
+            # `disabled` server line after `set server ... state ready`) does not: such a server serves (measured).
+            op, _, adm = rest.rpartition("/adm")
+            return not op.endswith("/op2") or int(adm or "1") & ~0x04 != 0
+
     return True
 
 
@@ -376,6 +380,8 @@ def main() -> int:  # noqa: PLR0915 - one linear run
     parser.add_argument("--max-seconds", type=float, default=600)
     parser.add_argument("--title", default="before: the edge on the bridge network, servers by name (Docker DNS)")
     parser.add_argument("--output", default=str(ROOT / "bench" / "engine_restart.md"))
+    parser.add_argument("--results", default=str(ROOT / "bench" / "results.md"),
+                        help="the page of figures this run's summary goes in, as a section of its own ('' for none)")
     args = parser.parse_args()
     placements = [p for p in args.placements.split(",") if p]
     hc = args.host_container
@@ -405,7 +411,8 @@ def main() -> int:  # noqa: PLR0915 - one linear run
                              text=True)
     # Docker's embedded DNS as the edge sees it: the same sampler in the edge container's network namespace (an
     # edge on the host's network resolves nothing: then as the live colour sees it, whose app may still use it).
-    seen_from = live if host_network(hc, args.edge) else args.edge
+    args.edge_on_host = host_network(hc, args.edge)  # no published port: no DNAT rule to watch
+    seen_from = live if args.edge_on_host else args.edge
     edge_pid = host_sh(hc, f"docker inspect -f '{{{{.State.Pid}}}}' {seen_from}").stdout.strip()
     probe = subprocess.Popen(["docker", "exec", hc, "nsenter", "-t", edge_pid, "-n", "python3", INNER_PATH,
                               json.dumps({**cfg, "kept": 0, "new": 0, "dns_only": True, "name": live})],
@@ -460,6 +467,16 @@ def main() -> int:  # noqa: PLR0915 - one linear run
     print(text)
     Path(args.output).write_text(text, encoding="utf-8")
     failed = sum(c["failed"] for w in windows for c in w.counts.values())
+    if args.results:
+        requests = sum(c["requests"] for w in windows for c in w.counts.values())
+        engine = f"{args.restarts} x stop, {args.down_seconds:g} s, start" if args.down_seconds else \
+            f"{args.restarts} x `systemctl restart docker`"
+        summary = [f"## Through Docker engine restarts: {args.title}", "",
+                   f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {engine}, {args.pause:g} s apart, under "
+                   f"{args.kept_alive} kept-alive + {args.new_connection} new-connection clients per placement "
+                   f"({', '.join(placements)}): **{failed} failed of {requests}**. The table, every window and the "
+                   f"sampled evidence: [{Path(args.output).name}]({Path(args.output).name})."]
+        write_results(Path(args.results), "\n".join(summary), Path(args.output).stem)
     return 1 if failed or any(w.containers_ok and "CHANGED" in w.containers_ok for w in windows) else 0
 
 
@@ -492,7 +509,7 @@ def report(args: argparse.Namespace, windows: list[Window], changes: list[list[A
     ]
     totals: dict[str, dict[str, int]] = {}
     for w in windows:
-        dnat = durations(changes, w, "dnat", lambda v: v != "True")
+        dnat = "n/a" if args.edge_on_host else f"{durations(changes, w, 'dnat', lambda v: v != 'True'):.1f}"
         down = durations(changes, w, "servers", lambda v: live_not_up(v, live)) if args.socket else 0.0
         dns = durations(changes, w, "dns", lambda v: not v.startswith("rcode0/an") or v.endswith("/an0"))
         for placement, c in w.counts.items():
@@ -501,7 +518,7 @@ def report(args: argparse.Namespace, windows: list[Window], changes: list[list[A
                 total[k] += v
             lines.append(f"| {w.label} | {placement} | {c['requests']} | {c['failed']} | "
                          + " | ".join(str(c[k]) for k in KINDS)
-                         + f" | {w.restart_seconds:.1f} | {dnat:.1f} | {dns:.1f} | {down:.1f} |")
+                         + f" | {w.restart_seconds:.1f} | {dnat} | {dns:.1f} | {down:.1f} |")
     for placement, c in totals.items():
         lines.append(f"| **all** | {placement} | {c['requests']} | {c['failed']} | "
                      + " | ".join(str(c[k]) for k in KINDS) + " | | | | |")

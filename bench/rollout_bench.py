@@ -125,6 +125,24 @@ def client(kind: str, port: int, domain: str, paths: list[str], interval: float,
         conn.close()
 
 
+# bench/results.md is this script's; another bench keeps a section of its own in it, after its marker line, which a
+# rerun of this script keeps (and a rerun of that bench replaces): one page of figures.
+SECTION = "<!-- section: "
+
+
+def write_results(path: Path, text: str, section: str = "") -> None:
+    """Write `text` as the page (section ""), keeping every other bench's section; or replace `section` in it."""
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    head, *parts = old.split(SECTION)
+    sections = {part.split(" -->", 1)[0]: SECTION + part.rstrip("\n") for part in parts}
+    if section:
+        sections[section] = f"{SECTION}{section} -->\n{text.rstrip()}"
+    else:
+        head = text
+    body = [head.rstrip("\n"), *(sections[k] for k in sorted(sections))]
+    path.write_text("\n\n".join(body) + "\n", encoding="utf-8")
+
+
 def host_sh(container: str, command: str) -> str:
     return subprocess.run(["docker", "exec", container, "sh", "-c", command], capture_output=True, text=True,
                           check=False).stdout
@@ -238,7 +256,7 @@ def main() -> int:
     lines = report(args, stats, rows, baseline)
     text = "\n".join(lines) + "\n"
     print(text)
-    Path(args.output).write_text(text, encoding="utf-8")
+    write_results(Path(args.output), text)
     bad = [r for r in rows if r["expect"] != "any" and r["result"] != r["expect"]]
     return 1 if bad or stats.non_2xx or stats.conn_errors else 0
 
