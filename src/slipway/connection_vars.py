@@ -14,19 +14,15 @@ Output: one JSON line on stdout, {"hosts": [{...}]}; an inventory Ansible cannot
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 from ansible import constants as C
-from ansible.inventory.manager import InventoryManager
 from ansible.parsing.dataloader import DataLoader
-from ansible.parsing.vault import VaultSecret
-from ansible.plugins.loader import connection_loader, init_plugin_loader
 from ansible.template import Templar
 from ansible.vars.manager import VariableManager
 
-from slipway.inventory_hosts import Unresolved, _first, _host, _reason
+from slipway.inventory_hosts import Unresolved, _first, _host, main
 
 # variable names -> the key reported, first found wins (Ansible's own precedence between aliases)
 TEXT_VARS: dict[str, tuple[str, ...]] = {
@@ -66,30 +62,10 @@ def _more(host: Any, manager: VariableManager, loader: DataLoader, item: dict[st
     return item
 
 
-def read(source: str, group: str, vault_password: str) -> list[dict[str, Any]]:
-    """The hosts of `group` in `source` (all hosts when it has no such group), in the inventory's order."""
-    init_plugin_loader()
-    connection_loader.get("ssh", class_only=True)
-    loader = DataLoader()
-    if vault_password:
-        loader.set_vault_secrets([("default", VaultSecret(vault_password.encode()))])
-    inventory = InventoryManager(loader=loader, sources=[source])
-    manager = VariableManager(loader=loader, inventory=inventory)
-    pattern = group if group in inventory.groups else "all"
-    return [_more(host, manager, loader, _host(host, manager, loader)) for host in inventory.get_hosts(pattern)]
-
-
-def main(argv: list[str]) -> int:
-    source, group = argv
-    password = sys.stdin.read().rstrip("\n")
-    try:
-        hosts = read(source, group, password)
-    except Exception as exc:  # one line for the parent, never a traceback
-        sys.stderr.write(f"slipway-inventory: {exc.__class__.__name__}: {_reason(exc)}\n")
-        return 1
-    sys.stdout.write("\n" + json.dumps({"hosts": hosts}) + "\n")
-    return 0
+def describe(host: Any, manager: VariableManager, loader: DataLoader) -> dict[str, Any]:
+    """inventory_hosts' answer for `host`, and what a transport of its own needs on top."""
+    return _more(host, manager, loader, _host(host, manager, loader))
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(sys.argv[1:], describe))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ansible import constants as C
@@ -104,8 +104,13 @@ def _host(host: Any, manager: VariableManager, loader: DataLoader) -> dict[str, 
     return item
 
 
-def read(source: str, group: str, vault_password: str) -> list[dict[str, Any]]:
-    """The hosts of `group` in the inventory `source` (all of its hosts if it has no such group)."""
+# What a child reports per host: this module's answer, or another module's on top of it (slipway.connection_vars).
+Describe = Callable[[Any, VariableManager, DataLoader], dict[str, Any]]
+
+
+def read(source: str, group: str, vault_password: str, describe: Describe | None = None) -> list[dict[str, Any]]:
+    """The hosts of `group` in the inventory `source` (all of its hosts if it has no such group), each as
+    `describe` reports it (default: _host)."""
     init_plugin_loader()
     connection_loader.get("ssh", class_only=True)  # loads the ssh plugin's option definitions
     loader = DataLoader()
@@ -114,14 +119,14 @@ def read(source: str, group: str, vault_password: str) -> list[dict[str, Any]]:
     inventory = InventoryManager(loader=loader, sources=[source])
     manager = VariableManager(loader=loader, inventory=inventory)
     pattern = group if group in inventory.groups else "all"
-    return [_host(host, manager, loader) for host in inventory.get_hosts(pattern)]
+    return [(describe or _host)(host, manager, loader) for host in inventory.get_hosts(pattern)]
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], describe: Describe | None = None) -> int:
     source, group = argv
     password = sys.stdin.read().rstrip("\n")
     try:
-        hosts = read(source, group, password)
+        hosts = read(source, group, password, describe)
     except Exception as exc:  # one line for the parent, never a traceback
         sys.stderr.write(f"slipway-inventory: {exc.__class__.__name__}: {_reason(exc)}\n")
         return 1

@@ -54,7 +54,7 @@ class Lookup:
     files: tuple[Path, ...]
 
 
-def _environment(environ: Mapping[str, str]) -> dict[str, str]:
+def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The run's environment without its secrets (runner.child_environment's allow-list and settings)."""
     env = {k: v for k, v in environ.items() if k.startswith(RUNNER_PREFIXES) or k in BASE_ENV}
     env["PATH"] = child_path(environ.get("PATH"))
@@ -79,14 +79,17 @@ def _target(item: Mapping[str, Any]) -> Target:
     )
 
 
-def read_targets(project: Path, env: str, environ: Mapping[str, str], vault_password: str | None) -> list[Target]:
-    """The hosts of inventories/<env>/hosts.yml (group <env>) as Ansible reads them; InputError if it cannot."""
+def inventory_items(
+    module: str, project: Path, env: str, environ: Mapping[str, str], vault_password: str | None
+) -> list[dict[str, Any]]:
+    """What child `module` (slipway.inventory_hosts, or one built on it) reports for each host of
+    inventories/<env>/hosts.yml (group <env>), read with Ansible's own inventory; InputError if it cannot."""
     where = f"inventories/{env}"
     try:
         done = subprocess.run(  # noqa: S603 - this interpreter, a module of this package
-            [sys.executable, "-m", "slipway.inventory_hosts", f"{where}/hosts.yml", env],
+            [sys.executable, "-m", module, f"{where}/hosts.yml", env],
             cwd=project,
-            env=_environment(environ),
+            env=child_environment(environ),
             input=vault_password or "",
             capture_output=True,
             text=True,
@@ -100,14 +103,19 @@ def read_targets(project: Path, env: str, environ: Mapping[str, str], vault_pass
         said = [line for line in done.stderr.splitlines() if line.startswith("slipway-inventory: ")]
         why = said[-1].removeprefix("slipway-inventory: ") if said else f"exit status {done.returncode}"
         raise InputError(f"{where} cannot be read with Ansible's inventory: {why}; fix the inventory")
-    return [_target(item) for item in json.loads(lines[-1])["hosts"]]
+    return list(json.loads(lines[-1])["hosts"])
+
+
+def read_targets(project: Path, env: str, environ: Mapping[str, str], vault_password: str | None) -> list[Target]:
+    """The hosts of inventories/<env>/hosts.yml (group <env>) as Ansible reads them; InputError if it cannot."""
+    return [_target(item) for item in inventory_items("slipway.inventory_hosts", project, env, environ, vault_password)]
 
 
 def _run(argv: Sequence[str], environ: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(  # noqa: S603 - ssh / ssh-keygen with arguments from the inventory, no shell
             list(argv),
-            env=_environment(environ),
+            env=child_environment(environ),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,

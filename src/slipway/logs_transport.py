@@ -21,11 +21,9 @@ method is refused with what to change, before any connection). The remote comman
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shlex
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -34,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from slipway.exitcodes import InputError
-from slipway.known_hosts import TIMEOUT, _environment
+from slipway.known_hosts import child_environment, inventory_items
 from slipway_core import contract
 
 SSH = frozenset(
@@ -103,26 +101,8 @@ class Endpoint:
 
 def read_endpoints(project: Path, env: str, environ: Mapping[str, str], vault_password: str | None) -> list[Endpoint]:
     """The hosts of inventories/<env> as Ansible reads them (slipway.connection_vars); InputError if it cannot."""
-    where = f"inventories/{env}"
-    try:
-        done = subprocess.run(  # noqa: S603 - this interpreter, a module of this package
-            [sys.executable, "-m", "slipway.connection_vars", f"{where}/hosts.yml", env],
-            cwd=project,
-            env=_environment(environ),
-            input=vault_password or "",
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise InputError(f"{where} cannot be read with Ansible's inventory ({exc.__class__.__name__})") from exc
-    lines = [line for line in done.stdout.splitlines() if line.strip()]
-    if done.returncode != 0 or not lines:
-        said = [line for line in done.stderr.splitlines() if line.startswith("slipway-inventory: ")]
-        why = said[-1].removeprefix("slipway-inventory: ") if said else f"exit status {done.returncode}"
-        raise InputError(f"{where} cannot be read with Ansible's inventory: {why}; fix the inventory")
-    return [Endpoint.from_item(item) for item in json.loads(lines[-1])["hosts"]]
+    items = inventory_items("slipway.connection_vars", project, env, environ, vault_password)
+    return [Endpoint.from_item(item) for item in items]
 
 
 def check(endpoint: Endpoint) -> None:
@@ -203,7 +183,7 @@ def argv(endpoint: Endpoint, remote: Sequence[str]) -> list[str]:
 def ssh_agent(key: str | None, environ: Mapping[str, str]) -> Iterator[dict[str, str]]:
     """The environment of the transport's processes: the run's (no secrets), with an ssh-agent holding `key` when
     one is given (started here, in a private directory, and stopped afterwards), else the caller's own agent."""
-    env = _environment(environ)
+    env = child_environment(environ)
     if not key:
         if environ.get("SSH_AUTH_SOCK"):
             env["SSH_AUTH_SOCK"] = environ["SSH_AUTH_SOCK"]
