@@ -29,6 +29,7 @@ PHASE_RE = re.compile(
 )
 ERROR_RE = re.compile(r"^\s*(\[ERROR\]|ERROR!)")
 MAX_LINE = 300
+MAX_CAUSE = 800  # a failed task's message: a refusal names the problem and the fix, often past one line
 TAIL_LINES = 20  # output lines kept for the reason of a run that failed before any task (RunFacts.output_tail)
 HEARTBEAT = 30.0  # seconds between `still in <phase>` lines while a phase runs
 
@@ -48,9 +49,9 @@ def _seconds(event: Mapping[str, Any], clock: Callable[[], float]) -> float:
     return clock()
 
 
-def _short(text: str) -> str:
+def _short(text: str, limit: int = MAX_LINE) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= MAX_LINE else text[: MAX_LINE - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass
@@ -161,7 +162,7 @@ class EventHandler:
         word = "unreachable" if unreachable else "failed"
         if not unreachable:
             self.facts.failure_causes[host] = self._redact(
-                f"{_short(str(data.get('task', '')))}: {_short(message)}"
+                f"{_short(str(data.get('task', '')))}: {_short(message, MAX_CAUSE)}"
             )
         if self._github:
             self._print(annotation("error", f"{word}: {host}: {_short(str(data.get('task', '')))}", title="slipway"))

@@ -20,6 +20,7 @@ exit codes:
   0  deployed, or nothing to do (every service already at the desired release)
   1  a rollout failed and the previous release is still serving (see the summary)
   2  bad input: nothing was touched (unknown env or service, malformed version,
+     a topology the playbooks' preflight refuses,
      missing secret or unusable SSH key, missing playbook)
   3  a host needs a person: unreachable, result unknown, the run was cancelled,
      Ansible failed outside a rollout, or an unexpected error (the reason names it)

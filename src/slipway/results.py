@@ -22,6 +22,9 @@ STATUS_KEY = "slipway_status"
 HISTORY_KEY = "slipway_history"
 RESULT_VALUES = contract.RESULTS  # final results only: `continue` (between a host's steps) is not one
 MAX_TEXT = 500
+# Every playbook's first play (playbooks/preflight.yml) runs on the controller alone: a failure there, and nowhere
+# else, is a refusal of the request (an unknown service, a topology that cannot work), before any host is touched.
+PREFLIGHT_HOST = "localhost"
 NOT_FOUND = 127  # the shell's exit status for a command it cannot find (ansible-runner uses it too)
 
 
@@ -169,6 +172,9 @@ def decide(facts: RunFacts, results: list[ServiceResult], rollout: bool) -> Deci
         return Decision(
             ExitCode.NEEDS_PERSON, "needs-person", f"unreachable: {', '.join(sorted(facts.dark))}"
         )
+    if facts.failures == {PREFLIGHT_HOST} and not results:  # the playbooks' preflight play refused the request
+        why = failure_cause(facts, [PREFLIGHT_HOST])
+        return Decision(ExitCode.BAD_INPUT, "bad-input", f"refused before any host was touched: {why}")
     unknown = [r for r in results if r.result == "unknown"]
     if unknown:
         names = ", ".join(f"{r.service}@{r.host}" for r in unknown)

@@ -128,3 +128,13 @@ def test_failure_causes_and_output_tail_for_the_reason() -> None:
     handler({"event": "verbose", "stdout": "\n".join(f"line {i} s3cret" for i in range(30)) + "\n\n"})
     assert handler.facts.failure_causes == {"h1": "Read: token *** refused"}  # the last failure of each host
     assert handler.facts.output_tail == [f"line {i} ***" for i in range(10, 30)]  # the last 20, no empty ones
+
+
+def test_a_failure_cause_keeps_a_refusal_s_whole_message() -> None:
+    """A refusal names the problem and then the fix: a cause cut at one line (300) lost the fix."""
+    handler = EventHandler(io.StringIO(), github=False, redact=lambda s: s)
+    message = "a deploy across hosts is not supported yet: " + "y" * 400 + " put the roles on one host"
+    handler(ev("runner_on_failed", host="localhost", task="Preflight | Check", res={"msg": message}))
+    assert handler.facts.failure_causes["localhost"] == f"Preflight | Check: {message}"
+    handler(ev("runner_on_failed", host="localhost", task="Preflight | Check", res={"msg": "z" * 2000}))
+    assert handler.facts.failure_causes["localhost"].endswith("z...")  # still bounded

@@ -90,6 +90,23 @@ def test_decide_names_the_cause() -> None:
     assert "unreachable: h2" in decide(RunFacts(dark={"h2"}), [], rollout=False).reason
 
 
+def test_a_refusal_by_the_playbooks_preflight_is_bad_input_with_its_whole_message() -> None:
+    """The preflight play runs on localhost alone: its failure is a refusal of the request (exit 2), not a host
+    that needs a person (it was exit 3, and the message was cut at 300 characters)."""
+    fix = "put the edge, app and data roles on one host (docs/topology.md)"
+    message = "a deploy across hosts is not supported yet (issue 12): environment production has edge e1, " + "x" * 300
+    cause = f"Preflight | Check the environment's host roles: {message} {fix}"
+    refused = decide(RunFacts(status="failed", failures={"localhost"}, failure_causes={"localhost": cause}), [],
+                     rollout=True)
+
+    assert (refused.code, refused.outcome) == (ExitCode.BAD_INPUT, "bad-input")
+    assert refused.reason.startswith("refused before any host was touched: Preflight | Check the environment's")
+    assert refused.reason.endswith(fix)
+    # A failure on a managed host as well is not a refusal.
+    both = decide(RunFacts(status="failed", failures={"localhost", "h1"}), [], rollout=True)
+    assert both.code == ExitCode.NEEDS_PERSON
+
+
 def test_decide_names_what_is_live_now() -> None:
     done = [ServiceResult(host="h1", service="notes-api", result="deployed", version="v1.0.1",
                           previous_version="v1.0.0", colour="green", failed_phase="", message=""),
