@@ -336,6 +336,7 @@ def host_network(container: str, name: str) -> bool:
 def restart_engine(container: str, before: dict[str, str], down: float) -> tuple[float, str]:
     """systemctl restart docker inside the host (or stop, `down` seconds, start: an engine slower to come back);
     its duration and whether every container kept running."""
+    host_sh(container, "systemctl reset-failed docker.service")  # systemd allows 3 starts a minute (StartLimitBurst)
     start = time.monotonic()
     rc = host_sh(container, f"systemctl stop docker && sleep {down:g} && systemctl start docker" if down
                  else "systemctl restart docker").returncode
