@@ -58,6 +58,8 @@ CA_CERT = "/etc/slipway/postgresql/ca.crt"
 SERVER_CERT = "/etc/slipway/postgresql/server.crt"
 CONTAINER_SECRETS = ("/etc/slipway/postgresql-secrets/superuser_password", "/etc/slipway/postgresql-secrets/server.key")
 ROOT_SECRETS = ("/etc/slipway/postgresql-ca/ca.key",)
+# The role's tag for the certificate alone (README): the certificate tests need nothing else of a converge.
+TLS_ONLY = "postgresql_tls"
 
 
 def is_managed(host: Any) -> bool:
@@ -431,7 +433,8 @@ def test_the_certificate_is_renewed_within_its_margin(host: Any) -> None:
     assert served_serial(host) == before
     ca_before = file_serial(host, CA_CERT)
     # The certificate has about 365 days left: with a 380-day margin it is due, and is reissued for 400 days.
-    run = playbook(extra_vars={"postgresql_tls_cert_days": 400, "postgresql_tls_renew_days": 380})
+    # The certificate's own tag (what a scheduled renewal would run): its checks, the renewal and the reload only.
+    run = playbook(extra_vars={"postgresql_tls_cert_days": 400, "postgresql_tls_renew_days": 380}, tags=TLS_ONLY)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-3000:]
     after = file_serial(host, SERVER_CERT)
@@ -452,10 +455,10 @@ def test_a_given_certificate_replaces_the_generated_one(host: Any) -> None:
     }
     # A key that is not the certificate's is refused.
     other_key = self_signed_bundle(["postgres"])[0].split("-----END CERTIFICATE-----\n", 1)[1]
-    wrong = playbook(extra_vars={**given, "vault_postgresql_tls_private_key": other_key})
+    wrong = playbook(extra_vars={**given, "vault_postgresql_tls_private_key": other_key}, tags=TLS_ONLY)
     assert wrong.returncode != 0, wrong.stdout[-3000:]
     assert "is not the key of postgresql_tls_certificate" in wrong.stdout, wrong.stdout[-3000:]
-    run = playbook(extra_vars=given)
+    run = playbook(extra_vars=given, tags=TLS_ONLY)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-3000:]
     assert "PRIVATE KEY" not in output, "the given key was printed"
@@ -468,7 +471,7 @@ def test_a_given_certificate_replaces_the_generated_one(host: Any) -> None:
     # real run would create first. The real run that reissues both and publishes the role's CA again is the next
     # test's (one converge for both).
     host.check_output("rm -rf /etc/slipway/postgresql-ca")
-    preview = playbook("--check", "--diff")
+    preview = playbook("--check", "--diff", tags=TLS_ONLY)
     assert preview.returncode == 0, (preview.stdout + preview.stderr)[-3000:]
     assert recap_changed(preview.stdout, "slipway-postgresql") > 0
 
