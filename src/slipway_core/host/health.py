@@ -116,3 +116,19 @@ def start_to_healthy(info: dict[str, Any] | None, started_at: float, now: float)
     passed = [docker_time(str(entry.get("End", ""))) for entry in log if entry.get("ExitCode") == 0]
     healthy_at = min([t for t in passed if t is not None and t >= started_at] or [now])
     return round(max(0.0, healthy_at - started_at), 2)
+
+
+STALE_AFTER = 30.0  # seconds without a HEALTHCHECK result (and at least 3 intervals): Docker stopped checking
+
+
+def stale(info: dict[str, Any] | None, now: float) -> bool:
+    """Docker's health status of a running container has not been refreshed for a while: its checks stopped, as
+    Docker 20.10 does after the engine restarts with live-restore (moby#41871). Its status then says nothing."""
+    if not running(info) or health_status(info) is None:
+        return False
+    state = (info or {}).get("State") or {}
+    log = (state.get("Health") or {}).get("Log") or []
+    ends = [t for t in (docker_time(str(entry.get("End", ""))) for entry in log) if t is not None]
+    since = max(ends) if ends else docker_time(str(state.get("StartedAt", "")))
+    interval = float((((info or {}).get("Config") or {}).get("Healthcheck") or {}).get("Interval") or 0) / 1e9
+    return since is not None and now - since > max(3 * interval, STALE_AFTER)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from slipway_core import contract
-from slipway_core.host.docker import health_status, running
+from slipway_core.host.docker import running
 from slipway_core.host.lock import Lock, describe
 from slipway_core.host.proxy import ProxyError
 from slipway_core.host.steps import Host
@@ -21,12 +21,12 @@ def status(host: Host, store: Store) -> dict[str, Any]:
     else:
         item.update({"colour": live["colour"], "version": live["version"]})
         info = host.docker.inspect(contract.container_name(store.service, live["colour"]))
-        status_ = health_status(info)
+        ok, status_ = host.healthy(store.service, live["colour"], info)
         try:
             routed = host.proxy.live(store.service) if host.proxy is not None else live["colour"]
         except ProxyError:
             routed = None
-        item["healthy"] = running(info) and status_ in (None, "healthy") and routed == live["colour"]
+        item["healthy"] = running(info) and ok and routed == live["colour"]
         parts = [f"container {'running' if running(info) else 'NOT running'}" + (f", {status_}" if status_ else "")]
         if routed != live["colour"]:
             parts.append(f"proxy routes {routed}")

@@ -47,6 +47,20 @@ class Host:
         """The actor of the run (the audit's), else the holder the controller named."""
         return self.audit.get("actor") or self.holder
 
+    def healthy(self, service: str, colour: str, info: dict[str, Any] | None) -> tuple[bool, str]:
+        """Whether a colour's running container is healthy, and Docker's word for it. Docker's status counts unless
+        it is stale (its checks stopped: Docker 20.10 after a live restore); then the edge's own check of the colour
+        decides (UP with a passing layer-7 check), and the words say so."""
+        status = health_status(info)
+        if status in (None, "healthy") or not health.stale(info, self.clock.time()):
+            return status in (None, "healthy"), status or ""
+        try:
+            edge = self.proxy.servers(service)[colour] if self.proxy is not None else {}
+        except ProxyError:
+            edge = {}
+        ok = str(edge.get("status", "")).startswith("UP") and str(edge.get("check", "")).startswith("L7OK")
+        return ok, f"Docker's {status} is stale (its checks stopped), the edge's check {'passes' if ok else 'fails'}"
+
 
 def config_hash(spec: dict[str, Any]) -> str:
     """Everything that shapes the running container except the image (compared by its id)."""
@@ -102,8 +116,8 @@ class Rollout:
         info = self.docker.inspect(name)
         if not running(info):
             return None, f"{name} is not running"
-        status = health_status(info)
-        if status not in (None, "healthy"):
+        ok, status = self.host.healthy(self.name, live["colour"], info)
+        if not ok:
             return None, f"{name} is {status}"
         if (info or {}).get("Image") != live.get("image_id"):
             return None, f"{name} runs another image than recorded"
