@@ -27,7 +27,7 @@ from typing import Any, TextIO
 from slipway.exitcodes import ExitCode, InputError
 from slipway.results import Decision
 from slipway.validation import Environment
-from slipway_core import contract
+from slipway_core import contract, operator_commands
 
 EXEC_KEY = "slipway_exec"  # what playbooks/exec.yml reports: one record per host that ran (or refused) the command
 RAN, TIMED_OUT = "ran", "timed-out"
@@ -39,8 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="the inventory host to run it on (default: the environment's first host)")
     parser.add_argument(
         "--timeout",
-        default=str(contract.EXEC_TIMEOUT),
-        help=f"seconds the command may run (default {contract.EXEC_TIMEOUT}); then it is stopped, exit status 124",
+        default=str(operator_commands.EXEC_TIMEOUT),
+        help=f"seconds the command may run (default {operator_commands.EXEC_TIMEOUT}); then it is stopped, exit "
+        f"status {operator_commands.EXEC_TIMED_OUT}",
     )
     parser.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ...", help="the command and its arguments")
 
@@ -55,8 +56,8 @@ def extravars(args: argparse.Namespace, env: Environment) -> dict[str, str]:
     if args.command != "exec":
         return {}
     try:
-        argv = contract.check_exec_command(command_of(args))
-        seconds = contract.check_exec_timeout(args.timeout)
+        argv = operator_commands.check_exec_command(command_of(args))
+        seconds = operator_commands.check_exec_timeout(args.timeout)
     except contract.InputRefused as exc:
         raise InputError(str(exc)) from None
     names = [host.name for host in env.hosts]

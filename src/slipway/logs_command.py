@@ -41,7 +41,7 @@ from slipway.exitcodes import ExitCode, InputError
 from slipway.known_hosts import check_host_keys
 from slipway.secrets import SSH_PRIVATE_KEY, VAULT_PASSWORD, Redactor, Secrets, check_required
 from slipway.validation import check_service, find_project_dir, load_environment
-from slipway_core import build, contract
+from slipway_core import build, contract, operator_commands
 
 STOP_GRACE = 2.0  # seconds between closing a stream's stdin (and SIGTERM) and SIGKILL
 OUTDATED = contract.EXIT_OUTDATED
@@ -87,9 +87,9 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
     options: list[str] = []
     try:
         if args.since is not None:
-            options += ["--since", contract.check_since(args.since)]
+            options += ["--since", operator_commands.check_since(args.since)]
         if args.tail is not None:
-            options += ["--tail", contract.check_tail(args.tail)]
+            options += ["--tail", operator_commands.check_tail(args.tail)]
     except contract.InputRefused as exc:
         raise InputError(str(exc)) from None
     if args.colour:

@@ -16,12 +16,14 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent
 INTERPRETER = "/usr/bin/python3"
 EPOCH = (1980, 1, 1, 0, 0, 0)
+# The modules beside the host package that it imports (topology.py and this builder run only on the controller).
+SHARED = ("contract.py", "operator_commands.py")
 
 
 def sources(package: Path = PACKAGE) -> list[tuple[str, bytes]]:
     """(archive name, content) of every module the host program needs, sorted; nothing that runs only on the
     controller (this builder)."""
-    files = [package / "__init__.py", package / "contract.py", *sorted((package / "host").glob("*.py"))]
+    files = [package / "__init__.py", *(package / name for name in SHARED), *sorted((package / "host").glob("*.py"))]
     return [(f"slipway_core/{path.relative_to(package).as_posix()}", path.read_bytes()) for path in files]
 
 

@@ -52,7 +52,10 @@ def test_every_colour_address_is_reserved_distinct_and_clear_of_the_infrastructu
 @pytest.mark.parametrize(
     ("subnet", "says"),
     [("", "not an IPv4 network"), ("172.30.0.1/22", "not an IPv4 network"), ("8.8.0.0/22", "not private"),
-     ("10.0.0.0/8", "/16 to /24"), ("192.168.1.0/25", "/16 to /24"), ("fd00::/64", "not an IPv4 network")],
+     ("10.0.0.0/8", "/16 to /24"), ("192.168.1.0/25", "/16 to /24"), ("fd00::/64", "not an IPv4 network"),
+     # Python's is_private says yes to these; they are not RFC 1918 (one notion of "private": contract's).
+     ("127.1.0.0/22", "not private"), ("169.254.0.0/22", "not private"), ("198.18.0.0/22", "not private"),
+     ("100.64.0.0/22", "not private")],
 )
 def test_a_subnet_outside_the_rule_is_refused_naming_the_rule(subnet: str, says: str) -> None:
     with pytest.raises(contract.InputRefused, match=says) as err:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import os
@@ -53,7 +54,7 @@ def test_the_zipapp_holds_the_host_program(zipapp: tuple[Path, str]) -> None:
 def test_the_build_id_follows_the_sources(tmp_path: Path) -> None:
     package = tmp_path / "slipway_core"
     (package / "host").mkdir(parents=True)
-    for name in ("__init__.py", "contract.py", "host/__init__.py", "host/main.py"):
+    for name in ("__init__.py", *build.SHARED, "topology.py", "host/__init__.py", "host/main.py"):
         (package / name).write_text(f"# {name}\n")
     before = build.build_id(package)
 
@@ -61,8 +62,37 @@ def test_the_build_id_follows_the_sources(tmp_path: Path) -> None:
 
     assert build.build_id(package) != before
     assert [name for name, _ in build.sources(package)] == [
-        "slipway_core/__init__.py", "slipway_core/contract.py", "slipway_core/host/__init__.py",
-        "slipway_core/host/main.py"]
+        "slipway_core/__init__.py", "slipway_core/contract.py", "slipway_core/operator_commands.py",
+        "slipway_core/host/__init__.py", "slipway_core/host/main.py"]
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The slipway_core modules a source file imports (absolute or relative), as archive names."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = "slipway_core" if node.level else (node.module or "")
+            if node.level and node.module:
+                base = f"slipway_core.{node.module}"
+            if base in {"slipway_core", "slipway_core.host"}:
+                found |= {f"{base}.{alias.name}" for alias in node.names}
+            elif base.startswith("slipway_core."):
+                found.add(base)
+    return {name.replace(".", "/") + ".py" for name in found}
+
+
+def test_every_module_the_host_program_imports_is_in_the_zipapp(zipapp: tuple[Path, str]) -> None:
+    with zipfile.ZipFile(zipapp[0]) as archive:
+        names = set(archive.namelist())
+    shipped = [build.PACKAGE / name.removeprefix("slipway_core/") for name in names
+               if name.startswith("slipway_core/") and name != "slipway_core/_build.py"]
+
+    needed = set().union(*(imported_modules(path) for path in shipped))
+
+    assert "slipway_core/host/main.py" in needed  # the scan sees the host package's own imports
+    assert "slipway_core/operator_commands.py" in needed
+    assert needed <= names, f"imported by the host program but not shipped: {sorted(needed - names)}"
+    assert "slipway_core/topology.py" not in names  # controller-only
 
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:

@@ -17,7 +17,7 @@ import pytest
 from fakes import NETWORK
 from world import SECRET, SERVICE, World
 
-from slipway_core import contract
+from slipway_core import contract, operator_commands
 from slipway_core.host import container_logs, one_off
 from slipway_core.host.docker import DockerError
 from slipway_core.host.main import release_parser
@@ -84,16 +84,16 @@ def test_exec_secrets_travel_in_the_environment_never_on_the_command_line(two_li
 def test_exec_passes_the_command_exit_status_and_removes_its_container(two_live: World) -> None:
     record = exec_in(two_live, Recorder(one_off.Finished(3, b"out\n", b"boom\n")))
     assert (record["exit_code"], record["timed_out"], record["stderr"]) == (3, False, "boom\n")
-    name = contract.exec_container_name(SERVICE, "x1")
+    name = operator_commands.exec_container_name(SERVICE, "x1")
     assert ("remove", name) in two_live.docker.calls
     assert name not in two_live.docker.boxes
 
 
 def test_exec_stopped_at_its_timeout_exits_124(two_live: World) -> None:
     record = exec_in(two_live, Recorder(one_off.Finished(None, b"partial", b"")))
-    assert (record["exit_code"], record["timed_out"]) == (contract.EXEC_TIMED_OUT, True)
+    assert (record["exit_code"], record["timed_out"]) == (operator_commands.EXEC_TIMED_OUT, True)
     assert "stopped after 30s" in record["message"]
-    assert ("remove", contract.exec_container_name(SERVICE, "x1")) in two_live.docker.calls
+    assert ("remove", operator_commands.exec_container_name(SERVICE, "x1")) in two_live.docker.calls
 
 
 def test_exec_says_when_the_inventory_differs_from_the_live_release(two_live: World) -> None:

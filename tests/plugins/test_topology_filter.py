@@ -14,6 +14,7 @@ from ansible.errors import AnsibleFilterError
 from plugin_loader import dump_task, loaded, play
 
 from slipway_core import contract
+from slipway_core import topology as rules
 
 from plugin_loader import load_filter  # isort: skip
 
@@ -79,7 +80,7 @@ def test_no_environment_selects_no_host_in_a_play_and_is_refused_by_preflight() 
 def test_a_refusal_is_a_filter_error_with_the_contracts_message() -> None:
     with pytest.raises(AnsibleFilterError) as raised:
         topology({"prod": ["a", "b"]}, "prod")
-    assert raised.value.message == refusal_of(lambda: contract.topology("prod", {"prod": ["a", "b"]}))
+    assert raised.value.message == refusal_of(lambda: rules.topology("prod", {"prod": ["a", "b"]}))
     with pytest.raises(AnsibleFilterError, match="give Ansible's groups, not list"):
         topology(["prod"], "prod")
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from test_cli import FakeRunner, invoke
 
-from slipway_core import contract
+from slipway_core import operator_commands
 
 EXEC_PLAYBOOK = "- name: Nothing\n  hosts: localhost\n  gather_facts: false\n  tasks: []\n"
 
@@ -54,7 +54,7 @@ def test_exec_prints_the_command_output_and_exits_with_its_status(ops: Path) -> 
     (request,) = runner.calls
     assert request.playbook == "playbooks/exec.yml"
     assert request.extravars["service"] == "notes-api"
-    assert request.extravars["slipway_exec_timeout"] == str(contract.EXEC_TIMEOUT)
+    assert request.extravars["slipway_exec_timeout"] == str(operator_commands.EXEC_TIMEOUT)
     assert "slipway_exec_host" not in request.extravars
     assert sent_command(runner) == ["sh", "-c", "exit 7"]
 
@@ -91,7 +91,7 @@ def test_arguments_after_the_separator_belong_to_the_command(ops: Path) -> None:
 def test_a_command_stopped_at_its_timeout_exits_124(ops: Path) -> None:
     runner = FakeRunner([ran(124, timed_out=True, message="stopped after 5s (--timeout); its container was removed")])
     code, _out, err, _ = invoke(exec_args(ops, "--timeout", "5", "--", "sleep", "60"), runner=runner)
-    assert code == contract.EXEC_TIMED_OUT
+    assert code == operator_commands.EXEC_TIMED_OUT
     assert "timed-out" in err and "stopped after 5s" in err
 
 

@@ -19,7 +19,7 @@ from slipway import cli, logs_command, logs_transport
 from slipway.exitcodes import InputError
 from slipway.logs_transport import Endpoint
 from slipway.secrets import Secrets
-from slipway_core import contract
+from slipway_core import contract, operator_commands
 
 HOST_PROGRAM = """#!/bin/sh
 # a stand-in for slipway-release: $1 --expect-build, $2 the build, $3 --root, $4 the root, $5 logs, $6 the service
@@ -72,7 +72,7 @@ def test_an_unknown_service_is_refused(project: Path) -> None:
 @pytest.mark.parametrize("since", ["90s", "1h30m", "1.5h", "250ms", "1767225600", "1767225600.5", "2026-12-02",
                                    "2026-12-02T20:15", "2026-12-02T20:15:00Z", "2026-12-02T20:15:00.123+08:00"])
 def test_docker_forms_of_since_are_taken(since: str) -> None:
-    assert contract.check_since(since) == since
+    assert operator_commands.check_since(since) == since
 
 
 def test_the_inventory_is_read_with_ansible(project: Path) -> None:

@@ -1,4 +1,4 @@
-"""contract.topology, check_hosts and check_rollout_topology: the hosts of each role in an environment, and every
+"""topology.topology, check_hosts and check_rollout_topology: the hosts of each role in an environment, and every
 topology that cannot work refused with a message that names the problem and the fix (docs/topology.md)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from slipway_core import contract
+from slipway_core import contract, topology
 from slipway_core.contract import InputRefused
 
 WHERE = "inventories/prod/hosts.yml"
@@ -48,27 +48,27 @@ def without(host: str, var: str = "slipway_private_address") -> dict[str, dict[s
 
 
 def checked(groups: dict[str, list[str]], host_vars: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
-    found = contract.topology("prod", groups)
-    contract.check_hosts("prod", found, host_vars)
+    found = topology.topology("prod", groups)
+    topology.check_hosts("prod", found, host_vars)
     return found
 
 
 # ------------------------------------------------------------------------------------------------ accepted
 def test_one_host_without_role_groups_holds_every_role() -> None:
     """Today's one-VM inventory: no role groups, one host, no private address needed."""
-    found = contract.topology("local", {"all": ["slipway-local"], "local": ["slipway-local"]})
+    found = topology.topology("local", {"all": ["slipway-local"], "local": ["slipway-local"]})
     assert found == {"hosts": ["slipway-local"], "edge": ["slipway-local"], "app": ["slipway-local"],
                      "data": ["slipway-local"], "monitoring": ["slipway-local"]}
-    contract.check_hosts("local", found, {})
-    contract.check_rollout_topology("local", found, "deploy")
-    contract.check_rollout_topology("local", found, "rollback")
+    topology.check_hosts("local", found, {})
+    topology.check_rollout_topology("local", found, "deploy")
+    topology.check_rollout_topology("local", found, "rollback")
 
 
 def test_one_host_in_every_role_group_is_the_same_as_none() -> None:
-    groups = {"prod": ["vm-1"], **{f"prod_{role}": ["vm-1"] for role in contract.HOST_ROLES}}
-    found = contract.topology("prod", groups)
-    assert found == contract.topology("prod", {"prod": ["vm-1"]})
-    contract.check_rollout_topology("prod", found, "deploy")
+    groups = {"prod": ["vm-1"], **{f"prod_{role}": ["vm-1"] for role in topology.HOST_ROLES}}
+    found = topology.topology("prod", groups)
+    assert found == topology.topology("prod", {"prod": ["vm-1"]})
+    topology.check_rollout_topology("prod", found, "deploy")
 
 
 def test_role_groups_give_each_role_its_hosts_in_inventory_order() -> None:
@@ -82,10 +82,10 @@ def test_a_host_may_hold_several_roles_and_needs_an_address_only_when_another_ho
     host reaches vm-1, and vm-1 reaches the data host: both need addresses."""
     groups = {"prod": ["vm-1", "vm-2"], "prod_edge": ["vm-1"], "prod_app": ["vm-1"], "prod_data": ["vm-2"],
               "prod_monitoring": ["vm-2"]}
-    found = contract.topology("prod", groups)
-    contract.check_hosts("prod", found, {"vm-1": {"slipway_private_address": "10.0.1.1"},
+    found = topology.topology("prod", groups)
+    topology.check_hosts("prod", found, {"vm-1": {"slipway_private_address": "10.0.1.1"},
                                          "vm-2": {"slipway_private_address": "10.0.1.2"}})
-    message = refusal(contract.check_hosts, "prod", found, {"vm-1": {"slipway_private_address": "10.0.1.1"}})
+    message = refusal(topology.check_hosts, "prod", found, {"vm-1": {"slipway_private_address": "10.0.1.1"}})
     assert message == ("host vm-2 (data) has no slipway_private_address, and vm-1 (app) must reach PostgreSQL and "
                        f"Redis on it: set slipway_private_address to its private IPv4 address for vm-2 in {WHERE}")
 
@@ -103,14 +103,14 @@ def test_a_managed_postgresql_with_a_data_host_is_accepted() -> None:
 
 
 def test_an_address_may_be_given_to_a_host_that_needs_none() -> None:
-    found = contract.topology("prod", {"prod": ["vm-1"]})
-    contract.check_hosts("prod", found, {"vm-1": {"slipway_private_address": "192.168.10.5"}})
+    found = topology.topology("prod", {"prod": ["vm-1"]})
+    topology.check_hosts("prod", found, {"vm-1": {"slipway_private_address": "192.168.10.5"}})
 
 
 # ------------------------------------------------------------------------------------------------ refused
 def test_several_hosts_without_role_groups_are_ambiguous() -> None:
     """The old production example: two hosts, each would get its own PostgreSQL, Redis and edge."""
-    message = refusal(contract.topology, "prod", {"prod": ["prod-app-1", "prod-app-2"]})
+    message = refusal(topology.topology, "prod", {"prod": ["prod-app-1", "prod-app-2"]})
     assert message == (
         "environment prod has 2 hosts (prod-app-1, prod-app-2) and no host roles, so each would run its own "
         "PostgreSQL, Redis and edge: put them in the groups prod_edge, prod_app, prod_data, prod_monitoring under "
@@ -118,12 +118,12 @@ def test_several_hosts_without_role_groups_are_ambiguous() -> None:
 
 
 def test_no_hosts_at_all() -> None:
-    assert refusal(contract.topology, "prod", {"prod": []}) == (
+    assert refusal(topology.topology, "prod", {"prod": []}) == (
         f"environment 'prod' has no hosts in the loaded inventory: put its hosts in group 'prod' in {WHERE}")
 
 
 def test_two_data_hosts() -> None:
-    message = refusal(contract.topology, "prod", cluster(prod_data=["data-1", "app-2"]))
+    message = refusal(topology.topology, "prod", cluster(prod_data=["data-1", "app-2"]))
     assert message == (
         "environment prod has 2 data hosts (data-1, app-2): keep exactly one in group prod_data (the one host that "
         "runs Redis, and PostgreSQL unless postgresql_managed is set; two would each hold their own databases, and "
@@ -142,18 +142,18 @@ def test_two_data_hosts() -> None:
 def test_a_missing_role(role: str, fix: str) -> None:
     """Declared empty, or not declared while other role groups are."""
     for groups in (cluster(**{f"prod_{role}": []}), {k: v for k, v in cluster().items() if k != f"prod_{role}"}):
-        assert refusal(contract.topology, "prod", groups) == (
+        assert refusal(topology.topology, "prod", groups) == (
             f"environment prod has no {role} host: add {fix} to group prod_{role} in {WHERE}")
 
 
 def test_two_monitoring_hosts() -> None:
-    message = refusal(contract.topology, "prod", cluster(prod_monitoring=["data-1", "edge-1"]))
+    message = refusal(topology.topology, "prod", cluster(prod_monitoring=["data-1", "edge-1"]))
     assert message.startswith("environment prod has 2 monitoring hosts (data-1, edge-1): keep exactly one in group "
                               "prod_monitoring")
 
 
 def test_the_monitoring_host_is_the_data_host_for_now() -> None:
-    message = refusal(contract.topology, "prod", cluster(prod_monitoring=["edge-1"]))
+    message = refusal(topology.topology, "prod", cluster(prod_monitoring=["edge-1"]))
     assert message == (
         "the monitoring host edge-1 is not the data host data-1: Prometheus's exporters read PostgreSQL and Redis on "
         "their own host until scraping across hosts is built (issue 12); put the data host in group "
@@ -162,19 +162,19 @@ def test_the_monitoring_host_is_the_data_host_for_now() -> None:
 
 def test_a_role_host_outside_the_environment() -> None:
     """A role group written beside the environment's group, not under it, or a host of another group."""
-    message = refusal(contract.topology, "prod", cluster(prod_app=["app-1", "other-1"]))
+    message = refusal(topology.topology, "prod", cluster(prod_app=["app-1", "other-1"]))
     assert message == (f"host other-1 is in group prod_app but not in environment prod: put prod_app under prod's "
                        f"children in {WHERE}")
 
 
 def test_a_host_without_a_role() -> None:
-    message = refusal(contract.topology, "prod", cluster(prod=["edge-1", "app-1", "app-2", "data-1", "spare-1"]))
+    message = refusal(topology.topology, "prod", cluster(prod=["edge-1", "app-1", "app-2", "data-1", "spare-1"]))
     assert message == ("host spare-1 of environment prod holds no role: add it to one of the groups prod_edge, "
                        f"prod_app, prod_data, prod_monitoring in {WHERE}, or remove it")
 
 
 def test_a_role_group_named_like_an_environment() -> None:
-    message = refusal(contract.topology, "prod", cluster(), ["prod", "prod_data"])
+    message = refusal(topology.topology, "prod", cluster(), ["prod", "prod_data"])
     assert message == ("prod_data is an environment and also the group of a role in environment prod: rename that "
                        "environment")
 
@@ -188,15 +188,15 @@ def test_a_role_group_named_like_an_environment() -> None:
     ],
 )
 def test_a_host_another_host_must_reach_has_a_private_address(host: str, role: str, reacher: str, what: str) -> None:
-    found = contract.topology("prod", cluster())
-    assert refusal(contract.check_hosts, "prod", found, without(host)) == (
+    found = topology.topology("prod", cluster())
+    assert refusal(topology.check_hosts, "prod", found, without(host)) == (
         f"host {host} ({role}) has no slipway_private_address, and {reacher} must reach {what} on it: "
         f"set slipway_private_address to its private IPv4 address for {host} in {WHERE}")
 
 
 def test_an_empty_address_counts_as_none() -> None:
-    found = contract.topology("prod", cluster())
-    message = refusal(contract.check_hosts, "prod", found, {**ADDRESSES, "app-2": {"slipway_private_address": ""}})
+    found = topology.topology("prod", cluster())
+    message = refusal(topology.check_hosts, "prod", found, {**ADDRESSES, "app-2": {"slipway_private_address": ""}})
     assert message.startswith("host app-2 (app) has no slipway_private_address")
 
 
@@ -205,8 +205,8 @@ def test_an_empty_address_counts_as_none() -> None:
     ["8.8.8.8", "203.0.113.5", "127.0.0.1", "0.0.0.0", "169.254.0.5", "10.0.1", "app-1.internal", "fd00::1", 7],  # noqa: S104 - refused, never bound
 )
 def test_an_address_that_is_not_a_private_ipv4_address(value: Any) -> None:
-    found = contract.topology("prod", cluster())
-    message = refusal(contract.check_hosts, "prod", found, {**ADDRESSES, "app-2": {"slipway_private_address": value}})
+    found = topology.topology("prod", cluster())
+    message = refusal(topology.check_hosts, "prod", found, {**ADDRESSES, "app-2": {"slipway_private_address": value}})
     assert message == (f"slipway_private_address {contract.shown(value)} of host app-2 is not a private IPv4 "
                        "address: give the address its VPC (private network) gives it, in 10.0.0.0/8, 172.16.0.0/12, "
                        f"192.168.0.0/16, 100.64.0.0/10 (such as 10.0.1.10), in {WHERE}")
@@ -214,36 +214,36 @@ def test_an_address_that_is_not_a_private_ipv4_address(value: Any) -> None:
 
 @pytest.mark.parametrize("value", ["10.255.0.1", "172.31.9.9", "192.168.1.2", "100.100.1.1"])
 def test_a_private_address_is_accepted(value: str) -> None:
-    found = contract.topology("prod", cluster())
-    contract.check_hosts("prod", found, {**ADDRESSES, "app-2": {"slipway_private_address": value}})
+    found = topology.topology("prod", cluster())
+    topology.check_hosts("prod", found, {**ADDRESSES, "app-2": {"slipway_private_address": value}})
 
 
 def test_two_hosts_with_one_address() -> None:
-    found = contract.topology("prod", cluster())
+    found = topology.topology("prod", cluster())
     same = {**ADDRESSES, "app-2": {"slipway_private_address": "10.0.1.11"}}
-    message = refusal(contract.check_hosts, "prod", found, same)
+    message = refusal(topology.check_hosts, "prod", found, same)
     assert message == ("hosts app-1 and app-2 have the same slipway_private_address 10.0.1.11: give each host its "
                        f"own private address in {WHERE}")
 
 
 def test_an_address_inside_the_shared_docker_network() -> None:
     """A host sends traffic for its shared network's subnet to the bridge: a VPC address there is unreachable."""
-    found = contract.topology("prod", cluster())
+    found = topology.topology("prod", cluster())
     default = {**ADDRESSES, "app-2": {"slipway_private_address": "172.30.1.7"}}  # in 172.30.0.0/22, the default
-    assert refusal(contract.check_hosts, "prod", found, default) == (
+    assert refusal(topology.check_hosts, "prod", found, default) == (
         "slipway_private_address 172.30.1.7 of host app-2 lies in 172.30.0.0/22, host edge-1's shared Docker network "
         "(infra_network_subnet), so edge-1 would send its traffic to the bridge: choose an infra_network_subnet "
         "clear of the private network's addresses")
     moved = {host: {**values, "infra_network_subnet": "10.0.1.0/24"} for host, values in ADDRESSES.items()}
-    assert "lies in 10.0.1.0/24" in refusal(contract.check_hosts, "prod", found, moved)
+    assert "lies in 10.0.1.0/24" in refusal(topology.check_hosts, "prod", found, moved)
     clear = {host: {**values, "infra_network_subnet": "10.220.0.0/24"} for host, values in default.items()}
-    contract.check_hosts("prod", found, clear)
+    topology.check_hosts("prod", found, clear)
 
 
 def test_a_managed_postgresql_set_for_some_hosts_only() -> None:
-    found = contract.topology("prod", cluster())
+    found = topology.topology("prod", cluster())
     half = {**ADDRESSES, "data-1": {**ADDRESSES["data-1"], "postgresql_managed": {"host": "pgm-x.rds"}}}
-    assert refusal(contract.check_hosts, "prod", found, half) == (
+    assert refusal(topology.check_hosts, "prod", found, half) == (
         "postgresql_managed is set for data-1 but not for edge-1, app-1, app-2: set it once for the environment, in "
         "inventories/prod/group_vars/prod/")
 
@@ -251,8 +251,8 @@ def test_a_managed_postgresql_set_for_some_hosts_only() -> None:
 # ------------------------------------------------------------------------------------------------ rollouts
 @pytest.mark.parametrize("request_", ["deploy", "rollback"])
 def test_a_rollout_across_hosts_is_refused_as_not_built_yet(request_: str) -> None:
-    found = contract.topology("prod", cluster())
-    assert refusal(contract.check_rollout_topology, "prod", found, request_) == (
+    found = topology.topology("prod", cluster())
+    assert refusal(topology.check_rollout_topology, "prod", found, request_) == (
         f"a {request_} across hosts is not supported yet (issue 12): environment prod has edge edge-1, app app-1, "
         "app-2, data data-1, and a rollout today switches only the edge on the host it runs on and reaches "
         f"PostgreSQL and Redis there. Provision it with infra.yml; to {request_}, put the edge, app and data roles "
@@ -263,7 +263,7 @@ def test_a_rollout_with_edge_app_and_data_on_one_host_is_accepted_whatever_else(
     """One host holds edge, app and data (and monitoring, by the rule above): the rollout is today's."""
     groups = {"prod": ["vm-1"], "prod_edge": ["vm-1"], "prod_app": ["vm-1"], "prod_data": ["vm-1"],
               "prod_monitoring": ["vm-1"]}
-    contract.check_rollout_topology("prod", contract.topology("prod", groups), "deploy")
+    topology.check_rollout_topology("prod", topology.topology("prod", groups), "deploy")
 
 
 def test_a_second_edge_refuses_a_rollout() -> None:
@@ -271,9 +271,9 @@ def test_a_second_edge_refuses_a_rollout() -> None:
     groups = {"prod": ["vm-1", "vm-2"], "prod_edge": ["vm-1", "vm-2"], "prod_app": ["vm-1"], "prod_data": ["vm-1"],
               "prod_monitoring": ["vm-1"]}
     assert "a deploy across hosts is not supported yet" in refusal(
-        contract.check_rollout_topology, "prod", contract.topology("prod", groups), "deploy")
+        topology.check_rollout_topology, "prod", topology.topology("prod", groups), "deploy")
 
 
 @pytest.mark.parametrize("request_", ["env", "status", ""])
 def test_provisioning_and_reads_run_on_any_topology(request_: str) -> None:
-    contract.check_rollout_topology("prod", contract.topology("prod", cluster()), request_)
+    topology.check_rollout_topology("prod", topology.topology("prod", cluster()), request_)

@@ -17,7 +17,7 @@ import sys
 import threading
 from typing import Callable
 
-from slipway_core import contract
+from slipway_core import contract, operator_commands
 from slipway_core.host.docker import Docker
 from slipway_core.host.store import Store
 from slipway_core.host.system import Clock
@@ -52,9 +52,9 @@ def logs_argv(  # noqa: PLR0917 - docker logs' options, in its order
     """The `docker logs` command line (values checked by the contract's rules first)."""
     argv = [cli, "logs"]
     if since:
-        argv += ["--since", contract.check_since(since)]
+        argv += ["--since", operator_commands.check_since(since)]
     if tail:
-        argv += ["--tail", contract.check_tail(tail)]
+        argv += ["--tail", operator_commands.check_tail(tail)]
     if follow:
         argv.append("--follow")
     if timestamps:

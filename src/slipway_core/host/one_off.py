@@ -31,7 +31,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from slipway_core import contract
+from slipway_core import contract, operator_commands
 from slipway_core.host import addresses, prepare
 from slipway_core.host.docker import ContainerSpec, Docker, DockerError
 from slipway_core.host.steps import config_hash
@@ -96,7 +96,7 @@ def one_off(  # noqa: PLR0917 - what `slipway-release exec` was given
     if not image or docker.image_id(image) is None:
         raise Refused(f"the live release's image ({live.get('image')}, {image or 'no id recorded'}) is not on this "
                       f"host any more; deploy {service} again to bring it back")
-    name = contract.exec_container_name(service, run_id)
+    name = operator_commands.exec_container_name(service, run_id)
     release = {**spec, "image_ref": image, "network": live.get("network") or spec["network"]}
     env = {**spec["env"], **(spec.get("secret_env") or {})}
     base = prepare.container_spec(release, name, env, False, command)
@@ -123,7 +123,8 @@ def one_off(  # noqa: PLR0917 - what `slipway-release exec` was given
     return {
         "service": service, "host_result": "ran", "colour": live.get("colour", ""),
         "version": live.get("version", ""), "image": live.get("image", ""), "command": command,
-        "exit_code": contract.EXEC_TIMED_OUT if done.code is None else done.code, "timed_out": done.code is None,
+        "exit_code": operator_commands.EXEC_TIMED_OUT if done.code is None else done.code,
+        "timed_out": done.code is None,
         "stdout": stdout, "stderr": stderr, "truncated": cut_out or cut_err, "config_differs": differs,
         "message": "; ".join(notes),
     }
@@ -137,7 +138,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("service")
     p.add_argument("--run-id", required=True)
-    p.add_argument("--timeout", default=str(contract.EXEC_TIMEOUT), help="seconds (default 600)")
+    p.add_argument("--timeout", default=str(operator_commands.EXEC_TIMEOUT), help="seconds (default 600)")
     p.add_argument("argv", nargs=argparse.REMAINDER, help="after --: the command and its arguments")
 
 
@@ -151,8 +152,8 @@ def main(docker: Docker, root: str, args: argparse.Namespace, clock: Clock, runn
     record: dict[str, Any] = {"service": service, "host_result": "failed", "message": ""}
     try:
         command = list(args.argv[1:] if args.argv[:1] == ["--"] else args.argv)
-        command = contract.check_exec_command(command)
-        timeout = contract.check_exec_timeout(args.timeout)
+        command = operator_commands.check_exec_command(command)
+        timeout = operator_commands.check_exec_timeout(args.timeout)
         store = Store(root, contract.check_service_name(service), clock)
         spec = json.loads(sys.stdin.read() or "null")
         if not isinstance(spec, dict) or not isinstance(spec.get("env"), dict) or "network" not in spec:

@@ -1,4 +1,4 @@
-"""An environment's host roles (slipway_core.contract.topology): which hosts are its edge, app, data and monitoring
+"""An environment's host roles (slipway_core.rules.topology): which hosts are its edge, app, data and monitoring
 hosts, and where the postgresql role runs (docs/topology.md).
 
 The plays pick their hosts with it (`hosts: "{{ (groups | slipway.core.topology(env)).app }}"`: a play's hosts see
@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.slipway.core.plugins.plugin_utils.core import load_contract
+from ansible_collections.slipway.core.plugins.plugin_utils.core import load_contract, load_topology
 
 DOCUMENTATION = """
 name: topology
@@ -83,18 +83,19 @@ def topology(groups: Any, env: Any, hostvars: Any = None, request: str = "", kno
     (preflight), the rules on host variables too; with `request` (preflight's: deploy, rollback, ...), refused when
     that request cannot run on this topology."""
     contract = load_contract()
+    rules = load_topology()
     if not isinstance(groups, Mapping):
         raise AnsibleFilterError(f"topology: give Ansible's groups, not {type(groups).__name__}")
     env = str(env or "")
     if not groups.get(env) and hostvars is None:
         # A play's hosts when no environment or an unknown one is given (preflight refuses it first, naming the
         # environments; --syntax-check has none): no host.
-        return {"hosts": [], **{role: [] for role in contract.HOST_ROLES}}
+        return {"hosts": [], **{role: [] for role in rules.HOST_ROLES}}
     try:
-        found: dict[str, Any] = contract.topology(env, groups, [str(name) for name in known_envs or ()])
+        found: dict[str, Any] = rules.topology(env, groups, [str(name) for name in known_envs or ()])
         if hostvars is not None:
-            contract.check_hosts(env, found, host_settings(hostvars, found["hosts"]))
-        contract.check_rollout_topology(env, found, str(request or ""))
+            rules.check_hosts(env, found, host_settings(hostvars, found["hosts"]))
+        rules.check_rollout_topology(env, found, str(request or ""))
     except contract.InputRefused as err:
         raise AnsibleFilterError(str(err)) from err
     return found

@@ -1,4 +1,4 @@
-"""slipway_core (the contract and the host program's builder) for the collection's plugins.
+"""slipway_core (the contract, the topology rules and the host program's builder) for the collection's plugins.
 
 The collection needs the slipway Python package in the Python that runs Ansible. Without it, a plugin that failed to
 import would only be reported as missing; so the import is tried here once and a plugin asks for the module when
@@ -17,8 +17,9 @@ NO_CORE = (
 try:
     from slipway_core import build as _build
     from slipway_core import contract as _contract
+    from slipway_core import topology as _topology
 except ImportError:  # said at the first use, naming the fix
-    _build = _contract = None  # type: ignore[assignment]
+    _build = _contract = _topology = None  # type: ignore[assignment]
 
 
 def load_contract() -> ModuleType:
@@ -26,6 +27,13 @@ def load_contract() -> ModuleType:
     if _contract is None:
         raise AnsibleError(NO_CORE)
     return _contract
+
+
+def load_topology() -> ModuleType:
+    """slipway_core.topology, or AnsibleError(NO_CORE)."""
+    if _topology is None:
+        raise AnsibleError(NO_CORE)
+    return _topology
 
 
 def load_build() -> ModuleType:

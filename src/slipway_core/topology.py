@@ -1,0 +1,177 @@
+"""Topology: which host of an environment holds which role (edge, app, data, monitoring), and the checks that
+refuse a topology that cannot work, naming the fix (docs/topology.md).
+
+The controller's side only (the CLI's preflight and the collection's `slipway.core.topology` filter); hosts never
+need it. Standard library only, Python 3.8+, like the contract it builds on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Iterable, Mapping, Sequence
+
+from .contract import NETWORK_SUBNET_DEFAULT, PRIVATE_NETWORKS, InputRefused, network_plan, shown
+
+# The roles a host holds in an environment (docs/topology.md). The inventory puts hosts in groups `<env>_<role>`
+# under the environment's group; an environment without any of them has one host, which holds every role.
+HOST_ROLES = ("edge", "app", "data", "monitoring")
+ADDRESS_VAR = "slipway_private_address"
+TOPOLOGY_DOC = "docs/topology.md"
+# What another host reaches on a host of each role (for the message when its private address is missing).
+_REACHED_FOR = {"app": "its colours", "data": "PostgreSQL and Redis", "edge": "its stats"}
+
+
+def role_group(env: str, role: str) -> str:
+    return f"{env}_{role}"
+
+
+def _names(hosts: Iterable[str]) -> str:
+    return ", ".join(hosts) or "(none)"
+
+
+def _address(host: str, value: Any, where: str) -> ipaddress.IPv4Address | None:
+    if value is None or value == "":
+        return None
+    try:
+        address = ipaddress.IPv4Address(str(value))
+    except ValueError:
+        address = None
+    if address is None or not any(address in net for net in PRIVATE_NETWORKS):
+        raise InputRefused(f"{ADDRESS_VAR} {shown(value)} of host {host} is not a private IPv4 address: give the "
+                           f"address its VPC (private network) gives it, in {', '.join(map(str, PRIVATE_NETWORKS))} "
+                           f"(such as 10.0.1.10), in {where}")
+    return address
+
+
+def topology(env: str, groups: Mapping[str, Sequence[str]], known_envs: Sequence[str] = ()) -> dict[str, list[str]]:
+    """The hosts of each role in environment `env` from Ansible's `groups` (group -> hosts): {hosts, edge, app, data,
+    monitoring}, each in inventory order, or InputRefused naming what cannot work and the fix. The plays pick their
+    hosts with this; check_hosts adds the rules on host variables (preflight applies both)."""
+    where = f"inventories/{env}/hosts.yml"
+    hosts = list(groups.get(env) or [])
+    if not hosts:
+        raise InputRefused(f"environment {env!r} has no hosts in the loaded inventory: put its hosts in group "
+                           f"{env!r} in {where}")
+    members = _members(env, groups, hosts, known_envs, where)
+    _check_roles(env, hosts, members, where)
+    return {"hosts": hosts, **members}
+
+
+def check_hosts(env: str, found: Mapping[str, Sequence[str]], host_vars: Mapping[str, Mapping[str, Any]]) -> None:
+    """The rules on the host variables of a topology (`found`, from topology()): `host_vars` gives per host
+    `slipway_private_address`, `infra_network_subnet` and `postgresql_managed` (anything true: set). Every host
+    another host must reach has a private address, no two share one, none lies in a shared Docker network, and a
+    managed PostgreSQL is set for the whole environment or for none of it."""
+    hosts = list(found["hosts"])
+    managed = {host: bool((host_vars.get(host) or {}).get("postgresql_managed")) for host in hosts}
+    if len(set(managed.values())) > 1:
+        on = [host for host in hosts if managed[host]]
+        off = [host for host in hosts if not managed[host]]
+        raise InputRefused(f"postgresql_managed is set for {_names(on)} but not for {_names(off)}: set it once for "
+                           f"the environment, in inventories/{env}/group_vars/{env}/")
+    _check_addresses(env, hosts, found, host_vars, f"inventories/{env}/hosts.yml")
+
+
+def _members(env: str, groups: Mapping[str, Sequence[str]], hosts: Sequence[str], known_envs: Sequence[str],
+             where: str) -> dict[str, list[str]]:
+    """The hosts of each role group; the one host in every role when there is none."""
+    all_groups = ", ".join(role_group(env, role) for role in HOST_ROLES)
+    members = {role: list(groups.get(role_group(env, role)) or []) for role in HOST_ROLES}
+    clash = next((role_group(env, role) for role in HOST_ROLES if role_group(env, role) in known_envs), None)
+    if clash is not None:
+        raise InputRefused(f"{clash} is an environment and also the group of a role in environment {env}: rename "
+                           "that environment")
+    if any(members.values()):
+        return members
+    if len(hosts) > 1:
+        raise InputRefused(
+            f"environment {env} has {len(hosts)} hosts ({_names(hosts)}) and no host roles, so each would run its "
+            f"own PostgreSQL, Redis and edge: put them in the groups {all_groups} under {env} in {where} (exactly "
+            f"one data host; {TOPOLOGY_DOC}), or keep one host")
+    return {role: list(hosts) for role in HOST_ROLES}
+
+
+_ROLE_FIX = {"edge": "the host that receives the traffic on ports 80 and 443",
+             "app": "the hosts that run the services' colours",
+             "data": "the one host that runs Redis, and PostgreSQL unless postgresql_managed is set",
+             "monitoring": "the host that runs Prometheus: the data host for now"}
+
+
+def _check_roles(env: str, hosts: Sequence[str], members: Mapping[str, Sequence[str]], where: str) -> None:
+    for role in HOST_ROLES:
+        outside = [host for host in members[role] if host not in hosts]
+        if outside:
+            raise InputRefused(f"host {outside[0]} is in group {role_group(env, role)} but not in environment {env}: "
+                               f"put {role_group(env, role)} under {env}'s children in {where}")
+        if not members[role]:
+            raise InputRefused(f"environment {env} has no {role} host: add {_ROLE_FIX[role]} to group "
+                               f"{role_group(env, role)} in {where}")
+    for role in ("data", "monitoring"):
+        if len(members[role]) > 1:
+            raise InputRefused(
+                f"environment {env} has {len(members[role])} {role} hosts ({_names(members[role])}): keep exactly "
+                f"one in group {role_group(env, role)} ({_ROLE_FIX[role]}"
+                + ("; two would each hold their own databases, and the services' data would depend on the host "
+                   "that answered)" if role == "data" else ")"))
+    if members["monitoring"] != members["data"]:
+        raise InputRefused(
+            f"the monitoring host {members['monitoring'][0]} is not the data host {members['data'][0]}: Prometheus's "
+            "exporters read PostgreSQL and Redis on their own host until scraping across hosts is built (issue 12); "
+            f"put the data host in group {role_group(env, 'monitoring')} instead")
+    idle = [host for host in hosts if not any(host in members[role] for role in HOST_ROLES)]
+    if idle:
+        raise InputRefused(f"host {idle[0]} of environment {env} holds no role: add it to one of the groups "
+                           f"{', '.join(role_group(env, r) for r in HOST_ROLES)} in {where}, or remove it")
+
+
+def _check_addresses(env: str, hosts: Sequence[str], members: Mapping[str, Sequence[str]],
+                     host_vars: Mapping[str, Mapping[str, Any]], where: str) -> None:
+    """Every host another host must reach has a private address; no two share one; none lies in a host's shared
+    Docker network (that host would send the traffic to its bridge)."""
+    addresses: dict[str, ipaddress.IPv4Address] = {}
+    for host in hosts:
+        found = _address(host, (host_vars.get(host) or {}).get(ADDRESS_VAR), where)
+        if found is not None:
+            other = next((name for name, seen in addresses.items() if seen == found), None)
+            if other is not None:
+                raise InputRefused(f"hosts {other} and {host} have the same {ADDRESS_VAR} {found}: give each host "
+                                   f"its own private address in {where}")
+            addresses[host] = found
+    # Who must reach whom: edges reach the app hosts, app hosts the data host, the monitoring host every other host.
+    reached_by = {"app": ("edge", "monitoring"), "data": ("app", "monitoring"), "edge": ("monitoring",)}
+    for host in hosts:
+        if host in addresses:
+            continue
+        for role in ("app", "data", "edge"):
+            reacher = next(((other, by) for by in reached_by[role] for other in members[by]
+                            if host in members[role] and other != host), None)
+            if reacher is not None:
+                raise InputRefused(
+                    f"host {host} ({role}) has no {ADDRESS_VAR}, and {reacher[0]} ({reacher[1]}) must reach "
+                    f"{_REACHED_FOR[role]} on it: set {ADDRESS_VAR} to its private IPv4 address for {host} in {where}")
+    for host in hosts:
+        subnet = (host_vars.get(host) or {}).get("infra_network_subnet") or NETWORK_SUBNET_DEFAULT
+        network = ipaddress.IPv4Network(network_plan(subnet)["subnet"])
+        inside = next((name for name, found in addresses.items() if found in network), None)
+        if inside is not None:
+            raise InputRefused(
+                f"{ADDRESS_VAR} {addresses[inside]} of host {inside} lies in {network}, host {host}'s shared Docker "
+                f"network (infra_network_subnet), so {host} would send its traffic to the bridge: choose an "
+                f"infra_network_subnet clear of the private network's addresses")
+
+
+ROLLOUT_REQUESTS = ("deploy", "rollback")
+
+
+def check_rollout_topology(env: str, found: Mapping[str, Any], request: str) -> None:
+    """A deploy or rollback runs on one host today: the edge, app and data roles must be that host's."""
+    if request not in ROLLOUT_REQUESTS:
+        return
+    edge, app, data = list(found["edge"]), list(found["app"]), list(found["data"])
+    if len(app) == 1 and edge == app == data:
+        return
+    raise InputRefused(
+        f"a {request} across hosts is not supported yet (issue 12): environment {env} has edge {_names(edge)}, "
+        f"app {_names(app)}, data {_names(data)}, and a rollout today switches only the edge on the host it runs on "
+        f"and reaches PostgreSQL and Redis there. Provision it with infra.yml; to {request}, put the edge, app and "
+        f"data roles on one host ({TOPOLOGY_DOC})")
