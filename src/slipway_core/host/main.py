@@ -257,8 +257,11 @@ def proxy_parser() -> argparse.ArgumentParser:
     p.add_argument("--prepared", action="store_true", help="`prepare` ran since COLOUR's container started")
     p.add_argument(
         "--verified-address",
+        dest="verified",
+        action="append",
+        default=[],
         metavar="IP",
-        help="the caller's health check of COLOUR at IP just passed: mark it up if the proxy uses IP",
+        help="the caller's health check of COLOUR at IP just passed: mark the server there up (repeat per replica)",
     )
     p = sub.add_parser(
         "switch-over",
@@ -274,7 +277,8 @@ def proxy_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for health checks (15)")
     p.add_argument("--drain-timeout", type=float, default=30.0, help="seconds the old colour gets to drain (30)")
     p.add_argument("--prepared", action="store_true", help="`prepare` ran since COLOUR's container started")
-    p.add_argument("--verified-address", metavar="IP", help="as for switch")
+    p.add_argument("--verified-address", dest="verified", action="append", default=[], metavar="IP",
+                   help="as for switch")
     for name, text in (
         ("prepare", "start fresh health checks of an out-of-rotation COLOUR (no traffic)"),
         ("wait-drained", "wait until COLOUR has no session left (exit 1 on timeout)"),
@@ -316,7 +320,7 @@ def proxy_live(proxy: Proxy, args: argparse.Namespace) -> Any:
 
 
 def proxy_switch(proxy: Proxy, args: argparse.Namespace) -> Any:
-    proxy.switch(args.service, args.colour, args.timeout, args.prepared, args.verified_address)
+    proxy.switch(args.service, args.colour, args.timeout, args.prepared, args.verified)
     return proxy.status(args.service)
 
 
@@ -330,7 +334,7 @@ def proxy_switch_over(proxy: Proxy, args: argparse.Namespace) -> Any:
         args.timeout,
         args.drain_timeout,
         prepared=args.prepared,
-        verified_address=args.verified_address,
+        verified=args.verified,
     )
     return {**proxy.status(args.service), **moved}
 

@@ -34,7 +34,8 @@ def rollback(host: Host, store: Store, run: Run, spec: dict[str, Any], stale_aft
             f"{store.service} has no kept release to roll back to (live: "
             f"{(live or {}).get('version', 'none')}); deploy the version you want instead",
         )
-    spec = {**spec, **{k: kept[k] for k in ("network", "port", "domain", "health_path") if k in kept}}
+    spec = {**spec, **{k: kept[k] for k in ("network", "port", "domain", "health_path") if k in kept},
+            "replicas": int(kept.get("replicas") or 1)}
     run.data.update(
         {
             "version": kept["version"],
@@ -47,17 +48,20 @@ def rollback(host: Host, store: Store, run: Run, spec: dict[str, Any], stale_aft
         }
     )
     rollout = Rollout(host, store, run, spec)
-    name = rollout.container()
     with run.phase("start"):
-        info = host.docker.inspect(name)
-        if info is None or info.get("Image") != kept.get("image_id"):
-            raise Failed(
-                "start",
-                f"the kept container {name} ({kept['version']}) is gone or runs another image; "
-                "deploy the version you want instead",
-            )
+        rollout.check_edge_servers("start")
+        names = rollout.containers()
+        for name in names:
+            info = host.docker.inspect(name)
+            if info is None or info.get("Image") != kept.get("image_id"):
+                raise Failed(
+                    "start",
+                    f"the kept container {name} ({kept['version']}) is gone or runs another image; "
+                    "deploy the version you want instead",
+                )
         run.data["start_at"] = host.clock.time()
-        host.docker.start(name)
+        for name in names:
+            host.docker.start(name)
         rollout.prepare_proxy()
     run.done("start")
     return rollout.advance(["health", "switch", "drain", "record"])

@@ -1,5 +1,6 @@
 """The rollout's steps on a host, in order: begin (lock, skip-check), image, backup, migrate, start, health, switch,
-drain, record. Each step is a method of Rollout; STEPS maps contract.STEPS to them (no lookup by name elsewhere).
+drain, record. A colour is `replicas` containers (the first named <service>-<colour>, the others -2, -3, ...).
+Each step is a method of Rollout; STEPS maps contract.STEPS to them (no lookup by name elsewhere).
 
 `begin` decides once what is left (`todo`); `advance` runs the steps it is asked for, in order, skipping those the
 run did already (a re-run after a crash between two steps repeats nothing). Any failure before the switch removes
@@ -64,7 +65,11 @@ class Host:
 
 def config_hash(spec: dict[str, Any]) -> str:
     """Everything that shapes the running container except the image (compared by its id)."""
-    canon = json.dumps({k: spec.get(k) for k in HASHED}, sort_keys=True, separators=(",", ":"))
+    shaped = {k: spec.get(k) for k in HASHED}
+    replicas = int(spec.get("replicas") or 1)
+    if replicas != 1:  # hashed only then: a release recorded before replicas existed still matches
+        shaped["replicas"] = replicas
+    canon = json.dumps(shaped, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(canon.encode()).hexdigest()
 
 
@@ -96,15 +101,55 @@ class Rollout:
     def colour(self) -> str:
         return str(self.run.data["colour"])
 
-    def container(self, colour: str | None = None) -> str:
-        return contract.container_name(self.name, colour or self.colour)
+    @property
+    def replicas(self) -> int:
+        """This release's containers per colour."""
+        return int(self.spec.get("replicas") or 1)
 
-    def set_aside(self, colour: str) -> str:
-        return contract.kept_container_name(self.name, colour)
+    def container(self, colour: str | None = None, replica: int = 0) -> str:
+        return contract.container_name(self.name, colour or self.colour, replica)
 
-    def target(self) -> health.Target:
+    def containers(self, colour: str | None = None, replicas: int | None = None) -> list[str]:
+        """Every replica's container of a colour (this release's count unless `replicas` says otherwise)."""
+        return contract.colour_containers(self.name, colour or self.colour, replicas or self.replicas)
+
+    def set_aside(self, colour: str, replica: int = 0) -> str:
+        return contract.kept_container_name(self.name, colour, replica)
+
+    def recorded_replicas(self, which: str) -> int:
+        """The replicas of the state's `live` or `kept` release (1 for a release recorded before replicas)."""
+        return int((self.store.state().get(which) or {}).get("replicas") or 1)
+
+    def target(self, replica: int = 0) -> health.Target:
         s = self.spec
-        return health.Target(self.container(), s["network"], int(s["port"]), s["health_path"], s["domain"])
+        return health.Target(self.container(replica=replica), s["network"], int(s["port"]), s["health_path"],
+                             s["domain"])
+
+    def check_edge_servers(self, phase: str) -> None:
+        """The edge on this host must route as many servers per colour as the release runs replicas; it learns a
+        new count from the services registry when it is provisioned."""
+        if self.host.proxy is None:
+            return
+        try:
+            routed = len(self.host.proxy.colour_servers(self.name, contract.COLOURS[0]))
+        except ProxyError:
+            return  # an unknown service: the switch names it
+        if routed == self.replicas:
+            return
+        if self.run.data.get("action") == "rollback":
+            raise Failed(
+                phase,
+                f"the kept release of {self.name} ran {self.replicas} replica(s) per colour, but the edge now routes "
+                f"{routed} per colour (the services registry changed): deploy the version you want instead (the "
+                "kept one too: slipway deploy --service S --version V); the live release keeps serving",
+            )
+        raise Failed(
+            phase,
+            f"{self.name} runs {self.replicas} replica(s) per colour in this release, but the edge routes "
+            f"{routed} per colour: the edge learns the count from the services registry when it is provisioned. "
+            "Run playbooks/infra.yml (slipway provision) for the environment, then deploy again; the live "
+            "release keeps serving",
+        )
 
     # ----------------------------------------------------------------------------------------------- begin
     def live_release(self) -> tuple[dict[str, Any] | None, str]:
@@ -112,15 +157,15 @@ class Rollout:
         live = self.store.live()
         if not live:
             return None, "no live release recorded"
-        name = contract.container_name(self.name, live["colour"])
-        info = self.docker.inspect(name)
-        if not running(info):
-            return None, f"{name} is not running"
-        ok, status = self.host.healthy(self.name, live["colour"], info)
-        if not ok:
-            return None, f"{name} is {status}"
-        if (info or {}).get("Image") != live.get("image_id"):
-            return None, f"{name} runs another image than recorded"
+        for name in self.containers(live["colour"], int(live.get("replicas") or 1)):
+            info = self.docker.inspect(name)
+            if not running(info):
+                return None, f"{name} is not running"
+            ok, status = self.host.healthy(self.name, live["colour"], info)
+            if not ok:
+                return None, f"{name} is {status}"
+            if (info or {}).get("Image") != live.get("image_id"):
+                return None, f"{name} runs another image than recorded"
         if self.host.proxy is not None and self.host.proxy.live(self.name) != live["colour"]:
             return None, f"the proxy does not route {self.name} to {live['colour']}"
         return live, "live and healthy"
@@ -135,6 +180,7 @@ class Rollout:
             and current.get("image_id") == want_id
             and current.get("config_hash") == config_hash(self.spec)
             and current.get("version") == self.spec["version"]
+            and int(current.get("replicas") or 1) == self.replicas
         )
         return same, why, current, want_id
 
@@ -158,6 +204,7 @@ class Rollout:
             {"action": "deploy", "version": spec["version"], "image": spec["image_ref"], "release": public(spec)}
         )
         with self.run.phase("lock"):
+            self.check_edge_servers("lock")
             self.lock.take(self.run.run_id, self.host.who, "deploy", spec["version"], stale_after, self.host.audit)
         with self.run.phase("skip-check"):
             state = self.store.state()
@@ -215,38 +262,42 @@ class Rollout:
 
     # ------------------------------------------------------------------------------------- start and health
     def restore_set_aside(self, colour: str) -> None:
-        """Put a container set aside by `start` back under its colour's name (the new one is gone)."""
-        if (
-            self.docker.inspect(self.set_aside(colour)) is not None
-            and self.docker.inspect(self.container(colour)) is None
-        ):
-            self.docker.rename(self.set_aside(colour), self.container(colour))
+        """Put the containers set aside by `start` back under their colour's names (the new ones are gone)."""
+        for replica in range(self.recorded_replicas("kept")):
+            aside, name = self.set_aside(colour, replica), self.container(colour, replica)
+            if self.docker.inspect(aside) is not None and self.docker.inspect(name) is None:
+                self.docker.rename(aside, name)
 
     def discard_new(self) -> bool:
         """The new colour goes: out of the proxy's rotation, then removed (the kept release put back); a rollback's
-        kept container is only stopped. True when this run's container was removed."""
-        name = self.container()
+        kept containers are only stopped. True when this run's containers were removed."""
         if self.host.proxy is not None and self.host.proxy.live(self.name) != self.colour:
             with contextlib.suppress(ProxyError):  # the proxy is down or never had the colour: nothing routes there
                 self.host.proxy.set_server(self.name, self.colour, "state drain")
         if self.run.data.get("action") == "rollback":
-            self.docker.stop(name, 5)
+            for name in self.containers():
+                self.docker.stop(name, 5)
             return False
-        ours = labels(self.docker.inspect(name)).get("slipway.run-id") == self.run.run_id
-        if ours:
-            self.docker.remove(name)
+        removed = False
+        for name in self.containers():
+            if labels(self.docker.inspect(name)).get("slipway.run-id") == self.run.run_id:
+                self.docker.remove(name)
+                removed = True
         self.restore_set_aside(self.colour)
-        return ours
+        return removed
 
-    def save_logs(self, what: str) -> tuple[str, str]:
-        text = self.docker.logs(self.container(), LOG_LINES)
+    def remove_all(self, names: list[str]) -> None:
+        for name in names:
+            self.docker.remove(name)
+
+    def save_logs(self, what: str, replica: int = 0) -> tuple[str, str]:
+        text = self.docker.logs(self.container(replica=replica), LOG_LINES)
         return self.store.save_log(self.run.run_id, what, text), tail_text(text, 15)
 
     def start(self) -> None:
-        """docker run the idle colour (the kept container is set aside until the rollout succeeds); do not wait for
-        it: the health gate does, so the controller's next task overlaps its boot."""
-        spec, colour, name = self.spec, self.colour, self.container()
-        c = spec.get("container") or {}
+        """docker run every replica of the idle colour (a kept release there is set aside until the rollout
+        succeeds); do not wait for them: the health gate does, so the controller's next task overlaps their boot."""
+        colour, name = self.colour, self.container()
         with self.run.phase("start"):
             state = self.store.state()
             # Never replace what serves: the recorded live colour, or the one the proxy routes while its container
@@ -257,40 +308,50 @@ class Rollout:
             ):
                 raise Failed("start", f"{name} is the live colour; refusing to replace it", contract.EXIT_NEEDS_PERSON)
             self.restore_set_aside(colour)  # a run killed mid-start may have left the rollback target set aside
-            try:
-                ip = addresses.colour(self.docker, spec["network"], self.name, colour, self.host.slots)
-            except addresses.AddressError as err:
-                raise Failed("start", f"{name} has no fixed address: {err}") from err
-            try:
-                existing = self.docker.inspect(name)
-                if existing is not None:
-                    ours = labels(existing).get("slipway.run-id") == self.run.run_id  # a repeated start of this run
-                    if (state.get("kept") or {}).get("colour") == colour and not ours:
-                        self.docker.rename(name, self.set_aside(colour))  # the rollback target, until we succeed
-                    else:
-                        self.docker.remove(name)
-                box = prepare.container_spec(
-                    self.spec, name, {**spec["env"], **(spec.get("secret_env") or {})}, True, []
-                )
-                box.ip = ip
-                box.hosts = addresses.pinned_hosts(self.docker, spec["network"], list(spec.get("pin_hosts") or []))
-                box.restart_policy = str(c.get("restart_policy", "unless-stopped"))
-                box.stop_timeout = int(c.get("stop_grace_period", 30))
-                box.health_interval = str(c.get("health_interval", "1s"))
-                box.labels = {
-                    "slipway.service": self.name,
-                    "slipway.colour": colour,
-                    "slipway.version": spec["version"],
-                    "slipway.config-hash": self.run.data["config_hash"],
-                    "slipway.run-id": self.run.run_id,
-                }
-                self.run.data["start_at"] = self.host.clock.time()
-                self.docker.run(box)
-            except DockerError as err:
-                self.docker.remove(name)
-                self.restore_set_aside(colour)
-                raise Failed("start", f"docker run of {name} failed: {err}") from err
+            kept_here = (state.get("kept") or {}).get("colour") == colour
+            self.run.data["start_at"] = self.host.clock.time()
+            for replica in range(max(self.replicas, self.recorded_replicas("kept") if kept_here else 0)):
+                self.start_replica(replica, kept_here)
             self.prepare_proxy()
+
+    def start_replica(self, replica: int, kept_here: bool) -> None:
+        """One replica's container (past this release's count: only the kept release's container set aside)."""
+        spec, colour, name = self.spec, self.colour, self.container(replica=replica)
+        c = spec.get("container") or {}
+        try:
+            ip = addresses.colour(self.docker, spec["network"], self.name, colour, self.host.slots, replica=replica)
+        except addresses.AddressError as err:
+            self.discard_new()
+            raise Failed("start", f"{name} has no fixed address: {err}") from err
+        try:
+            existing = self.docker.inspect(name)
+            if existing is not None:
+                ours = labels(existing).get("slipway.run-id") == self.run.run_id  # a repeated start of this run
+                if kept_here and not ours:
+                    self.docker.rename(name, self.set_aside(colour, replica))  # the rollback target, until we succeed
+                else:
+                    self.docker.remove(name)
+            if replica >= self.replicas:
+                return
+            box = prepare.container_spec(self.spec, name, {**spec["env"], **(spec.get("secret_env") or {})}, True, [])
+            box.ip = ip
+            box.hosts = addresses.pinned_hosts(self.docker, spec["network"], list(spec.get("pin_hosts") or []))
+            box.restart_policy = str(c.get("restart_policy", "unless-stopped"))
+            box.stop_timeout = int(c.get("stop_grace_period", 30))
+            box.health_interval = str(c.get("health_interval", "1s"))
+            box.labels = {
+                "slipway.service": self.name,
+                "slipway.colour": colour,
+                "slipway.replica": str(replica + 1),
+                "slipway.version": spec["version"],
+                "slipway.config-hash": self.run.data["config_hash"],
+                "slipway.run-id": self.run.run_id,
+            }
+            self.docker.run(box)
+        except DockerError as err:
+            self.docker.remove(name)
+            self.discard_new()
+            raise Failed("start", f"docker run of {name} failed: {err}") from err
 
     def prepare_proxy(self) -> None:
         """Have the proxy start fresh checks of the new colour now (best effort: the switch does it otherwise)."""
@@ -302,26 +363,35 @@ class Rollout:
             self.run.data["proxy_prepared"] = False
 
     def health(self) -> None:
-        """The new colour must become healthy within health_timeout, or it is discarded (the live one serves on)."""
+        """Every replica of the new colour must become healthy within health_timeout (they boot together), or the
+        colour is discarded (the live one serves on)."""
         with self.run.phase("health"):
-            verdict = health.gate(
-                self.docker, self.host.clock, self.host.http, self.target(), float(self.spec.get("health_timeout", 60))
-            )
-            took = health.start_to_healthy(
-                self.docker.inspect(self.container()), float(self.run.data.get("start_at", 0)), self.host.clock.time()
-            )
-            if took is not None:
-                self.run.data["start_to_healthy"] = took
-            self.run.data["healthy_address"] = verdict.address
-            if not verdict.healthy:
-                path, tail = self.save_logs("health")
-                self.discard_new()
-                raise Failed(
-                    "health",
-                    f"{verdict.problem}. {self.container()} was "
-                    f"{'stopped again' if self.run.data.get('action') == 'rollback' else 'removed'}; the live "
-                    f"release keeps serving. Its last log lines (all in {path}):\n{tail}",
-                )
+            deadline = self.host.clock.time() + float(self.spec.get("health_timeout", 60))
+            verified = []
+            for replica in range(self.replicas):
+                left = max(deadline - self.host.clock.time(), 1.0)
+                verdict = health.gate(self.docker, self.host.clock, self.host.http, self.target(replica), left)
+                if replica == 0:
+                    took = health.start_to_healthy(
+                        self.docker.inspect(self.container()), float(self.run.data.get("start_at", 0)),
+                        self.host.clock.time(),
+                    )
+                    if took is not None:
+                        self.run.data["start_to_healthy"] = took
+                if not verdict.healthy:
+                    path, tail = self.save_logs("health", replica)
+                    self.discard_new()
+                    what = f"{self.container(replica=replica)} was" if self.replicas == 1 else (
+                        f"{self.container(replica=replica)} (replica {replica + 1} of {self.replicas}) and the "
+                        "other replicas of its colour were")
+                    raise Failed(
+                        "health",
+                        f"{verdict.problem}. {what} "
+                        f"{'stopped again' if self.run.data.get('action') == 'rollback' else 'removed'}; the live "
+                        f"release keeps serving. Its last log lines (all in {path}):\n{tail}",
+                    )
+                verified.append(verdict.address)
+            self.run.data["healthy_addresses"] = verified
 
     # ------------------------------------------------------------------------------- switch, drain, record
     def switch(self) -> None:
@@ -353,7 +423,7 @@ class Rollout:
                     float(spec.get("switch_timeout", 15)),
                     float(spec.get("drain_timeout", 30)),
                     prepared=bool(self.run.data.get("proxy_prepared")),
-                    verified_address=self.run.data.get("healthy_address") or None,
+                    verified=[str(a) for a in self.run.data.get("healthy_addresses") or [] if a],
                 )
         except ProxyError as err:
             self.save_logs("switch")
@@ -376,7 +446,7 @@ class Rollout:
             return
         targets = [
             {
-                "targets": [f"{self.container()}:{self.spec['port']}"],
+                "targets": [f"{name}:{self.spec['port']}" for name in self.containers()],
                 "labels": {"service": self.name, "colour": self.colour, "version": self.run.data["version"]},
             }
         ]
@@ -385,10 +455,13 @@ class Rollout:
     def drain(self) -> None:
         """The old colour has no session left (switch_over waited): stop it gracefully; kept for a rollback."""
         old = contract.other_colour(self.colour)
+        grace = float(self.spec.get("stop_grace_period", 30))
         with self.run.phase("drain"):
-            set_aside = Background(lambda: self.docker.remove(self.set_aside(self.colour)))
-            if self.docker.inspect(self.container(old)) is not None:
-                self.docker.stop(self.container(old), float(self.spec.get("stop_grace_period", 30)))
+            aside = [self.set_aside(self.colour, r) for r in range(self.recorded_replicas("kept"))]
+            set_aside = Background(lambda: self.remove_all(aside))
+            for name in self.containers(old, self.recorded_replicas("live")):
+                if self.docker.inspect(name) is not None:
+                    self.docker.stop(name, grace)
             set_aside.value()
 
     def record(self) -> None:
@@ -417,6 +490,7 @@ class Rollout:
                     "image_id": (self.docker.inspect(self.container()) or {}).get("Image"),
                     "config_hash": data["config_hash"],
                     "migration_revision": data.get("migration_revision"),
+                    "replicas": self.replicas,
                     "deployed_at": self.host.clock.iso(),
                     "run_id": self.run.run_id,
                     **{k: spec[k] for k in ("network", "port", "domain", "health_path")},
