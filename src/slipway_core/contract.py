@@ -300,6 +300,19 @@ def kept_container_name(service: str, colour: str, replica: int = 0) -> str:
     return f"{container_name(service, colour, replica)}-kept"
 
 
+KEEP_RELEASES_DEFAULT = 3
+KEEP_RELEASES_MAX = 20
+KEEP_RELEASES_RULE = (f"give how many releases per service keep their images on a host, 2 to {KEEP_RELEASES_MAX} (the "
+                      "live one and the one a rollback returns to at least)")
+
+
+def check_keep_releases(value: Any) -> int:
+    """How many releases per service keep their images (the live one first); older ones are pruned."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= KEEP_RELEASES_MAX:
+        raise InputRefused(f"keep_releases {shown(value)} is not valid; {KEEP_RELEASES_RULE}")
+    return value
+
+
 def check_replicas(value: Any) -> int:
     """A service's containers per colour (the registry's `replicas`, default 1)."""
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REPLICAS:

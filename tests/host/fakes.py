@@ -262,6 +262,29 @@ class FakeDocker(Docker):
         with self.lock:
             self.boxes.pop(name, None)
 
+    def tags(self, repository: str) -> dict[str, str]:
+        with self.lock:
+            return {ref: ident for ref, ident in self.images.items() if ref.rpartition(":")[0] == repository}
+
+    def remove_image(self, ref: str) -> bool:
+        self._note("rmi", ref)
+        with self.lock:
+            ident = self.images.get(ref)
+            if ident is None:
+                return False
+            in_use = any(box.image_id == ident for box in self.boxes.values())
+            if in_use and list(self.images.values()).count(ident) == 1:
+                return False  # docker rmi: the image is used by a container (its last tag stays)
+            del self.images[ref]
+            return True
+
+    def containers(self, service: str) -> dict[str, bool]:
+        with self.lock:
+            return {b.name: b.running for b in self.boxes.values() if b.labels.get("slipway.service") == service}
+
+    def prune_dangling(self) -> None:
+        self._note("image-prune")
+
     def rename(self, old: str, new: str) -> None:
         self._note("rename", old, new)
         with self.lock:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from slipway_core import contract
-from slipway_core.host import addresses, health, prepare
+from slipway_core.host import addresses, health, prepare, releases
 from slipway_core.host.docker import Docker, DockerError, health_status, labels, running
 from slipway_core.host.lock import Lock
 from slipway_core.host.proxy import Confirm, Proxy, ProxyError
@@ -84,6 +84,12 @@ def check_spec(spec: Any) -> dict[str, Any]:
     missing = [key for key in REQUIRED if key not in spec]
     if missing:
         raise Failed("preflight", f"the release on stdin lacks {missing[0]!r}", contract.EXIT_USAGE)
+    try:
+        contract.check_keep_releases(int(spec.get("keep_releases") or contract.KEEP_RELEASES_DEFAULT))
+        contract.check_replicas(int(spec.get("replicas") or 1))
+    except (contract.InputRefused, ValueError) as err:
+        raise Failed("preflight", f"the release on stdin: {err} (app_release_keep_releases, replicas)",
+                     contract.EXIT_USAGE) from err
     return spec
 
 
@@ -497,9 +503,13 @@ class Rollout:
                 }
                 outcome, verb = "deployed", f"{spec['version']} is live on {self.colour}"
             if (live or {}).get("run_id") != self.run.run_id:  # a re-run after a crash does not record twice
-                self.store.save_state(new_live, live)
+                keep = int(spec.get("keep_releases") or contract.KEEP_RELEASES_DEFAULT)
+                self.store.save_state(new_live, live, releases.remember(state.get("releases"), new_live, keep))
                 self.run.history_line(outcome, new_live, live, self.host)
             previous = live if (live or {}).get("run_id") != self.run.run_id else state.get("kept")
+            repository = str(new_live.get("image") or spec["image_ref"]).rpartition(":")[0]
+            data["note"] = str(data.get("note", "")) + releases.prune_note(
+                self.docker, self.store, repository, self.store.root)
         with self.run.phase("unlock"):
             self.lock.release(self.run.run_id)
         kept = f", {previous['version']} kept stopped on {previous['colour']}" if previous else ""
