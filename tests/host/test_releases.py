@@ -5,6 +5,8 @@ release of any service needs, one a run is deploying, or one never released here
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import pytest
 from fakes import Behaviour
@@ -134,3 +136,16 @@ def test_remember_puts_the_new_release_first_once_and_cuts() -> None:
 def test_keep_releases_outside_the_rule_is_refused(value: object) -> None:
     with pytest.raises(contract.InputRefused, match="keep_releases"):
         contract.check_keep_releases(value)
+
+
+def test_a_host_recorded_before_the_list_starts_it_from_its_live_and_kept_releases(world: World) -> None:
+    deploy_all(world, VERSIONS[:3])
+    path = Path(world.store().paths.state)
+    raw = json.loads(path.read_text())
+    del raw["releases"]  # as on a host upgraded from before the list
+    path.write_text(json.dumps(raw))
+
+    deploy_all(world, VERSIONS[3:4])
+
+    assert [r["version"] for r in world.state()["releases"]] == ["v4.0.0", "v3.0.0", "v2.0.0"]
+    assert "v2.0.0" in tags(world)

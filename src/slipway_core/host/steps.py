@@ -504,7 +504,9 @@ class Rollout:
                 outcome, verb = "deployed", f"{spec['version']} is live on {self.colour}"
             if (live or {}).get("run_id") != self.run.run_id:  # a re-run after a crash does not record twice
                 keep = int(spec.get("keep_releases") or contract.KEEP_RELEASES_DEFAULT)
-                self.store.save_state(new_live, live, releases.remember(state.get("releases"), new_live, keep))
+                # A host recorded before the list existed starts it from its live and kept releases.
+                known = state.get("releases") or [r for r in (live, state.get("kept")) if isinstance(r, dict)]
+                self.store.save_state(new_live, live, releases.remember(known, new_live, keep))
                 self.run.history_line(outcome, new_live, live, self.host)
             previous = live if (live or {}).get("run_id") != self.run.run_id else state.get("kept")
             repository = str(new_live.get("image") or spec["image_ref"]).rpartition(":")[0]
