@@ -70,8 +70,16 @@ molecule-%: venv prepare
 	$(BIN)/molecule test -s $*
 
 # prepare first: it installs what the other steps run (a target-specific variable reaches the prerequisites).
+# Then the unit tests and the Molecule scenarios side by side: the unit tests are mostly CPU, the scenarios mostly
+# wait on their hosts; the unit tests' output is printed when they end, and either one failing fails the target.
 test: PREPARE_ARGS := --test-packages
-test: prepare lint unit molecule
+test: prepare lint
+	@mkdir -p .cache
+	@( $(MAKE) --no-print-directory unit > .cache/unit.log 2>&1; echo $$? > .cache/unit.rc ) & \
+	  molecule_rc=0; $(MAKE) --no-print-directory molecule || molecule_rc=$$?; \
+	  wait; echo "---- unit tests (run beside the scenarios) ----"; cat .cache/unit.log; \
+	  unit_rc=$$(cat .cache/unit.rc); echo "unit tests: exit $$unit_rc; Molecule scenarios: exit $$molecule_rc"; \
+	  [ "$$unit_rc" = 0 ] && [ "$$molecule_rc" = 0 ]
 
 demo: venv prepare
 	scripts/local-host.sh up
