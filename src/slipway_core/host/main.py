@@ -21,7 +21,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from slipway_core import contract
-from slipway_core.host import addresses, container_logs, one_off, queries, recovery
+from slipway_core.host import addresses, container_logs, one_off, queries, recovery, rollback_to
 from slipway_core.host.docker import Docker, DockerError
 from slipway_core.host.health import http_get
 from slipway_core.host.lock import LockRefused, NotHolder
@@ -85,7 +85,11 @@ def cmd_run(host: Host, store: Store, run: Run, args: argparse.Namespace) -> dic
 
 
 def cmd_rollback(host: Host, store: Store, run: Run, args: argparse.Namespace) -> dict[str, Any]:
-    return recovery.rollback(host, store, run, json.loads(sys.stdin.read() or "{}"), args.stale_after)
+    spec = json.loads(sys.stdin.read() or "{}")
+    if args.to:
+        return rollback_to.rollback_to(host, store, run, spec, args.stale_after,
+                                       version=contract.check_version(args.to))
+    return recovery.rollback(host, store, run, spec, args.stale_after)
 
 
 def cmd_finish(host: Host, store: Store, run: Run, args: argparse.Namespace) -> dict[str, Any]:
@@ -160,6 +164,9 @@ def release_parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="also start the idle colour when nothing has to come first",
             )
+        if name == "rollback":
+            p.add_argument("--to", default="", metavar="VERSION",
+                           help="a release kept on this host other than the kept one (its image, no migration)")
         if name == "run":
             p.add_argument("--steps", required=True, help=f"comma-separated, in order: {', '.join(contract.STEPS)}")
         if name == "finish":

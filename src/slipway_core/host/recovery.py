@@ -81,7 +81,7 @@ def recover(host: Host, store: Store, run: Run) -> str:
         return "; it had been recorded as live before it stopped"
     routed = host.proxy.live(store.service) if host.proxy is not None else None
     info = host.docker.inspect(rollout.container())
-    ours = data.get("action") == "rollback" or labels(info).get("slipway.run-id") == run.run_id
+    ours = rollout.restarts_kept or labels(info).get("slipway.run-id") == run.run_id
     if routed == colour and colour != live.get("colour") and ours:
         if not running(info):
             raise Failed(

@@ -112,6 +112,11 @@ class Rollout:
         """This release's containers per colour."""
         return int(self.spec.get("replicas") or 1)
 
+    @property
+    def restarts_kept(self) -> bool:
+        """A rollback to the kept release: it starts the kept (stopped) containers instead of new ones."""
+        return self.run.data.get("action") == "rollback" and not self.run.data.get("to_release")
+
     def container(self, colour: str | None = None, replica: int = 0) -> str:
         return contract.container_name(self.name, colour or self.colour, replica)
 
@@ -142,7 +147,7 @@ class Rollout:
             return  # an unknown service: the switch names it
         if routed == self.replicas:
             return
-        if self.run.data.get("action") == "rollback":
+        if self.restarts_kept:
             raise Failed(
                 phase,
                 f"the kept release of {self.name} ran {self.replicas} replica(s) per colour, but the edge now routes "
@@ -280,7 +285,7 @@ class Rollout:
         if self.host.proxy is not None and self.host.proxy.live(self.name) != self.colour:
             with contextlib.suppress(ProxyError):  # the proxy is down or never had the colour: nothing routes there
                 self.host.proxy.set_server(self.name, self.colour, "state drain")
-        if self.run.data.get("action") == "rollback":
+        if self.restarts_kept:
             for name in self.containers():
                 self.docker.stop(name, 5)
             return False
@@ -393,7 +398,7 @@ class Rollout:
                     raise Failed(
                         "health",
                         f"{verdict.problem}. {what} "
-                        f"{'stopped again' if self.run.data.get('action') == 'rollback' else 'removed'}; the live "
+                        f"{'stopped again' if self.restarts_kept else 'removed'}; the live "
                         f"release keeps serving. Its last log lines (all in {path}):\n{tail}",
                     )
                 verified.append(verdict.address)
@@ -476,7 +481,7 @@ class Rollout:
         with self.run.phase("record"):
             state = self.store.state()
             live = state.get("live")
-            if data.get("action") == "rollback":
+            if self.restarts_kept:
                 kept = state.get("kept") or {}
                 new_live = {
                     **kept,
@@ -496,12 +501,16 @@ class Rollout:
                     "image_id": (self.docker.inspect(self.container()) or {}).get("Image"),
                     "config_hash": data["config_hash"],
                     "migration_revision": data.get("migration_revision"),
+                    # Its own Alembic head: the schema its migration left, or the rolled-back-to release's own.
+                    "alembic_head": data.get("alembic_head") or data.get("migration_revision"),
                     "replicas": self.replicas,
                     "deployed_at": self.host.clock.iso(),
                     "run_id": self.run.run_id,
                     **{k: spec[k] for k in ("network", "port", "domain", "health_path")},
                 }
-                outcome, verb = "deployed", f"{spec['version']} is live on {self.colour}"
+                outcome, verb = (
+                    ("rolled-back", f"rolled back to {spec['version']} on {self.colour} (from its kept image)")
+                    if data.get("to_release") else ("deployed", f"{spec['version']} is live on {self.colour}"))
             if (live or {}).get("run_id") != self.run.run_id:  # a re-run after a crash does not record twice
                 keep = int(spec.get("keep_releases") or contract.KEEP_RELEASES_DEFAULT)
                 # A host recorded before the list existed starts it from its live and kept releases.
