@@ -58,3 +58,52 @@ def test_two_rollouts_keep_two_releases_and_prune_the_rest(host: Any, run_playbo
     assert failed_only and failed_only <= after  # never live: left for a retry
     containers = host.check_output("docker ps -a --filter label=slipway.service=jotter --format '{{.Names}}'").split()
     assert sorted(containers) == ["jotter-blue", "jotter-green"]
+
+
+def notes(run_playbook: RunPlaybook, playbook: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return run_playbook(PLAYBOOKS / playbook, "-e", "env=local", "-e", "service=notes-api", *extra)
+
+
+def alembic_version(host: Any, value: str = "") -> str:
+    """The notes_api database's Alembic revision (set first when `value`, hex digits, is given)."""
+    assert value == "" or value.isalnum()
+    update = f"UPDATE alembic_version SET version_num = '{value}'; " if value else ""  # noqa: S608 - alphanumeric
+    query = update + "SELECT version_num FROM alembic_version"
+    out: str = host.check_output(f"docker exec -u postgres postgres psql -X -qtAd notes_api -c \"{query}\"")
+    return out.strip().splitlines()[-1]
+
+
+def test_rollback_to_an_older_kept_release_checks_the_schema_with_alembic(
+    host: Any, run_playbook: RunPlaybook
+) -> None:
+    # Three releases live in turn: v1.0.0 (head 0001) ends up kept by the list only, behind v2.0.0 (kept) and
+    # v2.0.0-slow (live, head 0002).
+    for version in ("v1.0.0", "v2.0.0", "v2.0.0-slow"):
+        result = notes(run_playbook, "deploy.yml", "-e", f"version={version}")
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert [r["version"] for r in state(host, "notes-api")["releases"]][:3] == ["v2.0.0-slow", "v2.0.0", "v1.0.0"]
+    assert alembic_version(host) == "0002"
+
+    # A database whose revision does not descend from v1.0.0's head: refused before anything starts.
+    alembic_version(host, "ffff0000")
+    try:
+        refused = notes(run_playbook, "rollback.yml", "-e", "version=v1.0.0")
+    finally:
+        alembic_version(host, "0002")
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0, output[-3000:]
+    assert "the database is at revision ffff0000, which does not descend from 0001 (the head of v1.0.0)" in output
+    assert state(host, "notes-api")["live"]["version"] == "v2.0.0-slow"
+
+    result = notes(run_playbook, "rollback.yml", "-e", "version=v1.0.0")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    live = state(host, "notes-api")["live"]
+    assert (live["version"], live["alembic_head"]) == ("v1.0.0", "0001")
+    assert alembic_version(host) == "0002"  # no migration ran: v1.0.0 runs against the newer (additive) schema
+    history = host.check_output("tail -1 /var/lib/slipway/services/notes-api/history.jsonl")
+    assert json.loads(history)["result"] == "rolled-back"
+    get = ("import urllib.request as u; "
+           "r = u.Request('http://127.0.0.1/version', headers={'Host': 'notes.localhost'}); "
+           "print(u.urlopen(r, timeout=10).read().decode())")
+    assert json.loads(host.check_output(f'python3 -c "{get}"'))["version"] == "v1.0.0"
