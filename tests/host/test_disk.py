@@ -106,8 +106,8 @@ def test_an_archive_too_big_for_the_data_root_is_refused_with_the_numbers(
 ) -> None:
     world = live_v1
     begun = world.begin("v2.0.0", "r2", disk_margin_mb=200)
-    archive = ship(world, "v2.0.0", 612)
-    disks.free[str(world.tmp / "docker")] = 1000 * MIB  # 612 x 2 + 200 = 1424 MiB needed
+    archive = ship(world, "v2.0.0", 600)
+    disks.free[str(world.tmp / "docker")] = 1000 * MIB  # 600 x 2.2 + 200 = 1520 MiB needed
     calls = len(world.docker.calls)
 
     code, answer = command(world, monkeypatch, capsys, "run", "v2.0.0", "r2", ",".join(begun["todo"]),
@@ -116,7 +116,7 @@ def test_an_archive_too_big_for_the_data_root_is_refused_with_the_numbers(
     assert code == contract.EXIT_FAILED
     assert (answer["result"], answer["failed_phase"]) == ("failed", "image")
     assert (
-        f"needs 1,424 MiB on {world.tmp / 'docker'} (image 612 MiB x 2 while loading = 1,224 MiB + margin 200 MiB), "
+        f"needs 1,520 MiB on {world.tmp / 'docker'} (image 600 MiB x 2.2 while loading = 1,320 MiB + margin 200 MiB), "
         "1,000 MiB free" in answer["message"]
     )
     assert "docker image prune" in answer["message"] and "app_release_disk_margin_mb" in answer["message"]
@@ -151,7 +151,7 @@ def test_enough_space_deploys(live_v1: World, disks: Disks, archive_mib: int) ->
     begun = world.begin("v2.0.0", "r2", disk_margin_mb=200)
     if archive_mib:
         ship(world, "v2.0.0", archive_mib)
-    disks.free[str(world.tmp / "docker")] = (archive_mib * 2 + 200) * MIB  # exactly enough
+    disks.free[str(world.tmp / "docker")] = int(archive_mib * MIB * disk.LOAD_FACTOR) + 200 * MIB  # exactly enough
 
     answer = world.advance("v2.0.0", "r2", begun["todo"], disk_margin_mb=200)
 
@@ -199,7 +199,7 @@ def test_begin_adds_up_the_copy_and_the_load_on_one_filesystem(
 ) -> None:
     world = live_v1
     disks.device[world.root] = 1  # the state and Docker's data root share a disk
-    disks.free[str(world.tmp / "docker")] = 1600 * MIB
+    disks.free[str(world.tmp / "docker")] = 1800 * MIB
     gzipped = {"archive_bytes": 300 * MIB, "archive_unpacked_bytes": 600 * MIB}
     sizes: dict[str, Any] = {**gzipped, "disk_margin_mb": 200}
 
@@ -207,12 +207,12 @@ def test_begin_adds_up_the_copy_and_the_load_on_one_filesystem(
 
     assert (code, answer["failed_phase"]) == (contract.EXIT_FAILED, "image")
     assert (
-        f"needs 1,700 MiB on {world.tmp / 'docker'} (archive 300 MiB + image 600 MiB x 2 while loading = 1,200 MiB "
-        "+ margin 200 MiB), 1,600 MiB free" in answer["message"]
+        f"needs 1,820 MiB on {world.tmp / 'docker'} (archive 300 MiB + image 600 MiB x 2.2 while loading = 1,320 MiB "
+        "+ margin 200 MiB), 1,800 MiB free" in answer["message"]
     )
     assert_nothing_changed(world, "r2")
 
-    disks.free[str(world.tmp / "docker")] = 1700 * MIB
+    disks.free[str(world.tmp / "docker")] = 1820 * MIB
     begun = world.begin("v2.0.0", "r3", **sizes)
     assert (begun["result"], begun["upload"]) == (contract.CONTINUE, world.store().paths.image_archive)
 
@@ -222,7 +222,7 @@ def test_begin_checks_both_filesystems_when_they_differ(live_v1: World, disks: D
     disks.free[str(world.tmp / "docker")] = 1300 * MIB
     sizes: dict[str, Any] = {"archive_bytes": 600 * MIB, "archive_unpacked_bytes": 600 * MIB, "disk_margin_mb": 200}
 
-    with pytest.raises(Failed, match=r"needs 1,400 MiB on .*docker \(image 600 MiB x 2") as refused:
+    with pytest.raises(Failed, match=r"needs 1,520 MiB on .*docker \(image 600 MiB x 2.2") as refused:
         world.begin("v2.0.0", "r2", **sizes)
     assert "on " + world.root not in str(refused.value), "the state's disk has room for the copy"
 
