@@ -5,9 +5,12 @@ test makes small:
    files copied in, so the host program sees its real state). The archive, a real `docker save`, does not fit with
    the margin: refused before the copy and before the lock; the live release serves on, nothing was written.
 2. The image step on a Docker data root on a tmpfs: a second dockerd in this host container (its own data root,
-   exec root, socket and containerd namespace; no bridge, no iptables) and this tree's host program asked to load
-   an archive. With less free than the rule's need it is refused with the numbers and the engine has no image and
-   no partial layer; with exactly the need free, the load succeeds (the factor holds on a real engine).
+   exec root, socket and containerd namespace; no bridge, no iptables) and this tree's host program. A pull with a
+   margin above the free space is refused; a load with less free than the rule's need is refused with the numbers
+   and the engine has no image and no partial layer; with exactly the need free, the load succeeds (the factor holds
+   on a real engine).
+
+Neither writes to a real service's state: test_full_stack.py, which runs after this file, counts history lines.
 
 slipway/notes-api:v2.1.0 is not on this host (tests/test_image_delivery.py ships it later): test 1 leaves it so.
 """
@@ -160,6 +163,16 @@ def release(host: Any, command: str, run_id: str, *options: str) -> tuple[int, d
     return result.rc, json.loads(result.stdout or "{}")
 
 
+def write_release(host: Any, margin_mb: int) -> None:
+    """The release slipway-release reads on stdin: notes-api v1.0.0 as service disk-probe, with this margin."""
+    spec = {
+        "service": "disk-probe", "version": "v1.0.0", "image_ref": "slipway/notes-api:v1.0.0", "port": 8000,
+        "domain": "disk-probe.localhost", "health_path": "/health", "network": "none", "env": {},
+        "disk_margin_mb": margin_mb,
+    }
+    host.run_expect([0], f"echo '{json.dumps(spec)}' > {ENGINE}/release.json")
+
+
 def used(host: Any, path: str) -> int:
     return int(host.check_output(f"df -B1 --output=used {path} | tail -1"))
 
@@ -172,19 +185,28 @@ def ship(host: Any, run_id: str) -> dict[str, Any]:
     return begun
 
 
-def test_a_load_the_data_root_cannot_hold_is_refused_and_one_that_fits_loads(host: Any, small_engine: str) -> None:
+def test_a_pull_or_load_the_data_root_cannot_hold_is_refused_and_one_that_fits_loads(
+    host: Any, small_engine: str
+) -> None:
     root = small_engine
     assert host.check_output(f"DOCKER_HOST={SOCKET} docker info --format '{{{{.DockerRootDir}}}}'") == root
     size = int(host.check_output(f"stat -c %s {ENGINE}/notes.tar"))
     need = int(size * disk.LOAD_FACTOR)
-    spec = {
-        "service": "disk-probe", "version": "v1.0.0", "image_ref": "slipway/notes-api:v1.0.0", "port": 8000,
-        "domain": "disk-probe.localhost", "health_path": "/health", "network": "none", "env": {},
-        "disk_margin_mb": 0,
-    }
-    host.run_expect([0], f"echo '{json.dumps(spec)}' > {ENGINE}/release.json")
+    # A pull (no archive shipped) with a margin 1 MiB above the free space: refused before pulling.
+    free = int(host.check_output(f"df -B1 --output=avail {root} | tail -1"))
+    margin = free // MIB + 1
+    write_release(host, margin)
+    code, answer = release(host, "begin", "disk-r0")
+    assert (code, answer["todo"][0]) == (0, "image"), answer
+    code, answer = release(host, "run", "disk-r0", "--steps", "image")
+    assert (code, answer["result"], answer["failed_phase"]) == (1, "failed", "image"), answer
+    assert (
+        f"not enough free disk for pulling slipway/notes-api:v1.0.0 (its size is not known): needs {mib(margin * MIB)}"
+        f" on {root} (margin {mib(margin * MIB)}), {mib(free)} free" in answer["message"]
+    ), answer
 
-    # Short by 32 MiB of the rule's need: refused, the archive removed, not a byte written to the data root.
+    # An archive 32 MiB short of the rule's need: refused, the archive removed, not a byte written to the data root.
+    write_release(host, 0)
     host.run_expect([0], f"mount -o remount,size={used(host, root) + need - 32 * MIB} {root}")
     begun = ship(host, "disk-r1")
     before = used(host, root)
