@@ -264,3 +264,15 @@ def test_a_docker_elsewhere_is_not_measured_here(world: World, monkeypatch: pyte
     assert disk.docker_root(world.docker) == str(world.tmp)
     monkeypatch.setenv("DOCKER_HOST", "tcp://10.0.0.5:2376")
     assert disk.docker_root(world.docker) is None
+
+
+def test_an_upload_directory_not_made_yet_is_measured_on_its_parent(
+    live_v1: World, disks: Disks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = live_v1
+    store = world.store()
+    monkeypatch.setattr(store.paths, "image_archive", str(world.tmp / "state" / "new" / "deeper" / "image.tar"))
+    disks.free[world.root] = 100 * MIB
+    with pytest.raises(Failed, match=f"needs 400 MiB on {world.root} "):
+        disk.check_upload(world.docker, store.paths.image_archive,
+                          world.spec("v2.0.0", archive_bytes=200 * MIB, disk_margin_mb=200))

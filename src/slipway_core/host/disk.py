@@ -165,7 +165,9 @@ def check_upload(docker: Docker, upload: str, spec: dict[str, Any]) -> None:
     size, unpacked = whole(spec.get("archive_bytes")), whole(spec.get("archive_unpacked_bytes"))
     if not size or docker.image_id(spec["image_ref"]) is not None:
         return
-    directory = os.path.dirname(upload)
+    directory = os.path.dirname(upload)  # the store made it; else its filesystem is its nearest parent's
+    while not os.path.isdir(directory) and os.path.dirname(directory) != directory:
+        directory = os.path.dirname(directory)
     copy = Need(directory, [(f"archive {mib(size)}", size), margin_part(spec)])
     needs = image_needs(docker, spec, unpacked, False)
     if needs and filesystem(needs[0].path) == filesystem(directory):  # one disk: the copy and the load add up
