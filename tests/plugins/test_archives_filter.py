@@ -4,11 +4,14 @@ an archive it will copy, so the host can refuse before the copy when its disk is
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
 from plugin_loader import load_filter
+
+from slipway_core.host import disk
 
 image_archive_sizes = load_filter("archives").image_archive_sizes
 
@@ -29,3 +32,20 @@ def test_no_archive_or_a_missing_file_gives_zero(tmp_path: Path) -> None:
 def test_not_a_dict_fails_the_task() -> None:
     with pytest.raises(AnsibleFilterError, match="give app_release_image_archives"):
         image_archive_sizes(["a.tar"], "notes-api")
+
+
+def test_the_controller_and_the_host_measure_alike(tmp_path: Path) -> None:
+    """The filter's rule is the host program's (disk.unpacked_size): plain, gzip (also past 4 GiB), xz."""
+    plain, packed, xz, big = (tmp_path / name for name in ("a.tar", "a.tar.gz", "a.tar.xz", "big.tar.gz"))
+    plain.write_bytes(b"x" * 10_000)
+    packed.write_bytes(gzip.compress(b"x" * 100_000))
+    xz.write_bytes(b"\xfd7zXZ\x00" + b"\x00" * 994)
+    with open(big, "wb") as handle:
+        handle.write(b"\x1f\x8b" + b"\x00" * 16)
+        handle.truncate(2 << 30)
+        handle.seek(-4, os.SEEK_END)
+        handle.write(((5 << 30) + 10 - (1 << 32)).to_bytes(4, "little"))
+    for archive in (plain, packed, xz, big):
+        sizes = image_archive_sizes({"s": str(archive)}, "s")
+        assert sizes == disk.archive_sizes(str(archive)), archive.name
+    assert image_archive_sizes({"s": str(big)}, "s")["archive_unpacked_bytes"] == (5 << 30) + 10
