@@ -156,7 +156,7 @@ class Docker:
         if answer is not None and answer[0] == 200 and isinstance(answer[1], dict):
             return str(answer[1].get("DockerRootDir") or "") or None
         proc = self.command("info", "--format", "{{.DockerRootDir}}", timeout=20, check=False)
-        return proc.stdout.strip() or None if proc.returncode == 0 else None
+        return (proc.stdout.strip() or None) if proc.returncode == 0 else None
 
     # ---------------------------------------------------------------------------------------------- changes
     def command(
