@@ -150,6 +150,14 @@ class Docker:
         proc = self.command("image", "inspect", "--format", "{{.Id}}", ref, check=False)
         return proc.stdout.strip() if proc.returncode == 0 else None
 
+    def root_dir(self) -> str | None:
+        """The engine's data root (`docker info` DockerRootDir), or None when it does not answer."""
+        answer = self._api_get("/info")
+        if answer is not None and answer[0] == 200 and isinstance(answer[1], dict):
+            return str(answer[1].get("DockerRootDir") or "") or None
+        proc = self.command("info", "--format", "{{.DockerRootDir}}", timeout=20, check=False)
+        return (proc.stdout.strip() or None) if proc.returncode == 0 else None
+
     # ---------------------------------------------------------------------------------------------- changes
     def command(
         self,

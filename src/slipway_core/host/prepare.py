@@ -11,7 +11,7 @@ import subprocess
 from typing import Any
 
 from slipway_core import contract
-from slipway_core.host import addresses
+from slipway_core.host import addresses, disk
 from slipway_core.host.docker import ContainerSpec, Docker, DockerError
 from slipway_core.host.run import Failed, Run
 from slipway_core.host.store import Store
@@ -24,6 +24,12 @@ def image(docker: Docker, store: Store, run: Run, spec: dict[str, Any]) -> None:
     ref = spec["image_ref"]
     archive = store.paths.image_archive if os.path.exists(store.paths.image_archive) else ""
     with run.phase("image"):
+        try:
+            disk.check_image(docker, archive, spec)  # refused with the numbers before anything is written
+        except Failed:
+            if archive:  # the copy would only take more of the space that is short; the next deploy ships it again
+                os.unlink(archive)
+            raise
         try:
             if archive:
                 docker.load(archive)

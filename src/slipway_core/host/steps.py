@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from slipway_core import contract
-from slipway_core.host import addresses, health, prepare, releases
+from slipway_core.host import addresses, disk, health, prepare, releases
 from slipway_core.host.docker import Docker, DockerError, health_status, labels, running
 from slipway_core.host.lock import Lock
 from slipway_core.host.proxy import Confirm, Proxy, ProxyError
@@ -214,6 +214,7 @@ class Rollout:
         data.update(
             {"action": "deploy", "version": spec["version"], "image": spec["image_ref"], "release": public(spec)}
         )
+        disk.check_upload(self.docker, self.store.paths.image_archive, spec)  # refused before the lock: nothing changed
         with self.run.phase("lock"):
             self.check_edge_servers("lock")
             self.lock.take(self.run.run_id, self.host.who, "deploy", spec["version"], stale_after, self.host.audit)
