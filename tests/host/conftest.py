@@ -14,7 +14,7 @@ from world import World, proxy_settings
 
 from slipway_core.host.addresses import Slots
 from slipway_core.host.proxy import Proxy
-from slipway_core.host.steps import Host
+from slipway_core.host.release import Host
 
 BACKUP_SCRIPT = """#!/bin/sh
 if [ -n "$SLIPWAY_FAKE_BACKUP_FAIL" ]; then echo "pg_dump: connection refused" >&2; exit 2; fi

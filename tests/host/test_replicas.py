@@ -11,7 +11,7 @@ from fakes import NETWORK
 from world import BACKEND, SERVICE, World
 
 from slipway_core import contract
-from slipway_core.host import addresses, queries, recovery, steps
+from slipway_core.host import addresses, queries, recovery, release
 from slipway_core.host.docker import labels, running
 from slipway_core.host.run import Failed
 
@@ -137,9 +137,9 @@ def test_the_fixed_addresses_of_replicas_never_clash_with_another_service_s(worl
 
 def test_one_replica_hashes_as_a_release_made_before_replicas_existed(world: World) -> None:
     spec = world.spec("v1.0.0")
-    assert steps.config_hash({**spec, "replicas": 1}) == steps.config_hash(spec)
-    assert steps.config_hash({**spec, "replicas": "1"}) == steps.config_hash(spec)  # as a template may give it
-    assert steps.config_hash({**spec, "replicas": 2}) != steps.config_hash(spec)
+    assert release.config_hash({**spec, "replicas": 1}) == release.config_hash(spec)
+    assert release.config_hash({**spec, "replicas": "1"}) == release.config_hash(spec)  # as a template may give it
+    assert release.config_hash({**spec, "replicas": 2}) != release.config_hash(spec)
 
 
 def test_the_edge_s_view_of_a_colour_is_up_only_when_every_replica_is(world3: World) -> None:

@@ -17,8 +17,9 @@ from slipway_core.host import recovery
 from slipway_core.host.docker import health_status, running
 from slipway_core.host.lock import Lock
 from slipway_core.host.proxy import Proxy
+from slipway_core.host.release import Host
 from slipway_core.host.run import Run
-from slipway_core.host.steps import Host, Rollout
+from slipway_core.host.steps import Rollout
 from slipway_core.host.store import Store
 
 SERVICE = "notes-api"

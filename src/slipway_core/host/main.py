@@ -26,8 +26,9 @@ from slipway_core.host.docker import Docker, DockerError
 from slipway_core.host.health import http_get
 from slipway_core.host.lock import LockRefused, NotHolder
 from slipway_core.host.proxy import SETTINGS_PATH, Confirm, Proxy, ProxyError, load_settings
+from slipway_core.host.release import Host, check_spec
 from slipway_core.host.run import Failed, Run
-from slipway_core.host.steps import Host, Rollout, check_spec
+from slipway_core.host.steps import Rollout
 from slipway_core.host.store import Store, services
 from slipway_core.host.system import Clock
 

@@ -8,7 +8,7 @@ from slipway_core import contract
 from slipway_core.host.docker import running
 from slipway_core.host.lock import Lock, describe
 from slipway_core.host.proxy import ProxyError
-from slipway_core.host.steps import Host
+from slipway_core.host.release import Host
 from slipway_core.host.store import Store
 
 

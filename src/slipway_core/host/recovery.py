@@ -15,8 +15,9 @@ from slipway_core import contract
 from slipway_core.host.docker import DockerError, labels, running
 from slipway_core.host.lock import Lock, describe
 from slipway_core.host.proxy import ProxyError
+from slipway_core.host.release import Host, public
 from slipway_core.host.run import Failed, Run
-from slipway_core.host.steps import Host, Rollout, public
+from slipway_core.host.steps import Rollout
 from slipway_core.host.store import Store
 from slipway_core.host.system import wait_for
 

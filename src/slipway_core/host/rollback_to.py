@@ -12,8 +12,9 @@ from typing import Any
 from slipway_core import contract
 from slipway_core.host import prepare, recovery
 from slipway_core.host.lock import Lock
+from slipway_core.host.release import Host, config_hash, public
 from slipway_core.host.run import Failed, Run
-from slipway_core.host.steps import Host, Rollout, config_hash, public
+from slipway_core.host.steps import Rollout
 from slipway_core.host.store import Store
 
 STEPS = ["start", "health", "switch", "drain", "record"]
