@@ -14,13 +14,21 @@ load spreads over all of them; the first SSH run of each round starts without a 
 
     molecule converge -s cluster                      # the cluster up and provisioned (or any state after it)
     .venv/bin/python bench/ssh_vs_docker.py           # prints the table, writes bench/ssh_vs_docker.md
+
+With --scenario it first times the whole scenario from no cluster (`molecule destroy`, then `molecule test -s cluster
+--destroy never`, each stage from Molecule's own "Executing"/"Executed" lines), runs the plays on the hosts it
+leaves, then `molecule destroy`.
+Each part is a section of the page (write_results, as bench/rollout_bench.py): a run of one part keeps the other.
 """
 
+# ruff: noqa: S603 - fixed argument lists: molecule and ansible-playbook of this virtualenv
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +37,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "molecule" / "cluster" / "tests"))
 import cluster_run  # noqa: E402 - the scenario's helpers, found through the line above
+from rollout_bench import write_results  # noqa: E402 - bench/ is on sys.path when this script runs
+
+STAGE = re.compile(r"cluster\S* ➜ \S*?(\w+)\S*: \S*(Executing|Executed: Successful)")
 
 HOST = "cluster-app-2"
 ENGINE_NETWORK = """\
@@ -90,12 +101,57 @@ def timed(play: Path, extra: list[str], env: dict[str, str], control: Path) -> f
     return seconds
 
 
+def scenario() -> list[str]:
+    """`molecule test -s cluster --destroy never`, timed per stage from Molecule's lines as they arrive."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MOLECULE_", "ANSIBLE_"))}
+    env["PATH"] = os.pathsep.join([str(cluster_run.BIN), env.get("PATH", os.defpath)])
+    # A clean start: with --destroy never, Molecule also skips the sequence's first destroy (then create and prepare
+    # skip an existing cluster), so destroy first and leave that out of the time.
+    subprocess.run([str(cluster_run.BIN / "molecule"), "destroy", "-s", "cluster"], cwd=ROOT, env=env,
+                   capture_output=True, check=True)
+    env["PYTHONUNBUFFERED"] = "1"  # Molecule's lines as they happen
+    start = time.monotonic()
+    began: dict[str, float] = {}
+    stages: list[tuple[str, float]] = []
+    with subprocess.Popen([str(cluster_run.BIN / "molecule"), "test", "-s", "cluster", "--destroy", "never"],
+                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout or ():
+            found = STAGE.search(re.sub(r"\x1b\[[0-9;]*m", "", line))
+            if found and found.group(2) == "Executing":
+                began[found.group(1)] = time.monotonic()
+            elif found and found.group(1) in began:
+                stages.append((found.group(1), time.monotonic() - began.pop(found.group(1))))
+    total = time.monotonic() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"molecule test -s cluster failed (exit {proc.returncode})")
+    load = os.getloadavg()[0]
+    return [f"`molecule test -s cluster --destroy never` from no cluster (neither destroy is timed): {total:.0f} s; "
+            f"load average at the end {load:.1f} on 2 cores.", "",
+            "| stage | s |", "|---|---:|",
+            *(f"| {name} | {seconds:.0f} |" for name, seconds in stages if name != "destroy")]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--scenario", action="store_true", help="time molecule test -s cluster first (above)")
     parser.add_argument("--run-dir", type=Path, help="the scenario's Molecule run directory (default: found)")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "ssh_vs_docker.md")
     args = parser.parse_args()
+    if args.scenario:
+        text = "\n".join(scenario())
+        print(text)
+        write_results(args.output, "## The scenario's time\n\n" + text, section="scenario")
+    try:
+        plays(args)
+    finally:
+        if args.scenario:
+            subprocess.run([str(cluster_run.BIN / "molecule"), "destroy", "-s", "cluster"], cwd=ROOT,
+                           capture_output=True, check=False)
+    return 0
+
+
+def plays(args: argparse.Namespace) -> None:
     os.environ["MOLECULE_EPHEMERAL_DIRECTORY"] = str(args.run_dir or find_run_dir())
     times: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="ssh-bench-") as tmp:
@@ -111,10 +167,9 @@ def main() -> int:
                     seconds = timed(files[play], extra, env, control)
                     times.setdefault((play, conn), []).append(seconds)
                     print(f"round {round_no + 1}: {play:15} {conn:24} {seconds:6.2f} s", file=sys.stderr)
-    text = "\n".join(report(times, args.repeat)) + "\n"
+    text = "\n".join(report(times, args.repeat))
     print(text)
-    args.output.write_text(text, encoding="utf-8")
-    return 0
+    write_results(args.output, text)
 
 
 def report(times: dict[tuple[str, str], list[float]], repeat: int) -> list[str]:
