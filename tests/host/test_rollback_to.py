@@ -142,3 +142,17 @@ def test_a_failing_health_gate_leaves_the_live_release_and_removes_the_started_o
     assert labels(new).get("slipway.version") == "v2.0.0"  # the kept release is back under its name
     assert not running(new)
     world.assert_settled("rb")
+
+
+def test_deploying_a_release_kept_in_the_list_needs_no_migration_and_keeps_its_head(three: World) -> None:
+    """An image whose migrations ran here (v1: neither live nor kept, but in the list) is deployed without its
+    migration (its tool does not know the newer revisions), and its record keeps its own Alembic head."""
+    world = three
+
+    begun = world.begin("v1.0.0", "r4", **MIGRATE)
+
+    assert "migrate" not in begun["todo"] and "backup" not in begun["todo"]
+    answer = world.advance("v1.0.0", "r4", begun["todo"], **MIGRATE)
+    assert answer["result"] == "deployed", answer
+    assert world.docker.revision == "0003"
+    assert world.state()["live"]["alembic_head"] == "0001"

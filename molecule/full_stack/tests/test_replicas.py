@@ -67,10 +67,10 @@ def test_scaling_to_two_replicas_and_back_fails_no_request(host: Any, run_playbo
         assert int(before.get("replicas") or 1) == 1
         colour = "green" if before["colour"] == "blue" else "blue"
 
-        deploy(run_playbook, "v2.0.0", 2)
+        deploy(run_playbook, before["version"], 2)  # the same release, two replicas: a new colour all the same
 
         now = live(host)
-        assert (now["version"], now["colour"], now["replicas"]) == ("v2.0.0", colour, 2)
+        assert (now["version"], now["colour"], now["replicas"]) == (before["version"], colour, 2)
         names = [f"{SERVICE}-{colour}", f"{SERVICE}-{colour}-2"]
         assert all(running(host, name) for name in names)
         members = edge_status(host)["servers"][colour]["members"]
@@ -92,9 +92,9 @@ def test_scaling_to_two_replicas_and_back_fails_no_request(host: Any, run_playbo
 
         # Back to one: the edge first, then the next release runs one container per colour.
         provision_edge(run_playbook, 1)
-        deploy(run_playbook, "v1.0.0", 1)
+        deploy(run_playbook, before["version"], 1)  # the kept release: its image ran here, no migration
         back = live(host)
-        assert (back["version"], back["replicas"]) == ("v1.0.0", 1)
+        assert (back["version"], back["replicas"]) == (before["version"], 1)
         assert not running(host, names[1])
     finally:
         result = load.stop()

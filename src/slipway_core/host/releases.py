@@ -33,6 +33,21 @@ def remember(releases: Any, new: dict[str, Any], keep: int) -> list[dict[str, An
     return [new, *older][:keep]
 
 
+def recorded(state: dict[str, Any], image_id: str | None) -> dict[str, Any] | None:
+    """The release kept here (live, kept, or in the list) that runs `image_id`, or None."""
+    if not image_id:
+        return None
+    for release in [state.get("live"), state.get("kept"), *(state.get("releases") or [])]:
+        if isinstance(release, dict) and release.get("image_id") == image_id:
+            return release
+    return None
+
+
+def head_of(release: dict[str, Any]) -> Any:
+    """A release's own Alembic head (recorded since `rollback --to`; before, the revision it was live at)."""
+    return release.get("alembic_head") or release.get("migration_revision")
+
+
 def kept_images(root: str, clock: Any) -> tuple[set[str], set[str]]:
     """(image ids every service's kept releases use, versions some run on this host is deploying now)."""
     ids: set[str] = set()

@@ -13,6 +13,7 @@ from slipway_core import contract
 from slipway_core.host import prepare, recovery
 from slipway_core.host.lock import Lock
 from slipway_core.host.release import Host, config_hash, public
+from slipway_core.host.releases import head_of
 from slipway_core.host.run import Failed, Run
 from slipway_core.host.steps import Rollout
 from slipway_core.host.store import Store
@@ -98,8 +99,3 @@ def schema_check(
     newer = [line.split("->", 1)[1].split()[0].rstrip(",") for line in output.splitlines() if "->" in line]
     newer = [rev for rev in newer if rev != head]
     return f"; it runs against the newer revisions {', '.join(newer)} (expand/contract)" if newer else ""
-
-
-def head_of(release: dict[str, Any]) -> Any:
-    """A release's own Alembic head (recorded since `rollback --to`; before, the revision it was live at)."""
-    return release.get("alembic_head") or release.get("migration_revision")

@@ -95,10 +95,13 @@ class Rollout(Colours):
                 todo=[],
                 message=f"{spec['version']} is already live on {live['colour']} and healthy",
             )
-        # An image whose migrations already ran here (the live or the kept release) needs none: the schema is at or
-        # past its head (expand/contract), and an older image's tool may not even know the newer revisions.
-        ran = {(state.get(k) or {}).get("image_id") for k in ("live", "kept")} - {None}
-        migrate = bool(spec.get("migrate_command")) and want_id not in ran
+        # An image whose migrations already ran here (a release kept here: live, kept or in the list) needs none: the
+        # schema is at or past its head (expand/contract), and an older image's tool may not even know the newer
+        # revisions. It keeps the Alembic head it was recorded with.
+        prior = releases.recorded(state, want_id)
+        migrate = bool(spec.get("migrate_command")) and prior is None
+        if prior is not None and releases.head_of(prior):
+            data["alembic_head"] = releases.head_of(prior)
         todo = [
             step
             for step, due in (
