@@ -59,12 +59,29 @@ lint: venv
 unit: venv
 	$(BIN)/pytest tests --cov=slipway_core --cov-report=term --cov-fail-under=90
 
+# Two lanes of scenarios side by side, each lane one scenario at a time (they mostly wait on their hosts): lane A
+# starts with full_stack, the longest; lane B runs every other scenario, cluster first. Each lane's output goes to
+# .cache/molecule-<lane>.log, printed when both end, then each scenario's time.
+LANE_A := $(filter full_stack redis prometheus infra_network,$(SCENARIOS))
+LANE_B := $(filter cluster,$(SCENARIOS)) $(filter-out cluster $(LANE_A),$(SCENARIOS))
+
 molecule: venv prepare
-	@for s in $(SCENARIOS); do \
-	  start=$$(date +%s); \
-	  $(BIN)/molecule test -s $$s; \
-	  echo "molecule scenario $$s passed in $$(( $$(date +%s) - start )) s"; \
-	done
+	@mkdir -p .cache
+	@lane() { \
+	  for s in "$$@"; do \
+	    start=$$(date +%s); \
+	    if ! $(BIN)/molecule test -s $$s; then \
+	      echo "molecule scenario $$s FAILED after $$(( $$(date +%s) - start )) s"; return 1; \
+	    fi; \
+	    echo "molecule scenario $$s passed in $$(( $$(date +%s) - start )) s"; \
+	  done; \
+	}; \
+	( if lane $(LANE_A) > .cache/molecule-a.log 2>&1; then echo 0; else echo 1; fi > .cache/molecule-a.rc ) & \
+	( if lane $(LANE_B) > .cache/molecule-b.log 2>&1; then echo 0; else echo 1; fi > .cache/molecule-b.rc ) & \
+	wait; \
+	for l in a b; do echo "---- Molecule lane $$l ----"; cat .cache/molecule-$$l.log; done; \
+	grep -h "^molecule scenario " .cache/molecule-a.log .cache/molecule-b.log; \
+	[ "$$(cat .cache/molecule-a.rc)" = 0 ] && [ "$$(cat .cache/molecule-b.rc)" = 0 ]
 
 molecule-%: venv prepare
 	$(BIN)/molecule test -s $*
