@@ -274,7 +274,8 @@ def remote_psql(
 def from_app_host(login: tuple[str, str], db: str, sql: str, tls: str) -> subprocess.CompletedProcess[str]:
     """A service's connection from the app host on another VM (MANAGED_HOST), with the CA the role copied there
     mounted as the app_release role mounts it."""
-    where = ["docker", "exec", "-e", "PGPASSWORD", MANAGED_HOST, "docker", "run", "-v", f"{APP_HOST_CA}:/ca.crt:ro"]
+    folder = APP_HOST_CA.rsplit("/", 1)[0]
+    where = ["docker", "exec", "-e", "PGPASSWORD", MANAGED_HOST, "docker", "run", "-v", f"{folder}:{folder}:ro"]
     return remote_psql(where, login, db, sql, tls)
 
 
@@ -284,7 +285,7 @@ def from_another_address(login: tuple[str, str], db: str, sql: str, tls: str) ->
 
 
 SEEN = "SELECT host(inet_client_addr()) || ' ' || ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
-VERIFY_FULL = "sslmode=verify-full sslrootcert=/ca.crt"
+VERIFY_FULL = f"sslmode=verify-full sslrootcert={APP_HOST_CA}"
 
 
 def test_app_hosts_on_other_vms_connect_to_the_private_address_with_verify_full(host: Any) -> None:
@@ -304,7 +305,7 @@ def test_app_hosts_on_other_vms_connect_to_the_private_address_with_verify_full(
     rules = su_sql(host, "SELECT array_to_string(user_name, ',') || ' ' || address FROM pg_hba_file_rules"
                    " WHERE netmask = '255.255.255.255' ORDER BY line_number").splitlines()
     remote = [rule for rule in rules if rule != f"postgres {network_gateway(host)}"]
-    assert remote == [f"lark_service_owner,lark_service {APP_ADDRESS}", f"heron_owner,heron {APP_ADDRESS}"], rules
+    assert remote == [f"heron_owner,heron {APP_ADDRESS}", f"lark_service_owner,lark_service {APP_ADDRESS}"], rules
 
 
 def test_plain_text_and_other_logins_from_an_app_host_are_refused(host: Any) -> None:
