@@ -445,7 +445,9 @@ def test_app_hosts_on_other_vms_reach_redis_on_the_private_address_only(host: An
     published on the host's private address (here its address on the machine's Docker network) and nowhere else,
     and a client from outside the host logs in with its ACL user as before. The app host is only named in the
     inventory (nothing runs on it); the next test's converge, without `env`, takes the publication away again."""
-    address = host.check_output("hostname -I").split()[0]
+    address = subprocess.run(
+        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", "slipway-redis"],
+        capture_output=True, text=True, check=True).stdout.split()[0]
     inventory = tmp_path / "rtest.yml"
     inventory.write_text(yaml.safe_dump({"all": {"children": {"rtest": {"children": {
         "rtest_data": {"hosts": {"slipway-redis": {"slipway_private_address": address}}},
