@@ -59,19 +59,44 @@ lint: venv
 unit: venv
 	$(BIN)/pytest tests --cov=slipway_core --cov-report=term --cov-fail-under=90
 
+# Two lanes of scenarios side by side, each lane one scenario at a time (they mostly wait on their hosts): lane A
+# starts with full_stack, the longest; lane B runs every other scenario, cluster first. Each lane's output goes to
+# .cache/molecule-<lane>.log, printed when both end, then each scenario's time.
+LANE_A := $(filter full_stack redis prometheus infra_network,$(SCENARIOS))
+LANE_B := $(filter cluster,$(SCENARIOS)) $(filter-out cluster $(LANE_A),$(SCENARIOS))
+
 molecule: venv prepare
-	@for s in $(SCENARIOS); do \
-	  start=$$(date +%s); \
-	  $(BIN)/molecule test -s $$s; \
-	  echo "molecule scenario $$s passed in $$(( $$(date +%s) - start )) s"; \
-	done
+	@mkdir -p .cache
+	@lane() { \
+	  for s in "$$@"; do \
+	    start=$$(date +%s); \
+	    if ! $(BIN)/molecule test -s $$s; then \
+	      echo "molecule scenario $$s FAILED after $$(( $$(date +%s) - start )) s"; return 1; \
+	    fi; \
+	    echo "molecule scenario $$s passed in $$(( $$(date +%s) - start )) s"; \
+	  done; \
+	}; \
+	( if lane $(LANE_A) > .cache/molecule-a.log 2>&1; then echo 0; else echo 1; fi > .cache/molecule-a.rc ) & \
+	( if lane $(LANE_B) > .cache/molecule-b.log 2>&1; then echo 0; else echo 1; fi > .cache/molecule-b.rc ) & \
+	wait; \
+	for l in a b; do echo "---- Molecule lane $$l ----"; cat .cache/molecule-$$l.log; done; \
+	grep -h "^molecule scenario " .cache/molecule-a.log .cache/molecule-b.log; \
+	[ "$$(cat .cache/molecule-a.rc)" = 0 ] && [ "$$(cat .cache/molecule-b.rc)" = 0 ]
 
 molecule-%: venv prepare
 	$(BIN)/molecule test -s $*
 
 # prepare first: it installs what the other steps run (a target-specific variable reaches the prerequisites).
+# Then the unit tests and the Molecule scenarios side by side: the unit tests are mostly CPU, the scenarios mostly
+# wait on their hosts; the unit tests' output is printed when they end, and either one failing fails the target.
 test: PREPARE_ARGS := --test-packages
-test: prepare lint unit molecule
+test: prepare lint
+	@mkdir -p .cache
+	@( $(MAKE) --no-print-directory unit > .cache/unit.log 2>&1; echo $$? > .cache/unit.rc ) & \
+	  molecule_rc=0; $(MAKE) --no-print-directory molecule || molecule_rc=$$?; \
+	  wait; echo "---- unit tests (run beside the scenarios) ----"; cat .cache/unit.log; \
+	  unit_rc=$$(cat .cache/unit.rc); echo "unit tests: exit $$unit_rc; Molecule scenarios: exit $$molecule_rc"; \
+	  [ "$$unit_rc" = 0 ] && [ "$$molecule_rc" = 0 ]
 
 demo: venv prepare
 	scripts/local-host.sh up

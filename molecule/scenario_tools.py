@@ -3,14 +3,17 @@ molecule/conftest.py)."""
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import json
 import os
 import re
+import shlex
 import subprocess
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +112,65 @@ def self_signed_bundle(names: list[str]) -> tuple[str, str]:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
     return cert_pem + key_pem, cert_pem
+
+
+# A bounded client loop run inside a host, no retries: every failure counts. Half its threads keep their connection
+# alive, half open a new one per request. Stops at the stop file or after `seconds`; prints counts, the first
+# errors and each request's time as JSON.
+LOAD_CLIENT = """
+import http.client, json, os, sys, threading, time
+edge, seconds, stop_file, domain, paths = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]
+lock, counts, errors, windows = threading.Lock(), {"requests": 0, "failed": 0}, [], []
+deadline = time.monotonic() + seconds
+
+def worker(keepalive):
+    conn, i = None, 0
+    while time.monotonic() < deadline and not os.path.exists(stop_file):
+        path, i = paths[i % len(paths)], i + 1
+        try:
+            if conn is None:
+                conn = http.client.HTTPConnection(edge, 80, timeout=10)
+            conn.request("GET", path, headers={"Host": domain})
+            resp = conn.getresponse(); resp.read()
+            problem = None if resp.status == 200 else f"{path}: HTTP {resp.status}"
+        except Exception as err:
+            problem, conn = f"{path}: {type(err).__name__}: {err}", None
+        with lock:
+            counts["requests"] += 1
+            windows.append(time.time())
+            if problem:
+                counts["failed"] += 1; errors.append(problem)
+        if not keepalive and conn is not None:
+            conn.close(); conn = None
+        time.sleep(0.02)
+
+threads = [threading.Thread(target=worker, args=(k,)) for k in (True,) * 3 + (False,) * 3]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps({**counts, "errors": errors[:10], "times": windows}))
+"""
+
+
+@dataclass
+class Load:
+    """LOAD_CLIENT running in a host (testinfra's `host`), writing under `work`."""
+
+    host: Any
+    work: str
+
+    def stop(self) -> dict[str, Any]:
+        """Stop the clients and return their counts (requests, failed, errors, times)."""
+        self.host.run_expect([0], f"touch {self.work}/stop")
+        self.host.run_expect(
+            [0], f"for i in $(seq 100); do [ -s {self.work}/out.json ] && exit 0; sleep 0.2; done; exit 1")
+        result: dict[str, Any] = json.loads(self.host.check_output(f"cat {self.work}/out.json"))
+        return result
+
+
+def start_load(host: Any, work: str, domain: str, paths: list[str], seconds: int) -> Load:
+    """Start LOAD_CLIENT in the background inside `host`, against the edge at EDGE_ADDRESS for `domain`."""
+    data = base64.b64encode(LOAD_CLIENT.encode()).decode()
+    host.run_expect([0], f"rm -rf {work} && mkdir -p {work} && echo {data} | base64 -d > {work}/load.py")
+    argv = " ".join(shlex.quote(arg) for arg in [EDGE_ADDRESS, str(seconds), f"{work}/stop", domain, *paths])
+    host.run_expect([0], f"nohup python3 {work}/load.py {argv} > {work}/out.json 2>&1 &")
+    return Load(host, work)

@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rollback = add("rollback", f"switch a service back to its previous release ({PLAYBOOKS['rollback']})")
     rollback.add_argument("--service", required=True, help="the service to roll back")
+    rollback.add_argument(
+        "--to", dest="release", metavar="VERSION",
+        help="an older release kept on the hosts (default: the kept one, the release before the live one)",
+    )
     status = add("status", f"live colour, version and health per service and host ({PLAYBOOKS['status']})")
     status.add_argument("--service", help="only this service")
     history = add("history", f"the release log ({PLAYBOOKS['history']})")

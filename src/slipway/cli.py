@@ -112,7 +112,7 @@ def _plan(args: argparse.Namespace, environ: Mapping[str, str]) -> _Plan:
         )
     extravars = {"env": env.name, **audit.extravars(audit.collect(environ, project, env.name))}
     extravars.update(unlocking.extravars(args))
-    extravars.update(exec_command.extravars(args, env))
+    extravars.update(exec_command.extravars(args, env, environ, secrets.get(VAULT_PASSWORD)))
     if service is not None:
         extravars["service"] = service
     if release is not None:

@@ -8,8 +8,8 @@ needs: the private key file, the become method and user and whether a become or 
 password), the Docker connection's container and extra arguments, and the app_release role's paths on the
 host when the inventory overrides them.
 
-Output: one JSON line on stdout, {"hosts": [{...}]}; an inventory Ansible cannot read: exit 1 and one line
-`slipway-inventory: <reason>` on stderr.
+Output: one JSON line on stdout, {"hosts": [{...}], "groups": {...}} (as inventory_hosts); an inventory Ansible
+cannot read: exit 1 and one line `slipway-inventory: <reason>` on stderr.
 """
 
 from __future__ import annotations

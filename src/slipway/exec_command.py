@@ -1,7 +1,10 @@
 """`slipway exec --env E --service S [--host H] [--timeout SECONDS] -- CMD...`: one command in a one-off container of
-the service's LIVE release on one host (playbooks/exec.yml, the host program's `exec`: slipway_core.host.one_off).
+the service's LIVE release on one app host (playbooks/exec.yml, the host program's `exec`: slipway_core.host.one_off).
 
-- Checked before any host is touched: the environment, the service, the host (one of the environment's), the
+- The host: --host H, which must be an app host of the environment (the services' colours run only there), else
+  its first app host in inventory order (one VM: its one host); the hosts' roles are the playbooks' rule on
+  Ansible's reading of the inventory (slipway.app_hosts). The CLI always passes the host it chose.
+- Checked before any host is touched: the environment, the service, the host (an app host), the
   timeout and the command (argv after `--`, never a shell line; the contract's rules). The command reaches the
   playbook base64-encoded, so that Ansible never templates an argument (`{{` in a command stays text).
 - The release's environment and secrets travel as in a rollout: rendered by the role from the inventory (vault),
@@ -24,6 +27,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
+from slipway import app_hosts
 from slipway.exitcodes import ExitCode, InputError
 from slipway.results import Decision
 from slipway.validation import Environment
@@ -36,7 +40,9 @@ TEXT_KEYS = ("host", "service", "host_result", "colour", "version", "image", "st
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--service", required=True, help="the service whose live release runs the command")
-    parser.add_argument("--host", help="the inventory host to run it on (default: the environment's first host)")
+    parser.add_argument(
+        "--host", help="the app host to run it on (default: the environment's first app host, in inventory order)"
+    )
     parser.add_argument(
         "--timeout",
         default=str(operator_commands.EXEC_TIMEOUT),
@@ -51,8 +57,11 @@ def command_of(args: argparse.Namespace) -> list[str]:
     return argv[1:] if argv[:1] == ["--"] else argv
 
 
-def extravars(args: argparse.Namespace, env: Environment) -> dict[str, str]:
-    """playbooks/exec.yml's variables for `slipway exec`; bad input refused (exit 2) before any host."""
+def extravars(
+    args: argparse.Namespace, env: Environment, environ: Mapping[str, str], vault_password: str | None
+) -> dict[str, str]:
+    """playbooks/exec.yml's variables for `slipway exec`, the app host chosen; bad input refused (exit 2) before any
+    host."""
     if args.command != "exec":
         return {}
     try:
@@ -60,18 +69,12 @@ def extravars(args: argparse.Namespace, env: Environment) -> dict[str, str]:
         seconds = operator_commands.check_exec_timeout(args.timeout)
     except contract.InputRefused as exc:
         raise InputError(str(exc)) from None
-    names = [host.name for host in env.hosts]
-    if args.host is not None and args.host not in names:
-        raise InputError(
-            f"host {contract.shown(args.host)} is not a host of {env.name}; one of: {', '.join(names)}"
-        )
-    out = {
+    roles = app_hosts.read_roles(env.directory.parent.parent, env.name, environ, vault_password)
+    return {
         "slipway_exec_command_b64": base64.b64encode(json.dumps(argv).encode()).decode(),
         "slipway_exec_timeout": str(math.ceil(seconds)),
+        "slipway_exec_host": app_hosts.pick(roles, env.name, args.host)[0],
     }
-    if args.host is not None:
-        out["slipway_exec_host"] = args.host
-    return out
 
 
 def _record(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,8 +8,10 @@ connection, address, port, user and ssh arguments are templated with its variabl
 them before connecting. A value that needs what only the run has (facts, registered results) is reported as
 unresolved, with Ansible's reason.
 
-Output: one JSON line on stdout, {"hosts": [{name, connection, ssh, address, port, user, ssh_args, problem}]};
-an inventory Ansible cannot read: exit 1 and one line `slipway-inventory: <reason>` on stderr.
+Output: one JSON line on stdout, {"hosts": [{name, connection, ssh, address, port, user, ssh_args, problem}],
+"groups": {group: [host, ...]}} (`groups` is Ansible's own magic variable, each group's hosts in inventory order: the
+host roles are read from it, slipway.app_hosts); an inventory Ansible cannot read: exit 1 and one line
+`slipway-inventory: <reason>` on stderr.
 """
 
 from __future__ import annotations
@@ -111,6 +113,12 @@ Describe = Callable[[Any, VariableManager, DataLoader], dict[str, Any]]
 def read(source: str, group: str, vault_password: str, describe: Describe | None = None) -> list[dict[str, Any]]:
     """The hosts of `group` in the inventory `source` (all of its hosts if it has no such group), each as
     `describe` reports it (default: _host)."""
+    return list(read_inventory(source, group, vault_password, describe)["hosts"])
+
+
+def read_inventory(source: str, group: str, vault_password: str, describe: Describe | None = None) -> dict[str, Any]:
+    """{"hosts": read()'s answer, "groups": Ansible's `groups` (group -> its hosts, in inventory order), as a play
+    sees it}."""
     init_plugin_loader()
     connection_loader.get("ssh", class_only=True)  # loads the ssh plugin's option definitions
     loader = DataLoader()
@@ -119,18 +127,20 @@ def read(source: str, group: str, vault_password: str, describe: Describe | None
     inventory = InventoryManager(loader=loader, sources=[source])
     manager = VariableManager(loader=loader, inventory=inventory)
     pattern = group if group in inventory.groups else "all"
-    return [(describe or _host)(host, manager, loader) for host in inventory.get_hosts(pattern)]
+    hosts = [(describe or _host)(host, manager, loader) for host in inventory.get_hosts(pattern)]
+    groups = {str(name): [str(host) for host in members] for name, members in inventory.get_groups_dict().items()}
+    return {"hosts": hosts, "groups": groups}
 
 
 def main(argv: list[str], describe: Describe | None = None) -> int:
     source, group = argv
     password = sys.stdin.read().rstrip("\n")
     try:
-        hosts = read(source, group, password, describe)
+        found = read_inventory(source, group, password, describe)
     except Exception as exc:  # one line for the parent, never a traceback
         sys.stderr.write(f"slipway-inventory: {exc.__class__.__name__}: {_reason(exc)}\n")
         return 1
-    sys.stdout.write("\n" + json.dumps({"hosts": hosts}) + "\n")
+    sys.stdout.write("\n" + json.dumps(found) + "\n")
     return 0
 
 

@@ -31,6 +31,15 @@ from slipway.validation import Environment
 DEFAULT_PORT = 22
 TIMEOUT = 120  # seconds for reading the inventory (vars plugins, lookups); ssh -G and ssh-keygen take 20
 PINNING = "(the deploy workflows write it from the SSH_KNOWN_HOSTS secret). Host key checking stays on."
+# The child runs `python -m <module>` of THIS slipway (its output's keys are this code's), also when another one is
+# installed in the interpreter (a checkout run with PYTHONPATH, which the child's environment does not carry): the
+# directory holding this package goes first on the child's sys.path unless it is there already.
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+CHILD = (
+    "import runpy, sys; root = sys.argv.pop(1); module = sys.argv.pop(1)\n"
+    "if root not in sys.path: sys.path.insert(0, root)\n"
+    "runpy.run_module(module, run_name='__main__', alter_sys=True)"
+)
 
 
 @dataclass(frozen=True)
@@ -79,15 +88,31 @@ def _target(item: Mapping[str, Any]) -> Target:
     )
 
 
+@dataclass(frozen=True)
+class InventoryRead:
+    """What a child (slipway.inventory_hosts, or one built on it) reports of inventories/<env>/hosts.yml."""
+
+    hosts: list[dict[str, Any]]  # per host of group <env>, what the child module reports
+    groups: dict[str, list[str]]  # Ansible's `groups`: each group's hosts, in inventory order
+
+
 def inventory_items(
     module: str, project: Path, env: str, environ: Mapping[str, str], vault_password: str | None
 ) -> list[dict[str, Any]]:
     """What child `module` (slipway.inventory_hosts, or one built on it) reports for each host of
     inventories/<env>/hosts.yml (group <env>), read with Ansible's own inventory; InputError if it cannot."""
+    return read_inventory(module, project, env, environ, vault_password).hosts
+
+
+def read_inventory(
+    module: str, project: Path, env: str, environ: Mapping[str, str], vault_password: str | None
+) -> InventoryRead:
+    """inventories/<env>/hosts.yml read by child `module` with Ansible's own inventory: its hosts and groups;
+    InputError if it cannot be read."""
     where = f"inventories/{env}"
     try:
         done = subprocess.run(  # noqa: S603 - this interpreter, a module of this package
-            [sys.executable, "-m", module, f"{where}/hosts.yml", env],
+            [sys.executable, "-c", CHILD, str(PACKAGE_ROOT), module, f"{where}/hosts.yml", env],
             cwd=project,
             env=child_environment(environ),
             input=vault_password or "",
@@ -103,7 +128,9 @@ def inventory_items(
         said = [line for line in done.stderr.splitlines() if line.startswith("slipway-inventory: ")]
         why = said[-1].removeprefix("slipway-inventory: ") if said else f"exit status {done.returncode}"
         raise InputError(f"{where} cannot be read with Ansible's inventory: {why}; fix the inventory")
-    return list(json.loads(lines[-1])["hosts"])
+    found = json.loads(lines[-1])
+    groups = found.get("groups") or {}
+    return InventoryRead(list(found["hosts"]), {str(k): [str(h) for h in v] for k, v in groups.items()})
 
 
 def read_targets(project: Path, env: str, environ: Mapping[str, str], vault_password: str | None) -> list[Target]:

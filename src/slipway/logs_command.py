@@ -1,16 +1,18 @@
 """`slipway logs --env E --service S [--host H] [--colour C] [--since T] [--tail N] [--follow] [--timestamps]`: the
-docker logs of a service's live colour (or --colour) on each host of the environment.
+docker logs of a service's live colour (or --colour) on each app host of the environment (the hosts that run the
+services' colours: the groups `<env>_app`, or the one host of a one-VM environment; slipway.app_hosts reads them as
+the playbooks do).
 
 One design for every form, follow or not: no playbook, a stream per host over slipway.logs_transport (ssh or
 docker exec, built from Ansible's own reading of the inventory), running the host program's `logs` command, which
 picks the container from the host's state and runs `docker logs` there. Lines arrive as docker writes them; the
 container's stdout goes to stdout, its stderr (and the host program's own `slipway-release:` lines) to stderr.
 
-- Checked before any host is touched: the environment, the service, --host (one of the environment's hosts),
+- Checked before any host is touched: the environment, the service, --host (an app host of the environment),
   --since (docker's forms: a duration, a Unix time, an RFC 3339 date or time), --tail (a number or all), the
   secrets and pinned host keys as for every command, and that each host's connection can be followed (ssh, docker
   or local; passwordless sudo).
-- Several hosts: all of them at once, each line prefixed `<host> | `; --host picks one (no prefix then).
+- Several app hosts: all of them at once, each line prefixed `<host> | `; --host picks one (no prefix then).
 - --follow runs until Ctrl-C (SIGINT) or SIGTERM: the streams' stdin is closed (the host program stops its
   `docker logs` when it sees that), then each transport gets SIGTERM, SIGKILL 2 s later; exit 0.
 - --json: one JSON object per line, {"host", "stream": "stdout"|"stderr", "line"}; a refusal is the usual error
@@ -35,7 +37,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any, TextIO
 
-from slipway import logs_transport
+from slipway import app_hosts, logs_transport
 from slipway.cli_json import usage_error
 from slipway.exitcodes import ExitCode, InputError
 from slipway.known_hosts import check_host_keys
@@ -50,13 +52,13 @@ PROGRAM_HEADER = b"slipway-release: logs of "  # the host program's first line: 
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser, epilog: str) -> None:
-    text = "the docker logs of a service's live colour on each host (streams; --follow until Ctrl-C)"
+    text = "the docker logs of a service's live colour on each app host (streams; --follow until Ctrl-C)"
     parser = sub.add_parser(
         "logs", parents=[common], help=text, description=__doc__, epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--service", required=True, help="the service whose container to read")
-    parser.add_argument("--host", help="only this inventory host (default: every host, lines prefixed)")
+    parser.add_argument("--host", help="only this app host (default: every app host, lines prefixed)")
     parser.add_argument("--colour", choices=contract.COLOURS, help="this colour's container instead of the live one")
     parser.add_argument("--since", help="e.g. 10m, 1h30m, 2026-12-02T20:15:00Z, 1767225600 (docker's forms)")
     parser.add_argument("--tail", help="lines from the end of the log: a number or all (default: all)")
@@ -81,9 +83,6 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
         raise InputError(f"--project-dir {project}: no inventories/ there")
     env = load_environment(project, args.env)
     service = check_service(env, args.service)
-    names = [h.name for h in env.hosts]
-    if args.host is not None and args.host not in names:
-        raise InputError(f"host {contract.shown(args.host)} is not a host of {env.name}; one of: {', '.join(names)}")
     options: list[str] = []
     try:
         if args.since is not None:
@@ -100,12 +99,15 @@ def plan(args: argparse.Namespace, environ: Mapping[str, str]) -> Plan:
         options.append("--timestamps")
     secrets = Secrets.from_environ(environ)
     check_required(env, secrets, environ)
-    check_host_keys(env, environ, secrets.get(VAULT_PASSWORD))
-    endpoints = logs_transport.read_endpoints(project, env.name, environ, secrets.get(VAULT_PASSWORD))
-    if args.host is not None:
-        endpoints = [e for e in endpoints if e.name == args.host]
-    if not endpoints:
-        raise InputError(f"Ansible's inventory lists no host of {env.name}{' named ' + args.host if args.host else ''}")
+    vault = secrets.get(VAULT_PASSWORD)
+    found = logs_transport.read_hosts(project, env.name, environ, vault)
+    wanted = app_hosts.pick(app_hosts.roles_of(found, project, env.name), env.name, args.host)
+    check_host_keys(env, environ, vault)
+    by_name = {e.name: e for e in logs_transport.endpoints(found)}
+    endpoints = [by_name[name] for name in wanted if name in by_name]
+    if len(endpoints) != len(wanted):
+        raise InputError(f"Ansible's inventory lists no host of {env.name} named "
+                         f"{', '.join(name for name in wanted if name not in by_name)}")
     for endpoint in endpoints:
         logs_transport.check(endpoint)
     return Plan(project, env.name, service, endpoints, options, secrets)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from slipway.exitcodes import InputError
-from slipway.known_hosts import child_environment, inventory_items
+from slipway.known_hosts import InventoryRead, child_environment, read_inventory
 from slipway_core import contract
 
 SSH = frozenset(
@@ -99,10 +99,19 @@ class Endpoint:
         )
 
 
+def read_hosts(project: Path, env: str, environ: Mapping[str, str], vault_password: str | None) -> InventoryRead:
+    """inventories/<env> as Ansible reads it, each host with its connection variables (slipway.connection_vars), and
+    its groups (slipway.app_hosts reads the roles from them); InputError if it cannot be read."""
+    return read_inventory("slipway.connection_vars", project, env, environ, vault_password)
+
+
+def endpoints(found: InventoryRead) -> list[Endpoint]:
+    return [Endpoint.from_item(item) for item in found.hosts]
+
+
 def read_endpoints(project: Path, env: str, environ: Mapping[str, str], vault_password: str | None) -> list[Endpoint]:
     """The hosts of inventories/<env> as Ansible reads them (slipway.connection_vars); InputError if it cannot."""
-    items = inventory_items("slipway.connection_vars", project, env, environ, vault_password)
-    return [Endpoint.from_item(item) for item in items]
+    return endpoints(read_hosts(project, env, environ, vault_password))
 
 
 def check(endpoint: Endpoint) -> None:

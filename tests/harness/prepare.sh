@@ -24,6 +24,9 @@ done
 
 BASE_IMAGE=${SLIPWAY_BASE_IMAGE:-slipway/debian:bookworm}
 SUITE=bookworm
+# Debian 13 hosts for the multi-host scenario (molecule/cluster): the same recipe on a trixie base.
+TRIXIE_BASE_IMAGE=slipway/debian:trixie
+TRIXIE_IMAGES="host-bare host host-ssh"
 
 log() { printf '[prepare %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
@@ -90,14 +93,15 @@ debian_mirror() {
   echo "$uri"
 }
 
-build_base() {
-  if image_exists "$BASE_IMAGE" && [ "$rebuild" -eq 0 ]; then
-    log "base image $BASE_IMAGE exists"
+build_base() { # [image suite]
+  local image=${1:-$BASE_IMAGE} suite=${2:-$SUITE}
+  if image_exists "$image" && [ "$rebuild" -eq 0 ]; then
+    log "base image $image exists"
     return 0
   fi
-  if timeout 60 docker pull "debian:${SUITE}-slim" >/dev/null 2>&1; then
-    log "pulled debian:${SUITE}-slim as the base"
-    docker tag "debian:${SUITE}-slim" "$BASE_IMAGE"
+  if timeout 60 docker pull "debian:${suite}-slim" >/dev/null 2>&1; then
+    log "pulled debian:${suite}-slim as the base"
+    docker tag "debian:${suite}-slim" "$image"
     return 0
   fi
   local mirror rootfs
@@ -105,43 +109,48 @@ build_base() {
   apt_install debootstrap
   rootfs=$(mktemp -d /tmp/slipway-rootfs.XXXXXX)
   trap 'rm -rf "$rootfs"' RETURN
-  log "no registry answers; debootstrap $SUITE from $mirror"
-  as_root debootstrap --variant=minbase "$SUITE" "$rootfs" "$mirror" >/tmp/slipway-debootstrap.log 2>&1 || {
-    tail -20 /tmp/slipway-debootstrap.log >&2; exit 1; }
+  log "no registry answers; debootstrap $suite from $mirror"
+  as_root debootstrap --variant=minbase "$suite" "$rootfs" "$mirror" >"/tmp/slipway-debootstrap-$suite.log" 2>&1 || {
+    tail -20 "/tmp/slipway-debootstrap-$suite.log" >&2; exit 1; }
   # Same apt source layout as the official image, so derived builds reach the same mirror.
   as_root rm -f "$rootfs/etc/apt/sources.list"
   printf 'Types: deb\nURIs: %s\nSuites: %s %s-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-    "$mirror" "$SUITE" "$SUITE" | as_root tee "$rootfs/etc/apt/sources.list.d/debian.sources" >/dev/null
+    "$mirror" "$suite" "$suite" | as_root tee "$rootfs/etc/apt/sources.list.d/debian.sources" >/dev/null
   as_root rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-  as_root tar -C "$rootfs" -c . | docker import --change 'CMD ["bash"]' - "$BASE_IMAGE" >/dev/null
-  log "built base image $BASE_IMAGE"
+  as_root tar -C "$rootfs" -c . | docker import --change 'CMD ["bash"]' - "$image" >/dev/null
+  log "built base image $image"
 }
 
 # The source hash of an image: its directory's files plus the IDs of the slipway/* images its Dockerfile names
-# (its parents). An image whose label carries the same hash is up to date; any change rebuilds it.
-source_hash() { # dockerfile-dir
-  local dir=$1 parent
+# (its parents; for another suite than bookworm, the parents of that suite). An image whose label carries the same
+# hash is up to date; any change rebuilds it.
+source_hash() { # dockerfile-dir [suite]
+  local dir=$1 suite=${2:-$SUITE} parent
   {
     (cd "$dir" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
-    for parent in $(grep -o 'slipway/[a-z0-9-]*:[a-z0-9.-]*' "$dir/Dockerfile" | sort -u); do
+    for parent in $(grep -o 'slipway/[a-z0-9-]*:[a-z0-9.-]*' "$dir/Dockerfile" | sed "s/:$SUITE\$/:$suite/" | sort -u); do
       docker image inspect -f '{{.Id}}' "$parent" 2>/dev/null || echo "missing $parent"
     done
   } | sha256sum | cut -c1-16
 }
 
 declare -A built=()
-build_image() { # name dockerfile-dir
-  local name=$1 dir=$2 want have
+build_image() { # name dockerfile-dir [suite]: for another suite, every slipway/*:bookworm parent is that suite's
+  local name=$1 dir=$2 suite=${3:-$SUITE} want have
   [ -n "${built[$name]:-}" ] && return 0
   built[$name]=1
-  want=$(source_hash "$dir")
+  want=$(source_hash "$dir" "$suite")
   have=$(docker image inspect -f '{{index .Config.Labels "io.slipway.source-hash"}}' "$name" 2>/dev/null || true)
   if [ "$have" = "$want" ] && [ "$rebuild" -eq 0 ]; then
     log "image $name is up to date"
     return 0
   fi
+  local base=$BASE_IMAGE
+  [ "$suite" = "$SUITE" ] || base=slipway/debian:$suite
   log "building $name"
-  docker build -q --build-arg "BASE_IMAGE=$BASE_IMAGE" --label "io.slipway.source-hash=$want" -t "$name" "$dir" >/dev/null
+  docker build -q --build-arg "BASE_IMAGE=$base" \
+    --build-arg "HOST_BARE_IMAGE=slipway/test-host-bare:$suite" --build-arg "HOST_IMAGE=slipway/test-host:$suite" \
+    --label "io.slipway.source-hash=$want" -t "$name" "$dir" >/dev/null
 }
 
 [ "$test_packages" -eq 0 ] || ensure_test_packages
@@ -149,9 +158,14 @@ ensure_engine
 [ "$build_images" -eq 1 ] || exit 0
 build_base
 # Every directory under tests/images/ is one test image, tagged slipway/test-<directory>:bookworm.
-# host-bare goes first: the host image builds on it.
-for dir in "$images_dir/host-bare/" "$images_dir"/*/; do
+# host-bare goes first, then host: the host image builds on host-bare, host-ssh on host.
+for dir in "$images_dir/host-bare/" "$images_dir/host/" "$images_dir"/*/; do
   [ -f "$dir/Dockerfile" ] || continue
   build_image "slipway/test-$(basename "$dir"):bookworm" "$dir"
+done
+# Debian 13 (trixie): the host images only, in order (each builds on the one before).
+build_base "$TRIXIE_BASE_IMAGE" trixie
+for name in $TRIXIE_IMAGES; do
+  build_image "slipway/test-$name:trixie" "$images_dir/$name" trixie
 done
 log "ready"

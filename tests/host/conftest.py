@@ -14,7 +14,7 @@ from world import World, proxy_settings
 
 from slipway_core.host.addresses import Slots
 from slipway_core.host.proxy import Proxy
-from slipway_core.host.steps import Host
+from slipway_core.host.release import Host
 
 BACKUP_SCRIPT = """#!/bin/sh
 if [ -n "$SLIPWAY_FAKE_BACKUP_FAIL" ]; then echo "pg_dump: connection refused" >&2; exit 2; fi
@@ -26,6 +26,16 @@ echo "/var/backups/postgresql/$1-20260101T000000Z.dump"
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     """A host with the edge proxy: nothing deployed yet; images are added by each test."""
+    yield from make_world(tmp_path, 1)
+
+
+@pytest.fixture
+def world3(tmp_path: Path) -> Iterator[World]:
+    """As `world`, with an edge provisioned for 3 replicas per colour."""
+    yield from make_world(tmp_path, 3)
+
+
+def make_world(tmp_path: Path, replicas: int) -> Iterator[World]:
     # Unix socket paths are short (108 bytes): not under tmp_path, whose name grows with the test's.
     with tempfile.TemporaryDirectory(prefix="slw-") as sock_dir:
         live_dir = tmp_path / "live"
@@ -34,7 +44,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         backup = tmp_path / "bin" / "slipway-pg-backup"
         backup.write_text(BACKUP_SCRIPT)
         backup.chmod(0o755)
-        settings = proxy_settings(sock_dir, str(live_dir))
+        settings = proxy_settings(sock_dir, str(live_dir), replicas)
         clock = FakeClock()
         docker = FakeDocker(clock)
         haproxy = FakeHAProxy(settings, docker, clock).serve()

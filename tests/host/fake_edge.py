@@ -43,8 +43,12 @@ class FakeHAProxy:
         for name, service in settings["services"].items():
             for colour in contract.COLOURS:
                 admin = "ready" if colour == "blue" else "maint"  # the config: green is `disabled`
-                self.servers[(service["backend"], contract.container_name(name, colour))] = Server(admin)
+                names = (service.get("servers") or {}).get(colour) or [contract.container_name(name, colour)]
+                for replica, server in enumerate(names):
+                    # Past the first, a replica serves after a reload only while the live file says so: none yet.
+                    self.servers[(service["backend"], server)] = Server(admin if replica == 0 else "maint")
         self.commands: list[str] = []
+        self.balanced = 0  # requests routed so far (round robin over the UP servers)
         self.refuse: dict[str, str] = {}  # command -> the answer refusing it
         self.on_command: Callable[[str], None] | None = None  # called with each command, before its answer
         self.unreachable: set[str] = set()  # servers its checks cannot reach (and whose address it lacks)
@@ -213,7 +217,8 @@ class FakeHttp:
             return 404, "No service for this host name."
         with self.haproxy.lock:
             routed = self.haproxy.routed(backend)
-        box = self.docker.boxes.get(routed[0]) if routed else None
+            self.haproxy.balanced += 1
+        box = self.docker.boxes.get(routed[self.haproxy.balanced % len(routed)]) if routed else None  # round robin
         if box is None or not self.docker.app_up(box):
             return 503, "<html><body><h1>503 Service Unavailable</h1></body></html>"
         return 200, json.dumps({"status": "ok", "version": self.docker.answer_version(box)})

@@ -113,6 +113,8 @@ class FakeDocker(Docker):
         self.calls: list[tuple[str, ...]] = []
         self.runs: list[ContainerSpec] = []
         self.revision = ""  # alembic_version in the database ('' when no table)
+        self.alembic_history: tuple[int, str] = (0, "")  # what `alembic history -r A:B` answers (exit, output)
+        self.outputs: dict[str, str] = {}  # a one-off container's output, by name
         self.command_answer = subprocess.CompletedProcess[str]([], 0, "", "")
         self.kill_hooks: list[Callable[[str, str], None]] = []
         self.before: Callable[[str, tuple[str, ...]], None] | None = None  # e.g. to Crash at a moment
@@ -231,6 +233,9 @@ class FakeDocker(Docker):
             box = Box(spec.name, spec.image, self.images[spec.image], behaviour, dict(spec.labels), dict(spec.env),
                       spec.ip or f"172.18.0.{self.next_ip}", fixed=bool(spec.ip))
             self.boxes[spec.name] = box
+        if not spec.detach and spec.command[:2] == ["alembic", "history"]:  # a question to the migration tool
+            box.exit_code, self.outputs[spec.name] = self.alembic_history
+            return subprocess.CompletedProcess(["docker", *spec.argv()], box.exit_code, "", "")
         if not spec.detach:  # a one-off command (the migration): it ran and ended
             box.exit_code = behaviour.migrate_exit
             if behaviour.migrate_to:
@@ -262,6 +267,29 @@ class FakeDocker(Docker):
         with self.lock:
             self.boxes.pop(name, None)
 
+    def tags(self, repository: str) -> dict[str, str]:
+        with self.lock:
+            return {ref: ident for ref, ident in self.images.items() if ref.rpartition(":")[0] == repository}
+
+    def remove_image(self, ref: str) -> bool:
+        self._note("rmi", ref)
+        with self.lock:
+            ident = self.images.get(ref)
+            if ident is None:
+                return False
+            in_use = any(box.image_id == ident for box in self.boxes.values())
+            if in_use and list(self.images.values()).count(ident) == 1:
+                return False  # docker rmi: the image is used by a container (its last tag stays)
+            del self.images[ref]
+            return True
+
+    def containers(self, service: str) -> dict[str, bool]:
+        with self.lock:
+            return {b.name: b.running for b in self.boxes.values() if b.labels.get("slipway.service") == service}
+
+    def prune_dangling(self) -> None:
+        self._note("image-prune")
+
     def rename(self, old: str, new: str) -> None:
         self._note("rename", old, new)
         with self.lock:
@@ -272,6 +300,8 @@ class FakeDocker(Docker):
             self.boxes[new] = box
 
     def logs(self, name: str, lines: int) -> str:
+        if name in self.outputs:
+            return self.outputs[name]
         box = self.boxes.get(name)
         return f"{name} booting\n{name} giving up" if box else ""
 

@@ -128,10 +128,14 @@ def test_the_table_gives_each_colour_its_slot_s_address(tmp_path: Path) -> None:
 
     assert answer["gateway"] == "172.18.0.1"
     assert answer["services"] == {
-        name: {colour: contract.colour_address(SUBNET, slot, colour) for colour in ("blue", "green")}
+        name: {colour: [contract.colour_address(SUBNET, slot, colour, r) for r in range(8)]
+               for colour in ("blue", "green")}
         for name, slot in (("a-api", 0), ("b-api", 1))
     }
-    assert answer["services"]["b-api"]["green"] == "172.18.2.40"  # reserved half + 16 + one slot of 16 + 8
+    # reserved half + 16 + one slot of 16 + 8 blue replicas; the last green replica ends the slot
+    assert answer["services"]["b-api"]["green"][0] == "172.18.2.40"
+    assert answer["services"]["b-api"]["green"][7] == "172.18.2.47"
+    assert answer["services"]["b-api"]["blue"][1] == "172.18.2.33"
 
 
 def test_slipway_proxy_addresses_answers_the_table_and_refuses_a_bad_network(
@@ -149,7 +153,7 @@ def test_slipway_proxy_addresses_answers_the_table_and_refuses_a_bad_network(
     capsys.readouterr()
     assert main.proxy_main(argv(NETWORK)) == 0
     answer = json.loads(capsys.readouterr().out)
-    assert answer["services"][SERVICE]["green"] == contract.colour_address(SUBNET, 0, "green")
+    assert answer["services"][SERVICE]["green"][0] == contract.colour_address(SUBNET, 0, "green")
     assert addresses.Slots(path).read() == {SERVICE: 0}
 
     assert main.proxy_main(argv("no-such-net")) == contract.EXIT_USAGE
@@ -158,8 +162,8 @@ def test_slipway_proxy_addresses_answers_the_table_and_refuses_a_bad_network(
     settings.unlink()
     preview = [*argv("no-such-net"), "--dry-run", "--planned-subnet", "10.9.0.0/24"]
     assert main.proxy_main(preview) == 0
-    assert json.loads(capsys.readouterr().out)["services"][SERVICE]["blue"] == contract.colour_address("10.9.0.0/24", 0,
-                                                                                                      "blue")
+    previewed = json.loads(capsys.readouterr().out)["services"][SERVICE]["blue"]
+    assert previewed[0] == contract.colour_address("10.9.0.0/24", 0, "blue")
 
 
 # -------------------------------------------------------------------------------------------------- the rollout

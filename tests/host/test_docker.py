@@ -90,6 +90,7 @@ ROUTES: dict[str, tuple[int, bytes]] = {
     "/images/registry.example.test:5000/notes-api:v1.0.0/json": (200, b'{"Id": "sha256:abc"}'),
     "/images/nothing:v1/json": (404, b'{"message": "No such image"}'),
     "/images/broken:v1/json": (500, b'{"message": "server error"}'),
+    "/info": (200, b'{"DockerRootDir": "/srv/docker", "Driver": "overlay2"}'),
 }
 
 
@@ -210,6 +211,17 @@ def test_without_a_socket_the_cli_answers(cli: FakeCli, tmp_path: Path) -> None:
     cli.answer(["container", "inspect"], 0, "[]")
     assert Docker(socket_path="").inspect("x") is None  # no API socket at all: the CLI, which found nothing
     assert ["container", "inspect", "x"] in cli.argvs()
+
+
+def test_the_data_root_from_the_api_or_the_cli(cli: FakeCli, api: tuple[str, list[str]], tmp_path: Path) -> None:
+    path, asked = api
+    assert Docker(socket_path=path).root_dir() == "/srv/docker"
+    assert asked == ["/info"] and cli.calls() == []
+    cli.answer(["info"], 0, "/var/lib/docker\n")
+    assert Docker(socket_path=str(tmp_path / "no.sock")).root_dir() == "/var/lib/docker"
+    assert ["info", "--format", "{{.DockerRootDir}}"] in cli.argvs()
+    cli.answer(["info"], 1, "", "Cannot connect to the Docker daemon")
+    assert Docker(socket_path="").root_dir() is None
 
 
 def test_docker_host_sends_everything_to_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -170,8 +170,9 @@ def test_exec_command_without_live_release_exits_1(world: World, monkeypatch: py
 # ---------------------------------------------------------------------------------------------------------- logs
 def test_logs_target_is_the_live_colour_or_the_one_asked_for(two_live: World) -> None:
     store = two_live.store()
-    assert container_logs.target(two_live.docker, store, None) == (f"{SERVICE}-green", "v2.0.0, live")
-    assert container_logs.target(two_live.docker, store, "blue") == (f"{SERVICE}-blue", "v1.0.0, kept for a rollback")
+    assert container_logs.target(two_live.docker, store, None) == ([f"{SERVICE}-green"], "v2.0.0, live")
+    assert container_logs.target(two_live.docker, store, "blue") == ([f"{SERVICE}-blue"],
+                                                                     "v1.0.0, kept for a rollback")
 
 
 def test_logs_target_without_a_live_release_asks_for_a_colour(world: World) -> None:
@@ -196,13 +197,14 @@ def test_logs_argv_is_docker_logs_with_checked_values() -> None:
 def test_a_follow_ends_cleanly_when_the_caller_closes_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))  # the caller went away
     started = time.monotonic()
-    code = container_logs.stream(["sleep", "30"], until_eof=True)
+    code = container_logs.stream([["sleep", "30"], ["sleep", "30"]], until_eof=True)
     assert code == 0
     assert time.monotonic() - started < 10
 
 
 def test_without_until_eof_the_status_of_docker_logs_is_kept() -> None:
-    assert container_logs.stream(["sh", "-c", "exit 5"], until_eof=False) == 5
+    assert container_logs.stream([["sh", "-c", "exit 5"]], until_eof=False) == 5
+    assert container_logs.stream([["true"], ["sh", "-c", "exit 3"]], until_eof=False) == 3  # the worst of them
 
 
 def test_logs_command_names_the_container_then_streams(two_live: World, capsys: pytest.CaptureFixture[str]) -> None:
@@ -219,3 +221,30 @@ def test_logs_command_names_the_container_then_streams(two_live: World, capsys: 
     bad = release_parser().parse_args(["logs", SERVICE, "--tail", "-3"])
     assert container_logs.main(two_live.docker, two_live.root, bad, two_live.clock, popen) == contract.EXIT_USAGE
     assert len(seen) == 1
+
+
+def test_logs_of_a_colour_with_replicas_read_each_one_prefixed(world3: World,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    world = world3
+    world.image("v1.0.0")
+    world.deploy("v1.0.0", "r1", replicas=3)
+    seen: list[list[str]] = []
+
+    def popen(argv: list[str]) -> subprocess.Popen[bytes]:
+        seen.append(argv)
+        return subprocess.Popen(["true"])
+
+    args = release_parser().parse_args(["logs", SERVICE, "--tail", "5"])
+    assert container_logs.main(world.docker, world.root, args, world.clock, popen) == 0
+
+    names = contract.colour_containers(SERVICE, "blue", 3)
+    assert [argv[:2] for argv in seen] == [["sh", "-c"]] * 3
+    assert [argv[2] for argv in seen] == [
+        f"{world.docker.cli} logs --tail 5 {name} 2>&1 | sed -u 's/^/{name} | /'" for name in names]
+    assert f"logs of {', '.join(names)} (v1.0.0, live)" in capsys.readouterr().err
+
+
+def test_the_prefix_reaches_every_line_of_a_real_stream(capfd: pytest.CaptureFixture[str]) -> None:
+    argv = container_logs.prefixed(["printf", "a\\nb\\n"], "svc-blue-2")
+    assert container_logs.stream([argv], until_eof=False) == 0
+    assert capfd.readouterr().out == "svc-blue-2 | a\nsvc-blue-2 | b\n"

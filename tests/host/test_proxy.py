@@ -37,7 +37,9 @@ def test_servers_as_haproxy_reports_them(blue_live: World) -> None:
     world.haproxy.servers[(BACKEND, BLUE)].total = 90
 
     servers = world.proxy.servers(SERVICE)
+    members = servers["blue"].pop("members")
 
+    assert members == [servers["blue"]]  # one replica: the colour is its one server
     assert servers["blue"] == {"server": BLUE, "status": "UP", "admin": "ready", "admin_flags": [],
                                "address": world.docker.boxes[BLUE].ip, "check": "L7OK", "sessions": 4,
                                "total_sessions": 90}
@@ -95,7 +97,7 @@ def test_switch_with_the_verified_address_marks_it_up_at_once(blue_live: World) 
     ip = start_green(world)
     sleeps = world.clock.sleeps
 
-    world.proxy.switch(SERVICE, "green", 5, prepared=True, verified_address=ip)
+    world.proxy.switch(SERVICE, "green", 5, prepared=True, verified=[ip])
 
     assert world.clock.sleeps == sleeps  # no wait for checks
     assert f"set server {BACKEND}/{GREEN} health up" in world.haproxy.commands
@@ -109,7 +111,7 @@ def test_switch_with_another_address_waits_for_the_checks(blue_live: World) -> N
     start_green(world)
     sleeps = world.clock.sleeps
 
-    world.proxy.switch(SERVICE, "green", 5, prepared=False, verified_address="10.0.0.99")
+    world.proxy.switch(SERVICE, "green", 5, prepared=False, verified=["10.0.0.99"])
 
     assert world.clock.sleeps > sleeps
     assert f"set server {BACKEND}/{GREEN} health up" not in world.haproxy.commands
@@ -218,7 +220,7 @@ def test_switch_over_reports_a_drain_that_timed_out(blue_live: World) -> None:
     world.haproxy.servers[(BACKEND, BLUE)].sessions = 1
 
     moved = world.proxy.switch_over(SERVICE, "green", Confirm("v2.0.0", "/version"), 5, 2, prepared=True,
-                                    verified_address=ip)
+                                    verified=[ip])
 
     assert moved["sessions_left"] == 1
     assert moved["drain"] >= 2

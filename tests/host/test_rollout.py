@@ -12,8 +12,8 @@ from world import SECRET, SERVICE, World
 
 from slipway_core import contract
 from slipway_core.host.docker import labels, running
+from slipway_core.host.release import config_hash
 from slipway_core.host.run import Failed
-from slipway_core.host.steps import config_hash
 
 
 def test_first_deploy_makes_blue_live(world: World) -> None:

@@ -15,8 +15,9 @@ from world import SERVICE, World
 from slipway_core import contract
 from slipway_core.host import health, prepare
 from slipway_core.host.docker import DockerError
+from slipway_core.host.release import check_spec, public
 from slipway_core.host.run import Failed
-from slipway_core.host.steps import STEPS, check_spec, public
+from slipway_core.host.steps import STEPS
 
 
 # ------------------------------------------------------------------------------------------------------ image

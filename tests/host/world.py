@@ -17,8 +17,9 @@ from slipway_core.host import recovery
 from slipway_core.host.docker import health_status, running
 from slipway_core.host.lock import Lock
 from slipway_core.host.proxy import Proxy
+from slipway_core.host.release import Host
 from slipway_core.host.run import Run
-from slipway_core.host.steps import Host, Rollout
+from slipway_core.host.steps import Rollout
 from slipway_core.host.store import Store
 
 SERVICE = "notes-api"
@@ -29,7 +30,9 @@ SECRET = "postgresql://notes:s3cret-value@postgres/notes"  # pragma: allowlist s
 STALE_AFTER = 120.0
 
 
-def proxy_settings(sock_dir: str, live_dir: str) -> dict[str, Any]:
+def proxy_settings(sock_dir: str, live_dir: str, replicas: int = 1) -> dict[str, Any]:
+    """As the edge_proxy role writes them; with one replica, as written before replicas (no `servers`)."""
+    servers = {c: [s["name"] for s in found] for c, found in contract.edge_servers(SERVICE, replicas).items()}
     return {
         "container": "edge-proxy",
         "admin_socket": os.path.join(sock_dir, "admin.sock"),
@@ -39,7 +42,7 @@ def proxy_settings(sock_dir: str, live_dir: str) -> dict[str, Any]:
                           "/usr/local/etc/haproxy/haproxy.cfg"],
         "services": {
             SERVICE: {"id": contract.service_id(SERVICE), "backend": BACKEND, "domain": DOMAIN, "port": 8000,
-                      "health_path": "/healthz"},
+                      "health_path": "/healthz", **({"servers": servers} if replicas > 1 else {})},
         },
     }
 
@@ -153,13 +156,14 @@ class World:
     def assert_settled(self, run_id: str) -> None:
         """The invariants after any run, whatever happened to it."""
         routed = self.routed()
-        assert len(routed) == 1, f"the proxy routes {routed}"
-        info = self.docker.inspect(routed[0])
-        assert running(info)
-        assert health_status(info) == "healthy"
         live = self.store().live()
         assert live is not None
-        assert contract.container_name(SERVICE, live["colour"]) == routed[0]
+        assert routed == sorted(contract.colour_containers(SERVICE, live["colour"], live.get("replicas") or 1)), (
+            f"the proxy routes {routed}")
+        for name in routed:
+            info = self.docker.inspect(name)
+            assert running(info)
+            assert health_status(info) == "healthy"
         assert self.proxy.live(SERVICE) == live["colour"]
         assert self.lock() is None
         assert not [name for name in self.docker.names() if name.endswith("-kept")]

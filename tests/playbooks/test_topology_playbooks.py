@@ -184,17 +184,38 @@ def test_infra_plays_target_the_hosts_of_their_role(tmp_path: Path) -> None:
         "Provision the edge proxy on the edge hosts": ["edge-1"],
         "Provision Prometheus on the monitoring host": ["data-1"],
     }
-    for playbook in ("status.yml", "history.yml", "unlock.yml", "exec.yml", "deploy.yml", "rollback.yml"):
+    for playbook in ("status.yml", "history.yml", "unlock.yml", "deploy.yml", "rollback.yml"):
         listed = plays_and_hosts(run(root, playbook, "--list-hosts").stdout)
         assert list(listed.values())[1:] == [["app-1", "app-2", "app-3"]], playbook
+    # exec: a check on the controller, then one app host (the first, or -e slipway_exec_host)
+    listed = plays_and_hosts(run(root, "exec.yml", "--list-hosts").stdout)
+    assert list(listed.values())[1:] == [["localhost"], ["app-1"]]
+    listed = plays_and_hosts(run(root, "exec.yml", "--list-hosts", "-e", "slipway_exec_host=app-3").stdout)
+    assert list(listed.values())[1:] == [["localhost"], ["app-3"]]
+
+
+@pytest.mark.parametrize("host", ["edge-1", "data-1", "elsewhere"])
+def test_exec_on_a_host_that_is_not_an_app_host_is_refused_on_the_controller(tmp_path: Path, host: str) -> None:
+    """No play of exec.yml can hold the edge or data host: the exec play lists none, and a run is refused by the
+    controller's check, naming the app hosts."""
+    root = project(tmp_path, hosts_yml(cluster()))
+    listed = plays_and_hosts(run(root, "exec.yml", "--list-hosts", "-e", f"slipway_exec_host={host}").stdout)
+    assert listed["Exec"] == []
+    result = run(root, "exec.yml", "-e", "service=api", "-e", f"slipway_exec_host={host}",
+                 "-e", '{"slipway_exec_command": ["true"]}')
+    assert result.returncode != 0
+    assert "an app host of demo: app-1, app-2>" in failed_message(result.stdout)
+    assert recap_hosts(result.stdout) == ["localhost"]
 
 
 def test_one_vm_holds_every_role_and_runs_the_roles_in_the_same_order(tmp_path: Path) -> None:
     root = project(tmp_path, hosts_yml("hosts:\n  vm-1: {}\n"))
     listed = plays_and_hosts(run(root, "infra.yml", "--list-hosts").stdout)
     assert list(listed.values())[1:] == [["vm-1"]] * 4
-    for playbook in ("deploy.yml", "rollback.yml", "status.yml", "history.yml", "unlock.yml", "exec.yml"):
+    for playbook in ("deploy.yml", "rollback.yml", "status.yml", "history.yml", "unlock.yml"):
         assert list(plays_and_hosts(run(root, playbook, "--list-hosts").stdout).values())[1:] == [["vm-1"]]
+    assert list(plays_and_hosts(run(root, "exec.yml", "--list-hosts").stdout).values())[1:] == [["localhost"],
+                                                                                                 ["vm-1"]]
     tasks = run(root, "infra.yml", "--list-tasks").stdout
     roles = [name for name in re.findall(r"^ {6}(\w+) : ", tasks, flags=re.MULTILINE)]
     assert list(dict.fromkeys(roles)) == ["docker_engine", "infra_network", "postgresql", "redis", "edge_proxy",

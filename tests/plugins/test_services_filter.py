@@ -47,6 +47,18 @@ def test_entry_gets_defaults_and_derived_names() -> None:
     assert entry["backend"] == "be_lark_service"
     assert entry["live_env_var"] == "SLIPWAY_LIVE_lark_service"
     assert (entry["blue"], entry["green"]) == ("lark-service-blue", "lark-service-green")
+    assert entry["replicas"] == 1
+    assert entry["servers"] == {"blue": [{"name": "lark-service-blue", "enabled_by": ""}],
+                                "green": [{"name": "lark-service-green", "enabled_by": ""}]}
+
+
+def test_replicas_give_the_edge_one_server_per_replica() -> None:
+    [entry] = services_filter.services(one(replicas=3))
+    assert entry["replicas"] == 3
+    assert [s["name"] for s in entry["servers"]["green"]] == [
+        "lark-service-green", "lark-service-green-2", "lark-service-green-3"]
+    assert [s["enabled_by"] for s in entry["servers"]["blue"]] == [
+        "", "SLIPWAY_LIVE_lark_service_R2", "SLIPWAY_LIVE_lark_service_R3"]
 
 
 def test_the_derived_names_are_the_contracts() -> None:
@@ -84,6 +96,10 @@ def test_empty_registry_is_an_empty_list() -> None:
         ({"resources": {"cpus": "half"}}, ".resources.cpus"),
         ({"env": {"lower": "x"}}, ".env"),
         ({"colour": "blue"}, ".colour: unknown field"),
+        ({"replicas": 0}, ".replicas: replicas 0 is not valid; give the containers per colour as a whole number"),
+        ({"replicas": 9}, ".replicas"),
+        ({"replicas": "2"}, ".replicas"),
+        ({"replicas": True}, ".replicas"),
     ],
 )
 def test_bad_fields_name_the_service_and_field(changes: dict[str, Any], message: str) -> None:

@@ -109,3 +109,32 @@ def project(tmp_path: Path) -> Path:
 def writer() -> Callable[[Path, str], Path]:
     """The `write` helper, for tests that add files to the project."""
     return write
+
+
+ROLE_LAYOUTS = {
+    # docs/topology.md's three VMs, the edge listed first (the environment's first host is no app host)
+    "prod": {"edge": ["prod-edge-1"], "app": ["prod-app-1"], "data": ["prod-data-1"], "monitoring": ["prod-data-1"]},
+    # two app hosts: logs reads both, exec picks the first
+    "wide": {"edge": ["wide-edge-1"], "app": ["wide-app-1", "wide-app-2"], "data": ["wide-data-1"],
+             "monitoring": ["wide-data-1"]},
+    # one VM listed in every role group: the same as one VM without groups
+    "solo": {"edge": ["solo-1"], "app": ["solo-1"], "data": ["solo-1"], "monitoring": ["solo-1"]},
+}
+
+
+@pytest.fixture
+def roles_project(project: Path) -> Path:
+    """`project` plus environments whose hosts hold roles (groups <env>_edge, _app, _data, _monitoring; Ansible
+    reads them for real): ROLE_LAYOUTS. The hosts use the local connection and distinct private addresses."""
+    for env, layout in ROLE_LAYOUTS.items():
+        names = list(dict.fromkeys(host for hosts in layout.values() for host in hosts))
+        lines = ["all:", "  children:", f"    {env}:", "      vars: {ansible_connection: local}", "      children:"]
+        for role, hosts in layout.items():
+            lines += [f"        {env}_{role}:", "          hosts:"]
+            lines += [f"            {host}: {{slipway_private_address: 10.0.1.{10 + names.index(host)}}}"
+                      for host in hosts]
+        write(project / f"inventories/{env}/hosts.yml", "\n".join(lines) + "\n")
+        write(project / f"inventories/{env}/group_vars/{env}/main.yml",
+              "slipway_services:\n  notes-api: {image: x/notes-api, version: v1.0.0, port: 8000, "
+              "domain: notes.localhost}\n")
+    return project

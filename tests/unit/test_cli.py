@@ -256,6 +256,18 @@ def test_sigterm_cancels_and_releases_the_lock(project: Path) -> None:
     assert signal.getsignal(signal.SIGTERM) == before  # handlers restored
 
 
+def test_rollback_to_passes_the_version_to_the_playbook(project: Path) -> None:
+    """FAKE ansible-runner: `--to V` becomes the playbook's `version`; without it none is passed."""
+    runner = FakeRunner([])
+    code, _out, _err, _r = invoke(["rollback", "--env", "demo", "--service", "notes-api", "--to", "v1.0.0",
+                                   "--project-dir", str(project)], runner=runner)
+    assert code == 0
+    assert (runner.calls[0].playbook, runner.calls[0].extravars["version"]) == ("playbooks/rollback.yml", "v1.0.0")
+    plain = FakeRunner([])
+    invoke(["rollback", "--env", "demo", "--service", "notes-api", "--project-dir", str(project)], runner=plain)
+    assert "version" not in plain.calls[0].extravars
+
+
 def test_cancel_without_unlock_playbook_says_what_to_do(project: Path) -> None:
     (project / "playbooks/unlock.yml").unlink()
     runner = FakeRunner([], action=lambda: os.kill(os.getpid(), signal.SIGINT))
@@ -408,6 +420,7 @@ WECOM = {"SLIPWAY_WECOM_WEBHOOK": "https://qyapi.weixin.qq.com/cgi-bin/webhook/s
         (["deploy", "--env", "demo", "--service", "notes-api", "--version=--"], "version '--' is not an image tag"),
         (["deploy", "--env", "demo", "--service=--"], "service '--' is not a service name"),
         (["rollback", "--env", "demo", "--service=--"], "service '--' is not a service name"),
+        (["rollback", "--env", "demo", "--service", "notes-api", "--to=--"], "version '--' is not an image tag"),
         (["status", "--env=--"], "environment '--' is unknown"),
         (["deploy", "--env", "demo", "--project-dir=--"], "--project-dir {project}/--: no inventories/ there"),
     ],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ def test_exec_prints_the_command_output_and_exits_with_its_status(ops: Path) -> 
     assert request.playbook == "playbooks/exec.yml"
     assert request.extravars["service"] == "notes-api"
     assert request.extravars["slipway_exec_timeout"] == str(operator_commands.EXEC_TIMEOUT)
-    assert "slipway_exec_host" not in request.extravars
+    assert request.extravars["slipway_exec_host"] == "demo-1"  # one VM: its one host, as before
     assert sent_command(runner) == ["sh", "-c", "exit 7"]
 
 
@@ -124,7 +125,8 @@ def test_an_unreachable_host_keeps_the_run_decision(ops: Path) -> None:
         (["--", ""], "is blank"),
         (["--timeout", "0", "--", "true"], "timeout '0' is not valid: give seconds from 1 to 86400"),
         (["--timeout", "soon", "--", "true"], "timeout 'soon' is not valid"),
-        (["--host", "elsewhere", "--", "true"], "host 'elsewhere' is not a host of demo; one of: demo-1"),
+        (["--host", "elsewhere", "--", "true"], "host 'elsewhere' is not a host of demo; the services' containers "
+                                                "run on the app hosts: choose one of demo-1"),
         (["--", "printf", "a\x00b"], "NUL byte"),
     ],
 )
@@ -160,3 +162,66 @@ def test_exec_json_follows_the_documented_schema(ops: Path) -> None:
     jsonschema.validate(data, schema())
     with pytest.raises(jsonschema.ValidationError):  # exit codes above 4 are exec's only
         jsonschema.validate({**data, "command": "deploy", "records": []}, schema())
+
+
+# ------------------------------------------------------------------------------- the app hosts (docs/topology.md)
+@pytest.fixture
+def roles_ops(roles_project: Path) -> Path:
+    (roles_project / "playbooks/exec.yml").write_text(EXEC_PLAYBOOK, encoding="utf-8")
+    return roles_project
+
+
+def roles_exec_args(ops: Path, env: str, *extra: str) -> list[str]:
+    return ["exec", "--env", env, "--service", "notes-api", "--project-dir", str(ops), *extra, "--", "true"]
+
+
+@pytest.mark.parametrize(("env", "host"), [("prod", "prod-app-1"), ("wide", "wide-app-1"), ("solo", "solo-1")])
+def test_exec_runs_on_the_first_app_host(roles_ops: Path, env: str, host: str) -> None:
+    """Not the environment's first host (the edge host, where no release runs): its first app host, read from
+    the role groups by Ansible's own inventory code."""
+    runner = FakeRunner([ran(0, host=host)])
+    code, _out, err, _ = invoke(roles_exec_args(roles_ops, env), runner=runner)
+    assert code == 0, err
+    (request,) = runner.calls
+    assert request.extravars["slipway_exec_host"] == host
+
+
+def test_exec_on_a_chosen_app_host(roles_ops: Path) -> None:
+    runner = FakeRunner([ran(0, host="wide-app-2")])
+    code, _out, err, _ = invoke(roles_exec_args(roles_ops, "wide", "--host", "wide-app-2"), runner=runner)
+    assert code == 0, err
+    assert runner.calls[0].extravars["slipway_exec_host"] == "wide-app-2"
+
+
+@pytest.mark.parametrize(
+    ("env", "host", "message"),
+    [
+        ("prod", "prod-edge-1", "host 'prod-edge-1' is the edge host of prod, not an app host; the services' "
+                                "containers run on the app hosts: choose one of prod-app-1"),
+        ("prod", "prod-data-1", "host 'prod-data-1' is the data and monitoring host of prod, not an app host; the "
+                                "services' containers run on the app hosts: choose one of prod-app-1"),
+        ("wide", "wide-edge-1", "choose one of wide-app-1, wide-app-2"),
+        ("wide", "prod-app-1", "host 'prod-app-1' is not a host of wide; the services' containers run on the app "
+                               "hosts: choose one of wide-app-1, wide-app-2"),
+    ],
+)
+def test_a_host_that_is_not_an_app_host_is_refused_before_any_play(roles_ops: Path, env: str, host: str,
+                                                                    message: str) -> None:
+    code, out, err, runner = invoke(roles_exec_args(roles_ops, env, "--json", "--host", host))
+    assert code == 2
+    assert err.startswith("slipway: error: host ") and message in err
+    assert json.loads(out)["outcome"] == "bad-input"
+    assert runner.calls == []
+
+
+def test_a_topology_the_plays_cannot_use_is_refused_before_any_play(
+        roles_ops: Path, writer: Callable[[Path, str], Path]) -> None:
+    """Role groups without an app host: the contract's message, exit 2, no playbook run."""
+    writer(roles_ops / "inventories/prod/hosts.yml",
+           "all:\n  children:\n    prod:\n      vars: {ansible_connection: local}\n      children:\n"
+           "        prod_edge: {hosts: {prod-1: }}\n        prod_data: {hosts: {prod-1: }}\n"
+           "        prod_monitoring: {hosts: {prod-1: }}\n")
+    code, _out, err, runner = invoke(roles_exec_args(roles_ops, "prod"))
+    assert code == 2
+    assert "environment prod has no app host: add the hosts that run the services' colours to group prod_app" in err
+    assert runner.calls == []

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from slipway import cli, logs_command, logs_transport
+from slipway.arguments import parse_args
 from slipway.exitcodes import InputError
 from slipway.logs_transport import Endpoint
 from slipway.secrets import Secrets
@@ -31,9 +32,9 @@ echo "last line"
 """
 
 
-def logs(project: Path, *extra: str) -> tuple[int, str, str]:
+def logs(project: Path, *extra: str, env: str = "demo") -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    code = cli.main(["logs", "--env", "demo", "--service", "notes-api", "--project-dir", str(project), *extra],
+    code = cli.main(["logs", "--env", env, "--service", "notes-api", "--project-dir", str(project), *extra],
                     environ={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}, streams=cli.Streams(out, err))
     return code, out.getvalue(), err.getvalue()
 
@@ -46,7 +47,6 @@ def logs(project: Path, *extra: str) -> tuple[int, str, str]:
         (["--since=-5m"], "is not a time docker understands"),
         (["--tail", "-1"], "--tail '-1' is not valid: give a number of lines from 0 to 1000000, or all"),
         (["--tail", "ten"], "is not valid"),
-        (["--host", "db-9"], "host 'db-9' is not a host of demo; one of: demo-1"),
     ],
 )
 def test_bad_input_is_refused_before_any_host(project: Path, extra: list[str], message: str,
@@ -54,7 +54,7 @@ def test_bad_input_is_refused_before_any_host(project: Path, extra: list[str], m
     def no_inventory(*args: object) -> None:
         raise AssertionError("the inventory was read for a refused request")
 
-    monkeypatch.setattr(logs_transport, "read_endpoints", no_inventory)
+    monkeypatch.setattr(logs_transport, "read_hosts", no_inventory)
     code, out, err = logs(project, "--json", *extra)
     assert code == 2
     assert message in err
@@ -225,3 +225,57 @@ def test_a_refused_logs_json_follows_the_documented_schema(project: Path) -> Non
 
     _code, out, _err = logs(project, "--json", "--tail", "x")
     jsonschema.validate(json.loads(out), schema())
+
+
+# ------------------------------------------------------------------------------- the app hosts (docs/topology.md)
+def planned_hosts(project: Path, env: str, *extra: str) -> list[str]:
+    args = parse_args(["logs", "--env", env, "--service", "notes-api", "--project-dir", str(project), *extra])
+    return [e.name for e in logs_command.plan(args, {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}).endpoints]
+
+
+@pytest.mark.parametrize(("env", "hosts"), [("prod", ["prod-app-1"]), ("wide", ["wide-app-1", "wide-app-2"]),
+                                            ("solo", ["solo-1"]), ("demo", ["demo-1"])])
+def test_logs_reads_the_app_hosts_only(roles_project: Path, env: str, hosts: list[str]) -> None:
+    """The role groups as Ansible reads them: never the edge or data host (no release runs there); one VM, with or
+    without role groups, is read as before."""
+    assert planned_hosts(roles_project, env) == hosts
+    assert planned_hosts(roles_project, env, "--host", hosts[-1]) == hosts[-1:]
+
+
+def test_logs_streams_from_the_app_hosts_only(roles_project: Path, tmp_path: Path,
+                                              writer: Callable[[Path, str], Path]) -> None:
+    """Through the CLI: every host of `wide` would run the stand-in host program (local connection), and only the
+    app hosts' lines come back."""
+    (program,) = {e.command_path for e in fake_hosts(tmp_path, ["h"])}
+    writer(roles_project / "inventories/wide/group_vars/wide/paths.yml", f"app_release_command_path: {program}\n")
+    code, out, err = logs(roles_project, env="wide")
+    assert code == 0, err
+    assert sorted(out.splitlines()) == ["wide-app-1 | first line of notes-api", "wide-app-1 | last line",
+                                        "wide-app-2 | first line of notes-api", "wide-app-2 | last line"]
+    assert sorted(line.split(" | ")[0] for line in err.splitlines()) == ["wide-app-1", "wide-app-2"]
+
+
+@pytest.mark.parametrize(
+    ("env", "host", "message"),
+    [
+        ("prod", "prod-edge-1", "host 'prod-edge-1' is the edge host of prod, not an app host; the services' "
+                                "containers run on the app hosts: choose one of prod-app-1"),
+        ("wide", "wide-data-1", "host 'wide-data-1' is the data and monitoring host of wide, not an app host; the "
+                                "services' containers run on the app hosts: choose one of wide-app-1, wide-app-2"),
+        ("prod", "wide-app-1", "host 'wide-app-1' is not a host of prod; the services' containers run on the app "
+                               "hosts: choose one of prod-app-1"),
+        ("demo", "db-9", "host 'db-9' is not a host of demo; the services' containers run on the app hosts: choose "
+                         "one of demo-1"),
+    ],
+)
+def test_a_host_that_is_not_an_app_host_is_refused_before_any_connection(
+        roles_project: Path, env: str, host: str, message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_transport(*args: object) -> None:
+        raise AssertionError("a transport was built for a refused request")
+
+    monkeypatch.setattr(logs_transport, "endpoints", no_transport)
+    code, out, err = logs(roles_project, "--json", "--host", host, env=env)
+    assert code == 2
+    assert err == f"slipway: error: {message}\n"
+    doc = json.loads(out)
+    assert (doc["command"], doc["outcome"], doc["exit_code"]) == ("logs", "bad-input", 2)

@@ -129,7 +129,7 @@ def addresses(host: Any, *services: str) -> dict[str, Any]:
 
 def run_backend(host: Any, plan: dict[str, Any], service: str, colour: str, command: str) -> str:
     """(Re)start the test container <service>-<colour> at the colour's fixed address; returns that address."""
-    name, ip = f"{service}-{colour}", plan["services"][service][colour]
+    name, ip = f"{service}-{colour}", plan["services"][service][colour][0]  # the first replica
     host.run(f"docker rm -f {name}")
     host.run_expect(
         [0],
@@ -196,7 +196,7 @@ def test_servers_are_the_colours_fixed_addresses(host: Any, plan: dict[str, Any]
     for service in ("notes-api", "shop-web"):
         servers = json.loads(proxy(host, "status", service))["servers"]
         for colour in ("blue", "green"):
-            assert servers[colour]["address"] == plan["services"][service][colour], servers
+            assert servers[colour]["address"] == plan["services"][service][colour][0], servers
             assert ipaddress.ip_address(servers[colour]["address"]) not in pool, plan
 
 

@@ -6,49 +6,14 @@ the engine's DNS was silent (bench/engine_restart.md)."""
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from typing import Any
 
 import pytest
-from scenario_tools import EDGE_ADDRESS
+from scenario_tools import start_load
 
 WORK = "/tmp/slipway-engine-restart"  # noqa: S108 - inside the test host
-# Bounded client loop, no retries: every failure counts. Stops at the stop file or after argv[2] seconds.
-LOAD = """
-import http.client, json, os, sys, threading, time
-edge, seconds, stop_file = sys.argv[1], float(sys.argv[2]), sys.argv[3]
-paths = ["/version", "/notes?limit=5", "/health"]
-lock, counts, errors, windows = threading.Lock(), {"requests": 0, "failed": 0}, [], []
-deadline = time.monotonic() + seconds
-
-def worker(keepalive):
-    conn, i = None, 0
-    while time.monotonic() < deadline and not os.path.exists(stop_file):
-        path, i = paths[i % len(paths)], i + 1
-        try:
-            if conn is None:
-                conn = http.client.HTTPConnection(edge, 80, timeout=10)
-            conn.request("GET", path, headers={"Host": "notes.localhost"})
-            resp = conn.getresponse(); resp.read()
-            problem = None if resp.status == 200 else f"{path}: HTTP {resp.status}"
-        except Exception as err:
-            problem, conn = f"{path}: {type(err).__name__}: {err}", None
-        with lock:
-            counts["requests"] += 1
-            windows.append(time.time())
-            if problem:
-                counts["failed"] += 1; errors.append(problem)
-        if not keepalive and conn is not None:
-            conn.close(); conn = None
-        time.sleep(0.02)
-
-threads = [threading.Thread(target=worker, args=(k,)) for k in (True,) * 3 + (False,) * 3]
-for t in threads: t.start()
-for t in threads: t.join()
-print(json.dumps({**counts, "errors": errors[:10], "times": windows}))
-"""
 CHECKED = ("edge-proxy", "postgres", "redis")
 
 
@@ -73,18 +38,14 @@ def test_two_engine_restarts_under_load_fail_no_request(host: Any) -> None:
     live = json.loads(host.check_output("cat /var/lib/slipway/services/notes-api/state.json"))["live"]["colour"]
     names = [*CHECKED, f"notes-api-{live}"]
     before = started(host, names)
-    data = base64.b64encode(LOAD.encode()).decode()
-    host.run_expect([0], f"rm -rf {WORK} && mkdir -p {WORK} && echo {data} | base64 -d > {WORK}/load.py")
-    host.run_expect([0], f"nohup python3 {WORK}/load.py {EDGE_ADDRESS} 90 {WORK}/stop > {WORK}/out.json 2>&1 &")
+    load = start_load(host, WORK, "notes.localhost", ["/version", "/notes?limit=5", "/health"], 90)
 
     time.sleep(3)  # quiet traffic first
     restarts = []
     for _ in range(2):
         restarts.append(restart_engine(host))
         time.sleep(4)  # the engine settles; name lookups it answered late would fail here
-    host.run_expect([0], f"touch {WORK}/stop")
-    host.run_expect([0], f"for i in $(seq 100); do [ -s {WORK}/out.json ] && exit 0; sleep 0.2; done; exit 1")
-    result = json.loads(host.check_output(f"cat {WORK}/out.json"))
+    result = load.stop()
 
     if result["failed"]:  # the edge's own account of the run's requests that did not end in a plain 200
         logs = host.run(f"docker logs --since {int(restarts[0][0]) - 10} edge-proxy 2>&1 | grep -v ' 200 ' | tail -20")

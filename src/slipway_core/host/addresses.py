@@ -89,22 +89,27 @@ class Slots:
 def table(
     docker: Docker, network: str, services: list[str], slots: Slots, *, write: bool = True, planned: str = ""
 ) -> dict[str, Any]:
-    """The plan of `network` plus every service's colour addresses: what the edge's configuration is made from.
-    Without `write` nothing is saved, and a network that does not exist yet is answered from `planned`."""
+    """The plan of `network` plus every service's addresses: per colour, one per possible replica (the first is the
+    colour's own container). What the edge's configuration is made from. Without `write` nothing is saved, and a
+    network that does not exist yet is answered from `planned`."""
     subnet = network_subnet(docker, network, "" if write else planned)
     plan = contract.network_plan(subnet)
     given = slots.allocate(services, plan["slots"], write)
     return {
         **plan,
         "services": {
-            s: {c: contract.colour_address(subnet, slot, c) for c in contract.COLOURS} for s, slot in given.items()
+            s: {
+                c: [contract.colour_address(subnet, slot, c, r) for r in range(contract.MAX_REPLICAS)]
+                for c in contract.COLOURS
+            }
+            for s, slot in given.items()
         },
     }
 
 
-def colour(docker: Docker, network: str, service: str, colour_name: str, slots: Slots) -> str:
-    """The fixed address of one colour of a service (its slot allocated when it has none yet)."""
-    return str(table(docker, network, [service], slots)["services"][service][colour_name])
+def colour(docker: Docker, network: str, service: str, colour_name: str, slots: Slots, *, replica: int = 0) -> str:
+    """The fixed address of one replica of one colour of a service (its slot allocated when it has none yet)."""
+    return str(table(docker, network, [service], slots)["services"][service][colour_name][replica])
 
 
 def pinned_hosts(docker: Docker, network: str, names: list[str]) -> dict[str, str]:

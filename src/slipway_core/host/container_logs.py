@@ -12,6 +12,7 @@ Exit: docker logs' own status; 1 no such colour or container here (the message s
 from __future__ import annotations
 
 import argparse
+import shlex
 import subprocess
 import sys
 import threading
@@ -27,24 +28,31 @@ class NotHere(Exception):
     """No container to read on this host; the message says why."""
 
 
-def target(docker: Docker, store: Store, colour: str | None) -> tuple[str, str]:
-    """(the container, a description: version and whether it is live) of the live colour or `colour`."""
+def target(docker: Docker, store: Store, colour: str | None) -> tuple[list[str], str]:
+    """(the containers: every replica of the live colour or `colour`, a description: version and whether it is
+    live)."""
     live = store.live() or {}
     state = store.state()
     chosen = colour or live.get("colour")
     if not chosen:
         raise NotHere(f"{store.service} has no live release on this host; name a colour with --colour blue|green")
-    name = contract.container_name(store.service, chosen)
-    if docker.inspect(name) is None:
-        raise NotHere(f"{name} does not exist on this host")
     kept = state.get("kept") or {}
+    release = live if chosen == live.get("colour") else kept if chosen == kept.get("colour") else {}
+    names = contract.colour_containers(store.service, chosen, int(release.get("replicas") or 1))
+    if docker.inspect(names[0]) is None:
+        raise NotHere(f"{names[0]} does not exist on this host")
     if chosen == live.get("colour"):
         what = f"{live.get('version')}, live"
     elif chosen == kept.get("colour"):
         what = f"{kept.get('version')}, kept for a rollback"
     else:
         what = "not a recorded release"
-    return name, what
+    return [name for name in names if name == names[0] or docker.inspect(name) is not None], what
+
+
+def prefixed(argv: list[str], name: str) -> list[str]:
+    """`argv` (docker logs of one replica) with each line of its output and errors prefixed `name | `."""
+    return ["sh", "-c", f"{shlex.join(argv)} 2>&1 | sed -u 's/^/{name} | /'"]
 
 
 def logs_argv(  # noqa: PLR0917 - docker logs' options, in its order
@@ -65,10 +73,18 @@ def logs_argv(  # noqa: PLR0917 - docker logs' options, in its order
 Popen = Callable[["list[str]"], "subprocess.Popen[bytes]"]
 
 
-def stream(argv: list[str], until_eof: bool, popen: Popen = subprocess.Popen) -> int:
-    """Run docker logs with this process's stdout and stderr; with `until_eof`, stop it when stdin closes."""
-    proc = popen(argv)
+def stream(argvs: list[list[str]], until_eof: bool, popen: Popen = subprocess.Popen) -> int:
+    """Run the docker logs commands together with this process's stdout and stderr; with `until_eof`, stop them
+    when stdin closes. Their worst status, or 0 when the caller stopped them (stdin closed, Ctrl-C)."""
+    procs = [popen(argv) for argv in argvs]
     stopped = threading.Event()
+
+    def stop() -> None:
+        stopped.set()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+
     if until_eof:
 
         def watch() -> None:
@@ -77,18 +93,16 @@ def stream(argv: list[str], until_eof: bool, popen: Popen = subprocess.Popen) ->
                     pass
             except (OSError, ValueError):
                 pass
-            if proc.poll() is None:
-                stopped.set()
-                proc.terminate()
+            if any(proc.poll() is None for proc in procs):
+                stop()
 
         threading.Thread(target=watch, name="slipway-logs-eof", daemon=True).start()
     try:
-        code = proc.wait()
+        codes = [proc.wait() for proc in procs]
     except KeyboardInterrupt:
-        stopped.set()
-        proc.terminate()
-        code = proc.wait()
-    return 0 if stopped.is_set() else code  # stopped by the caller (stdin closed, Ctrl-C): a clean end
+        stop()
+        codes = [proc.wait() for proc in procs]
+    return 0 if stopped.is_set() else max(codes)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -106,12 +120,13 @@ def main(docker: Docker, root: str, args: argparse.Namespace, clock: Clock, pope
     try:
         store = Store(root, contract.check_service_name(args.service), clock)
         argv = logs_argv(docker.cli, "", args.since, args.tail, args.follow, args.timestamps)[:-1]
-        name, what = target(docker, store, args.colour)
+        names, what = target(docker, store, args.colour)
     except contract.InputRefused as err:
         print(f"slipway-release: logs: {err}", file=sys.stderr)
         return contract.EXIT_USAGE
     except NotHere as err:
         print(f"slipway-release: logs: {err}", file=sys.stderr)
         return contract.EXIT_FAILED
-    print(f"slipway-release: logs of {name} ({what})", file=sys.stderr, flush=True)
-    return stream([*argv, name], args.until_eof and args.follow, popen)
+    print(f"slipway-release: logs of {', '.join(names)} ({what})", file=sys.stderr, flush=True)
+    argvs = [[*argv, names[0]]] if len(names) == 1 else [prefixed([*argv, name], name) for name in names]
+    return stream(argvs, args.until_eof and args.follow, popen)

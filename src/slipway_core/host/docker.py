@@ -150,6 +150,14 @@ class Docker:
         proc = self.command("image", "inspect", "--format", "{{.Id}}", ref, check=False)
         return proc.stdout.strip() if proc.returncode == 0 else None
 
+    def root_dir(self) -> str | None:
+        """The engine's data root (`docker info` DockerRootDir), or None when it does not answer."""
+        answer = self._api_get("/info")
+        if answer is not None and answer[0] == 200 and isinstance(answer[1], dict):
+            return str(answer[1].get("DockerRootDir") or "") or None
+        proc = self.command("info", "--format", "{{.DockerRootDir}}", timeout=20, check=False)
+        return (proc.stdout.strip() or None) if proc.returncode == 0 else None
+
     # ---------------------------------------------------------------------------------------------- changes
     def command(
         self,
@@ -194,6 +202,28 @@ class Docker:
 
     def rename(self, old: str, new: str) -> None:
         self.command("rename", old, new)
+
+    def tags(self, repository: str) -> dict[str, str]:
+        """The tags of `repository` on the host: reference -> image id."""
+        proc = self.command("images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}", repository,
+                            check=False)
+        pairs = (line.split() for line in proc.stdout.splitlines())
+        return {words[0]: words[1] for words in pairs if len(words) == 2 and not words[0].endswith(":<none>")}
+
+    def remove_image(self, ref: str) -> bool:
+        """Untag `ref` (the image goes with its last tag, unless a container uses it); True when it went."""
+        return self.command("rmi", ref, timeout=60, check=False).returncode == 0
+
+    def containers(self, service: str) -> dict[str, bool]:
+        """Every container of a service (its label), running or not: name -> running."""
+        proc = self.command("ps", "-a", "--filter", f"label=slipway.service={service}", "--format",
+                            "{{.Names}} {{.State}}", check=False)
+        pairs = (line.split() for line in proc.stdout.splitlines())
+        return {words[0]: words[1] == "running" for words in pairs if len(words) == 2}
+
+    def prune_dangling(self) -> None:
+        """Remove dangling (untagged, unused) images: never one a container, stopped or not, still uses."""
+        self.command("image", "prune", "--force", timeout=120, check=False)
 
     def logs(self, name: str, lines: int) -> str:
         proc = self.command("logs", "--tail", str(lines), name, timeout=20, check=False)

@@ -21,13 +21,14 @@ import sys
 from typing import Any, Callable, Sequence
 
 from slipway_core import contract
-from slipway_core.host import addresses, container_logs, one_off, queries, recovery
+from slipway_core.host import addresses, container_logs, one_off, queries, recovery, rollback_to
 from slipway_core.host.docker import Docker, DockerError
 from slipway_core.host.health import http_get
 from slipway_core.host.lock import LockRefused, NotHolder
 from slipway_core.host.proxy import SETTINGS_PATH, Confirm, Proxy, ProxyError, load_settings
+from slipway_core.host.release import Host, check_spec
 from slipway_core.host.run import Failed, Run
-from slipway_core.host.steps import Host, Rollout, check_spec
+from slipway_core.host.steps import Rollout
 from slipway_core.host.store import Store, services
 from slipway_core.host.system import Clock
 
@@ -85,7 +86,11 @@ def cmd_run(host: Host, store: Store, run: Run, args: argparse.Namespace) -> dic
 
 
 def cmd_rollback(host: Host, store: Store, run: Run, args: argparse.Namespace) -> dict[str, Any]:
-    return recovery.rollback(host, store, run, json.loads(sys.stdin.read() or "{}"), args.stale_after)
+    spec = json.loads(sys.stdin.read() or "{}")
+    if args.to:
+        return rollback_to.rollback_to(host, store, run, spec, args.stale_after,
+                                       version=contract.check_version(args.to))
+    return recovery.rollback(host, store, run, spec, args.stale_after)
 
 
 def cmd_finish(host: Host, store: Store, run: Run, args: argparse.Namespace) -> dict[str, Any]:
@@ -160,6 +165,9 @@ def release_parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="also start the idle colour when nothing has to come first",
             )
+        if name == "rollback":
+            p.add_argument("--to", default="", metavar="VERSION",
+                           help="a release kept on this host other than the kept one (its image, no migration)")
         if name == "run":
             p.add_argument("--steps", required=True, help=f"comma-separated, in order: {', '.join(contract.STEPS)}")
         if name == "finish":
@@ -257,8 +265,11 @@ def proxy_parser() -> argparse.ArgumentParser:
     p.add_argument("--prepared", action="store_true", help="`prepare` ran since COLOUR's container started")
     p.add_argument(
         "--verified-address",
+        dest="verified",
+        action="append",
+        default=[],
         metavar="IP",
-        help="the caller's health check of COLOUR at IP just passed: mark it up if the proxy uses IP",
+        help="the caller's health check of COLOUR at IP just passed: mark the server there up (repeat per replica)",
     )
     p = sub.add_parser(
         "switch-over",
@@ -274,7 +285,8 @@ def proxy_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for health checks (15)")
     p.add_argument("--drain-timeout", type=float, default=30.0, help="seconds the old colour gets to drain (30)")
     p.add_argument("--prepared", action="store_true", help="`prepare` ran since COLOUR's container started")
-    p.add_argument("--verified-address", metavar="IP", help="as for switch")
+    p.add_argument("--verified-address", dest="verified", action="append", default=[], metavar="IP",
+                   help="as for switch")
     for name, text in (
         ("prepare", "start fresh health checks of an out-of-rotation COLOUR (no traffic)"),
         ("wait-drained", "wait until COLOUR has no session left (exit 1 on timeout)"),
@@ -316,7 +328,7 @@ def proxy_live(proxy: Proxy, args: argparse.Namespace) -> Any:
 
 
 def proxy_switch(proxy: Proxy, args: argparse.Namespace) -> Any:
-    proxy.switch(args.service, args.colour, args.timeout, args.prepared, args.verified_address)
+    proxy.switch(args.service, args.colour, args.timeout, args.prepared, args.verified)
     return proxy.status(args.service)
 
 
@@ -330,7 +342,7 @@ def proxy_switch_over(proxy: Proxy, args: argparse.Namespace) -> Any:
         args.timeout,
         args.drain_timeout,
         prepared=args.prepared,
-        verified_address=args.verified_address,
+        verified=args.verified,
     )
     return {**proxy.status(args.service), **moved}
 

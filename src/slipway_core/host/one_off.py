@@ -34,7 +34,7 @@ from typing import Any, Callable
 from slipway_core import contract, operator_commands
 from slipway_core.host import addresses, prepare
 from slipway_core.host.docker import ContainerSpec, Docker, DockerError
-from slipway_core.host.steps import config_hash
+from slipway_core.host.release import config_hash
 from slipway_core.host.store import Store
 from slipway_core.host.system import Clock
 

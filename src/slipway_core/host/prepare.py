@@ -11,7 +11,7 @@ import subprocess
 from typing import Any
 
 from slipway_core import contract
-from slipway_core.host import addresses
+from slipway_core.host import addresses, disk
 from slipway_core.host.docker import ContainerSpec, Docker, DockerError
 from slipway_core.host.run import Failed, Run
 from slipway_core.host.store import Store
@@ -24,6 +24,12 @@ def image(docker: Docker, store: Store, run: Run, spec: dict[str, Any]) -> None:
     ref = spec["image_ref"]
     archive = store.paths.image_archive if os.path.exists(store.paths.image_archive) else ""
     with run.phase("image"):
+        try:
+            disk.check_image(docker, archive, spec)  # refused with the numbers before anything is written
+        except Failed:
+            if archive:  # the copy would only take more of the space that is short; the next deploy ships it again
+                os.unlink(archive)
+            raise
         try:
             if archive:
                 docker.load(archive)
@@ -89,32 +95,41 @@ def container_spec(
     )
 
 
+def migration_tool(
+    docker: Docker, service: str, spec: dict[str, Any], name: str, command: list[str]
+) -> tuple[int, str, str]:
+    """`command` once, in a one-off container `name` of the release's image with the owner's credentials (the
+    migration, or a question to its migration tool); (exit code, its last output, docker's own error or '')."""
+    docker.remove(name)
+    env = {
+        **spec["env"],
+        **(spec.get("secret_env") or {}),
+        **(spec.get("migrate_env") or {}),
+        **(spec.get("migrate_secret_env") or {}),
+    }
+    one_off = container_spec(spec, name, env, False, command)
+    one_off.labels = {"slipway.service": service, "slipway.role": "migration"}
+    one_off.hosts = addresses.pinned_hosts(docker, spec["network"], list(spec.get("pin_hosts") or []))
+    problem = ""  # docker's own error (e.g. a timeout): it explains more than the container's output
+    try:
+        code = docker.run(one_off, timeout=float(spec.get("migrate_timeout", 600))).returncode
+    except DockerError as err:
+        code, problem = -1, str(err)
+    finally:
+        output = f"{problem}\n{docker.logs(name, 40)}".strip()
+        docker.remove(name)
+    return code, output, problem
+
+
 def migrate(docker: Docker, store: Store, run: Run, spec: dict[str, Any]) -> None:
     """The migrate command once, in a one-off container of the new image with the owner's credentials."""
     run_id = run.run_id
     with run.phase("migrate"):
         before = revision(docker, spec)
         name = contract.migration_container_name(store.service, run_id)
-        docker.remove(name)
-        env = {
-            **spec["env"],
-            **(spec.get("secret_env") or {}),
-            **(spec.get("migrate_env") or {}),
-            **(spec.get("migrate_secret_env") or {}),
-        }
-        one_off = container_spec(spec, name, env, False, list(spec["migrate_command"]))
-        one_off.labels = {"slipway.service": store.service, "slipway.role": "migration"}
-        one_off.hosts = addresses.pinned_hosts(docker, spec["network"], list(spec.get("pin_hosts") or []))
-        problem = ""  # docker's own error (e.g. a timeout): it explains more than the container's output
-        try:
-            proc = docker.run(one_off, timeout=float(spec.get("migrate_timeout", 600)))
-            code = proc.returncode
-        except DockerError as err:
-            code, problem = -1, str(err)
+        code, output, problem = migration_tool(docker, store.service, spec, name, list(spec["migrate_command"]))
+        if problem:
             run.data["message"] = problem
-        finally:
-            output = f"{problem}\n{docker.logs(name, 40)}".strip()
-            docker.remove(name)
         after = revision(docker, spec)
         run.data["migration_revision"] = after
         if code != 0:

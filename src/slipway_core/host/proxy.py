@@ -15,7 +15,7 @@ import json
 import os
 import socket
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Sequence
 
 from slipway_core import contract
 from slipway_core.host.docker import Docker, DockerError
@@ -101,8 +101,14 @@ class Proxy:
     def backend(self, name: str) -> str:
         return str(self.service(name).get("backend") or contract.backend_name(name))
 
+    def colour_servers(self, name: str, colour: str) -> list[str]:
+        """The servers of one colour, one per replica (settings written before replicas name only the first)."""
+        names = (self.service(name).get("servers") or {}).get(colour)
+        return [str(n) for n in names] if names else [contract.container_name(name, colour)]
+
     def servers(self, name: str) -> dict[str, dict[str, Any]]:
-        """The two colours of a service as HAProxy sees them right now."""
+        """The two colours of a service as HAProxy sees them right now: each colour's servers (`members`, one per
+        replica) and their sum (UP or ready only when every member is; sessions added up)."""
         backend = self.backend(name)
         stat = self.runtime(f"show stat {backend} 4 -1")
         if not stat.startswith("# "):
@@ -115,28 +121,32 @@ class Proxy:
                 states[words[3]] = words
         out = {}
         for colour in contract.COLOURS:
-            server = contract.container_name(name, colour)
-            row, words = rows.get(server, {}), states.get(server, [])
-            admin = int(words[6]) if words else 0
-            status = row.get("status", "unknown")
-            out[colour] = {
-                "server": server,
-                "status": status,  # HAProxy's view: UP (serving), DRAIN, MAINT, DOWN, ...
-                "admin": "maint" if status.startswith("MAINT") else "drain" if status == "DRAIN" else "ready",
-                "admin_flags": [label for bit, label in ADMIN_FLAGS.items() if admin & bit],
-                "address": words[4] if words else None,
-                "check": row.get("check_status", ""),
-                "sessions": int(row.get("scur") or 0),
-                "total_sessions": int(row.get("stot") or 0),
-            }
+            members = []
+            for server in self.colour_servers(name, colour):
+                row, words = rows.get(server, {}), states.get(server, [])
+                admin = int(words[6]) if words else 0
+                status = row.get("status", "unknown")
+                members.append({
+                    "server": server,
+                    "status": status,  # HAProxy's view: UP (serving), DRAIN, MAINT, DOWN, ...
+                    "admin": "maint" if status.startswith("MAINT") else "drain" if status == "DRAIN" else "ready",
+                    "admin_flags": [label for bit, label in ADMIN_FLAGS.items() if admin & bit],
+                    "address": words[4] if words else None,
+                    "check": row.get("check_status", ""),
+                    "sessions": int(row.get("scur") or 0),
+                    "total_sessions": int(row.get("stot") or 0),
+                })
+            out[colour] = summary(members)
         return out
 
-    def set_server(self, name: str, colour: str, setting: str) -> None:
-        """`set server <backend>/<server> <setting>`; HAProxy answers nothing when it agrees."""
-        target = f"{self.backend(name)}/{contract.container_name(name, colour)}"
-        answer = self.runtime(f"set server {target} {setting}").strip()
-        if answer:
-            raise ProxyError(f"the proxy refused 'set server {target} {setting}': {answer}")
+    def set_server(self, name: str, colour: str, setting: str, only: str = "") -> None:
+        """`set server <backend>/<server> <setting>` for every server of `colour` (or `only` that one); HAProxy
+        answers nothing when it agrees."""
+        for server in [only] if only else self.colour_servers(name, colour):
+            target = f"{self.backend(name)}/{server}"
+            answer = self.runtime(f"set server {target} {setting}").strip()
+            if answer:
+                raise ProxyError(f"the proxy refused 'set server {target} {setting}': {answer}")
 
     # ---------------------------------------------------------------------------------------- live colour
     def live_file(self, name: str) -> str:
@@ -156,9 +166,12 @@ class Proxy:
         return None
 
     def persist(self, name: str, colour: str) -> None:
+        """The live colour, and each of its replicas past the first, as the configuration reads them on a reload."""
+        count = len(self.colour_servers(name, colour))
+        replicas = "".join(f"    setenv {contract.replica_env_var(name, r)} 1\n" for r in range(1, count))
         content = (
             f"# Live colour of {name}, written by slipway-proxy or the edge_proxy role.\n"
-            f"global\n    setenv {contract.live_env_var(name)} {colour}\n"
+            f"global\n    setenv {contract.live_env_var(name)} {colour}\n{replicas}"
         )
         tmp = os.path.join(self.settings["live_dir"], f".{name}.tmp")
         with open(tmp, "w", encoding="utf-8") as handle:
@@ -195,13 +208,13 @@ class Proxy:
             self.restart_checks(name, colour)
 
     def switch(
-        self, name: str, colour: str, timeout: float, prepared: bool = False, verified_address: str | None = None
+        self, name: str, colour: str, timeout: float, prepared: bool = False, verified: Sequence[str] = ()
     ) -> None:
-        """Make `colour` live: ready it once its checks pass, persist it, then drain the other.
+        """Make `colour` live: ready its servers once their checks pass, persist it, then drain the other.
 
-        prepared: `prepare` ran since its container started, so its checks are fresh. verified_address: the
-        caller's health gate passed at this address just now; when the proxy routes the colour there, it is
-        marked up at once instead of waiting for checks that may still count a failure from the boot."""
+        prepared: `prepare` ran since its containers started, so their checks are fresh. verified: addresses where
+        the caller's health gate passed just now; a server the proxy routes to one of them is marked up at once
+        instead of waiting for checks that may still count a failure from the boot."""
         other = contract.other_colour(colour)
         server, other_server = contract.container_name(name, colour), contract.container_name(name, other)
         with _SwitchLock(self.settings, name):
@@ -209,13 +222,14 @@ class Proxy:
             if before["admin"] != "ready" or prepared:
                 if not (prepared and "forced-drain" in before["admin_flags"]):
                     self.restart_checks(name, colour)
-                if verified_address and before["address"] == verified_address:
-                    self.set_server(name, colour, "health up")
+                for member in before["members"]:
+                    if member["address"] in verified:
+                        self.set_server(name, colour, "health up", only=member["server"])
                 if not wait_for(self.clock, lambda: self.servers(name)[colour]["status"] == "DRAIN", timeout):
                     now = self.servers(name)[colour]  # as the checks left it, before its admin state is put back
                     self.set_server(name, colour, "state maint" if before["admin"] == "maint" else "state drain")
                     raise ProxyError(
-                        f"{server} did not pass its health checks within {timeout:g}s (status "
+                        f"{describe(now, server)} did not pass its health checks within {timeout:g}s (status "
                         f"{now['status']}, check {now['check']}, address {now['address']}); "
                         f"{other_server} stays live"
                     )
@@ -273,13 +287,13 @@ class Proxy:
         drain_timeout: float,
         *,
         prepared: bool = False,
-        verified_address: str | None = None,
+        verified: Sequence[str] = (),
     ) -> dict[str, Any]:
         """The rollout's one call to the edge: switch, confirm (switch back on failure), drain the old colour.
         Returns the seconds of the switch and of the drain, and the sessions left on the old colour."""
         started = self.clock.monotonic()
         previous = self.live(name)
-        self.switch(name, colour, timeout, prepared, verified_address)
+        self.switch(name, colour, timeout, prepared, verified)
         problem = self.confirm(name, check)
         if problem:
             if previous and previous != colour:
@@ -330,6 +344,29 @@ class Proxy:
                 f"no new worker started within {timeout:g}s; see `docker logs {self.settings['container']}`"
             )
         return {"reloaded": True, "old_workers": sorted(before), "workers": sorted(self.workers() - before)}
+
+
+def summary(members: list[dict[str, Any]]) -> dict[str, Any]:
+    """One colour from its servers: its status, admin state and check are the first member's that is not UP, ready
+    or passing (so UP only when all are), its sessions their sum; `server` and `address` are the first member's."""
+    first = members[0]
+    status = next((m["status"] for m in members if not m["status"].startswith("UP")), first["status"])
+    return {
+        **first,
+        "status": status,
+        "admin": next((m["admin"] for m in members if m["admin"] != "ready"), "ready"),
+        "admin_flags": sorted({flag for m in members for flag in m["admin_flags"]}),
+        "check": next((m["check"] for m in members if not str(m["check"]).startswith("L7OK")), first["check"]),
+        "sessions": sum(m["sessions"] for m in members),
+        "total_sessions": sum(m["total_sessions"] for m in members),
+        "members": members,
+    }
+
+
+def describe(colour: dict[str, Any], first: str) -> str:
+    """A colour's servers for a message: the first's name, and how many replicas when more than one."""
+    count = len(colour.get("members") or [])
+    return first if count <= 1 else f"{first} (and its {count - 1} other replica(s))"
 
 
 def names_version(body: str, version: str) -> bool:

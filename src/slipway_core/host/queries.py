@@ -8,7 +8,7 @@ from slipway_core import contract
 from slipway_core.host.docker import running
 from slipway_core.host.lock import Lock, describe
 from slipway_core.host.proxy import ProxyError
-from slipway_core.host.steps import Host
+from slipway_core.host.release import Host
 from slipway_core.host.store import Store
 
 
@@ -20,14 +20,21 @@ def status(host: Host, store: Store) -> dict[str, Any]:
         item["message"] = "never deployed"
     else:
         item.update({"colour": live["colour"], "version": live["version"]})
-        info = host.docker.inspect(contract.container_name(store.service, live["colour"]))
-        ok, status_ = host.healthy(store.service, live["colour"], info)
+        replicas = int(live.get("replicas") or 1)
+        names = contract.colour_containers(store.service, live["colour"], replicas)
+        infos = [host.docker.inspect(name) for name in names]
+        checked = [host.healthy(store.service, live["colour"], info) for info in infos]
         try:
             routed = host.proxy.live(store.service) if host.proxy is not None else live["colour"]
         except ProxyError:
             routed = None
-        item["healthy"] = running(info) and ok and routed == live["colour"]
-        parts = [f"container {'running' if running(info) else 'NOT running'}" + (f", {status_}" if status_ else "")]
+        up = all(running(info) for info in infos)
+        item["healthy"] = up and all(ok for ok, _ in checked) and routed == live["colour"]
+        status_ = next((words for ok, words in checked if not ok), checked[0][1])
+        what = "container" if replicas == 1 else f"{replicas} replicas"
+        down = [name for name, info in zip(names, infos) if not running(info)]
+        parts = [f"{what} {'running' if up else 'NOT running'}" + (f" ({', '.join(down)})" if down and replicas > 1
+                                                                    else "") + (f", {status_}" if status_ else "")]
         if routed != live["colour"]:
             parts.append(f"proxy routes {routed}")
         if kept:

@@ -15,8 +15,9 @@ from slipway_core import contract
 from slipway_core.host.docker import DockerError, labels, running
 from slipway_core.host.lock import Lock, describe
 from slipway_core.host.proxy import ProxyError
+from slipway_core.host.release import Host, public
 from slipway_core.host.run import Failed, Run
-from slipway_core.host.steps import Host, Rollout, public
+from slipway_core.host.steps import Rollout
 from slipway_core.host.store import Store
 from slipway_core.host.system import wait_for
 
@@ -34,7 +35,8 @@ def rollback(host: Host, store: Store, run: Run, spec: dict[str, Any], stale_aft
             f"{store.service} has no kept release to roll back to (live: "
             f"{(live or {}).get('version', 'none')}); deploy the version you want instead",
         )
-    spec = {**spec, **{k: kept[k] for k in ("network", "port", "domain", "health_path") if k in kept}}
+    spec = {**spec, **{k: kept[k] for k in ("network", "port", "domain", "health_path") if k in kept},
+            "replicas": int(kept.get("replicas") or 1)}
     run.data.update(
         {
             "version": kept["version"],
@@ -47,17 +49,20 @@ def rollback(host: Host, store: Store, run: Run, spec: dict[str, Any], stale_aft
         }
     )
     rollout = Rollout(host, store, run, spec)
-    name = rollout.container()
     with run.phase("start"):
-        info = host.docker.inspect(name)
-        if info is None or info.get("Image") != kept.get("image_id"):
-            raise Failed(
-                "start",
-                f"the kept container {name} ({kept['version']}) is gone or runs another image; "
-                "deploy the version you want instead",
-            )
+        rollout.check_edge_servers("start")
+        names = rollout.containers()
+        for name in names:
+            info = host.docker.inspect(name)
+            if info is None or info.get("Image") != kept.get("image_id"):
+                raise Failed(
+                    "start",
+                    f"the kept container {name} ({kept['version']}) is gone or runs another image; "
+                    "deploy the version you want instead",
+                )
         run.data["start_at"] = host.clock.time()
-        host.docker.start(name)
+        for name in names:
+            host.docker.start(name)
         rollout.prepare_proxy()
     run.done("start")
     return rollout.advance(["health", "switch", "drain", "record"])
@@ -77,7 +82,7 @@ def recover(host: Host, store: Store, run: Run) -> str:
         return "; it had been recorded as live before it stopped"
     routed = host.proxy.live(store.service) if host.proxy is not None else None
     info = host.docker.inspect(rollout.container())
-    ours = data.get("action") == "rollback" or labels(info).get("slipway.run-id") == run.run_id
+    ours = rollout.restarts_kept or labels(info).get("slipway.run-id") == run.run_id
     if routed == colour and colour != live.get("colour") and ours:
         if not running(info):
             raise Failed(

@@ -14,7 +14,7 @@ from slipway_core.host.store import Store
 
 
 class Asker(Protocol):
-    """Who asked for a run (steps.Host): the actor and the run's audit."""
+    """Who asked for a run (release.Host): the actor and the run's audit."""
 
     audit: dict[str, str]
 

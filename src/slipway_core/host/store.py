@@ -1,6 +1,7 @@
 """A service's release state on this host, and the only code that writes it (paths: contract.StatePaths).
 
-state.json      the live and the kept release (colour, version, image id, config hash, ...)
+state.json      the live and the kept release (colour, version, image id, config hash, ...), and the releases kept
+                (their images stay: releases.py)
 history.jsonl   one line per deployment, rollback or failed rollout (append-only, fsynced)
 runs/<id>.json  what one run did so far: its phases, durations and result
 logs/           container logs of failed rollouts
@@ -20,6 +21,7 @@ from slipway_core.host.system import Clock, read_json, write_json
 class Store:
     def __init__(self, root: str, service: str, clock: Clock) -> None:
         self.service = service
+        self.root = root
         self.paths = contract.StatePaths(root, service)
         self.clock = clock
         os.makedirs(self.paths.runs, mode=0o700, exist_ok=True)
@@ -33,10 +35,15 @@ class Store:
         live = self.state().get("live")
         return live if isinstance(live, dict) else None
 
-    def save_state(self, live: dict[str, Any] | None, kept: dict[str, Any] | None) -> None:
+    def save_state(
+        self, live: dict[str, Any] | None, kept: dict[str, Any] | None, releases: list[dict[str, Any]] | None = None
+    ) -> None:
+        """The live and kept releases, and the releases kept on this host (unchanged when not given)."""
+        if releases is None:
+            releases = self.state().get("releases") or []
         write_json(
             self.paths.state,
-            {"service": self.service, "live": live, "kept": kept, "updated_at": self.clock.iso()},
+            {"service": self.service, "live": live, "kept": kept, "releases": releases, "updated_at": self.clock.iso()},
             0o644,
         )
 
@@ -47,14 +54,15 @@ class Store:
             handle.flush()
             os.fsync(handle.fileno())
 
-    def history(self, limit: int) -> list[dict[str, Any]]:
+    def history(self, limit: int, *, everything: bool = False) -> list[dict[str, Any]]:
+        """The last `limit` lines (every line with `everything`)."""
         try:
             with open(self.paths.history, encoding="utf-8") as handle:
                 lines = handle.readlines()
         except FileNotFoundError:
             return []
         out = []
-        for line in lines[-limit:] if limit > 0 else []:
+        for line in lines if everything else lines[-limit:] if limit > 0 else []:
             with contextlib.suppress(ValueError):
                 out.append(json.loads(line))
         return out

@@ -58,12 +58,33 @@ def outdated(rc: int, stdout: str, stderr: str) -> bool:
     return not stdout.strip() and (rc in CANNOT_RUN or (rc == load_contract().EXIT_USAGE and "usage:" in stderr))
 
 
+def without_tty(connection: Any) -> bool:
+    """Turn off the ssh connection's terminal for one call; True if it was on (the caller turns it back on).
+
+    Over SSH, Ansible runs a become command that has no input under `ssh -tt`: the terminal merges the command's
+    stderr into its stdout (and ends lines with \\r\\n), so a missing program's "not found" looked like an answer
+    and the program's own stderr would corrupt its JSON answer. The program's output is read, never typed at.
+    Connections without the option (docker, local) have no terminal to turn off."""
+    try:
+        if not connection.get_option("use_tty"):
+            return False
+    except KeyError:
+        return False
+    connection.set_option("use_tty", False)
+    return True
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _supports_check_mode = True  # handled below, as ansible.builtin.command does
 
     def _call(self, cmd: str, stdin: bytes | None) -> tuple[int, str, str]:
-        out = self._low_level_execute_command(cmd, sudoable=True, in_data=stdin)
+        tty = without_tty(self._connection)
+        try:
+            out = self._low_level_execute_command(cmd, sudoable=True, in_data=stdin)
+        finally:
+            if tty:
+                self._connection.set_option("use_tty", True)
         return int(out.get("rc", 1)), str(out.get("stdout", "")).rstrip("\n"), str(out.get("stderr", "")).rstrip("\n")
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:

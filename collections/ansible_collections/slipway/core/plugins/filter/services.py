@@ -49,6 +49,7 @@ KNOWN_FIELDS = frozenset(
         "resources",
         "env",
         "secret_env",
+        "replicas",
     }
 )
 DEFAULT_RESOURCES = {"cpus": "0.5", "memory": "512m"}
@@ -123,6 +124,10 @@ def normalise(name: str, spec: Any) -> dict[str, Any]:
         raise _fail(name, "resources.cpus", f"{resources['cpus']!r} is not valid; use a number such as \"0.5\"")
     if not MEMORY_RE.fullmatch(str(resources["memory"])):
         raise _fail(name, "resources.memory", f"{resources['memory']!r} is not valid; use a size such as 512m")
+    try:
+        replicas: int = contract.check_replicas(spec.get("replicas", 1))
+    except contract.InputRefused as err:
+        raise _fail(name, "replicas", str(err)) from err
     return {
         "name": name,
         "image": image,
@@ -137,6 +142,9 @@ def normalise(name: str, spec: Any) -> dict[str, Any]:
         "resources": {"cpus": str(resources["cpus"]), "memory": str(resources["memory"])},
         "env": _env_field(name, spec, "env"),
         "secret_env": _env_field(name, spec, "secret_env"),
+        "replicas": replicas,
+        # The edge's servers of each colour, one per replica (name, and the variable enabling it after a reload).
+        "servers": contract.edge_servers(name, replicas),
         # Derived names (id, db_name, db_owner, db_user, redis_user, redis_key_prefix, the vault_* variable names,
         # backend, live_env_var, blue, green): every role uses these, never builds its own.
         **contract.service_names(name),

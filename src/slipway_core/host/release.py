@@ -1,0 +1,83 @@
+"""The release a rollout is asked for, and the host it runs on: the release spec's rules (what it must hold, its
+public part without secrets, the hash of everything but the image that shapes a container) and Host, what this host
+offers a rollout (its engine, clock, HTTP client, and the edge proxy when one runs here)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from slipway_core import contract
+from slipway_core.host import addresses, health
+from slipway_core.host.docker import Docker, health_status
+from slipway_core.host.proxy import Proxy, ProxyError
+from slipway_core.host.run import Failed
+from slipway_core.host.system import Clock
+
+REQUIRED = ("service", "version", "image_ref", "port", "domain", "health_path", "network", "env")
+SECRET = ("secret_env", "migrate_secret_env", "registry_username", "registry_password")
+HASHED = ("port", "domain", "health_path", "network", "env", "secret_env", "resources", "container", "pin_hosts")
+
+
+@dataclass
+class Host:
+    """What this host offers a rollout: its engine, clock and HTTP client, and the edge proxy when it runs here."""
+
+    docker: Docker
+    clock: Clock
+    http: health.HttpGet
+    proxy: Proxy | None
+    holder: str = "unknown"
+    audit: dict[str, str] = field(default_factory=dict)  # contract.AUDIT_KEYS: who asked for this run, from where
+    slots: addresses.Slots = field(default_factory=addresses.Slots)  # each service's fixed addresses on this host
+
+    @property
+    def who(self) -> str:
+        """The actor of the run (the audit's), else the holder the controller named."""
+        return self.audit.get("actor") or self.holder
+
+    def healthy(self, service: str, colour: str, info: dict[str, Any] | None) -> tuple[bool, str]:
+        """Whether a colour's running container is healthy, and Docker's word for it. Docker's status counts unless
+        it is stale (its checks stopped: Docker 20.10 after a live restore); then the edge's own check of the colour
+        decides (UP with a passing layer-7 check), and the words say so."""
+        status = health_status(info)
+        if status in (None, "healthy") or not health.stale(info, self.clock.time()):
+            return status in (None, "healthy"), status or ""
+        try:
+            edge = self.proxy.servers(service)[colour] if self.proxy is not None else {}
+        except ProxyError:
+            edge = {}
+        ok = str(edge.get("status", "")).startswith("UP") and str(edge.get("check", "")).startswith("L7OK")
+        return ok, f"Docker's {status} is stale (its checks stopped), the edge's check {'passes' if ok else 'fails'}"
+
+
+def config_hash(spec: dict[str, Any]) -> str:
+    """Everything that shapes the running container except the image (compared by its id)."""
+    shaped = {k: spec.get(k) for k in HASHED}
+    replicas = int(spec.get("replicas") or 1)
+    if replicas != 1:  # hashed only then: a release recorded before replicas existed still matches
+        shaped["replicas"] = replicas
+    canon = json.dumps(shaped, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canon.encode()).hexdigest()
+
+
+def public(spec: dict[str, Any]) -> dict[str, Any]:
+    """The release without its secrets: what a run's record keeps (recovery reads it)."""
+    return {k: v for k, v in spec.items() if k not in SECRET}
+
+
+def check_spec(spec: Any) -> dict[str, Any]:
+    if not isinstance(spec, dict):
+        raise Failed("preflight", "the release on stdin is not a JSON object", contract.EXIT_USAGE)
+    missing = [key for key in REQUIRED if key not in spec]
+    if missing:
+        raise Failed("preflight", f"the release on stdin lacks {missing[0]!r}", contract.EXIT_USAGE)
+    try:
+        contract.check_keep_releases(int(spec.get("keep_releases") or contract.KEEP_RELEASES_DEFAULT))
+        contract.check_replicas(int(spec.get("replicas") or 1))
+    except (contract.InputRefused, ValueError) as err:
+        raise Failed("preflight", f"the release on stdin: {err} (app_release_keep_releases, replicas)",
+                     contract.EXIT_USAGE) from err
+    return spec
