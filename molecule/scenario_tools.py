@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import ipaddress
 import json
 import os
 import re
@@ -80,8 +81,17 @@ def assert_refused_before_any_change(run: subprocess.CompletedProcess[str], inst
         assert text in output, output[-3000:]
     assert recap_changed(output, instance) == 0
 
+def san(name: str) -> x509.GeneralName:
+    """A subject alternative name: an IP address when `name` is one, else a DNS name."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
 def self_signed_bundle(names: list[str]) -> tuple[str, str]:
-    """A throwaway certificate for `names`, valid for a day: (PEM bundle = certificate + key, PEM certificate)."""
+    """A throwaway certificate for `names` (DNS names, or IP addresses), valid for a day: (PEM bundle = certificate +
+    key, PEM certificate)."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     now = datetime.datetime.now(datetime.UTC)
@@ -93,7 +103,7 @@ def self_signed_bundle(names: list[str]) -> tuple[str, str]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([san(n) for n in names]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )

@@ -160,6 +160,39 @@ def _check_addresses(env: str, hosts: Sequence[str], members: Mapping[str, Seque
                 f"infra_network_subnet clear of the private network's addresses")
 
 
+def data_tier(env: str, groups: Mapping[str, Sequence[str]],
+              host_vars: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Where the data tier is reached from other hosts (docs/topology.md, "The data tier across hosts"):
+    {data_host, address, clients}. `address` is the data host's private address when some app host of `env` is
+    another host (PostgreSQL and Redis are published there, on nothing else), else "" (one VM: nothing published);
+    `clients` are those other app hosts, each {host, address}, in inventory order: the only remote addresses the
+    data tier admits. No environment (a role run outside the playbooks), or one unknown to `groups`: one VM, no data
+    host named. `host_vars` gives each host's slipway_private_address; a missing or bad one is refused, naming it."""
+    none: dict[str, Any] = {"data_host": "", "address": "", "clients": []}
+    if not env or not groups.get(env):
+        return none
+    found = topology(env, groups)
+    data = found["data"][0]
+    remote = [host for host in found["app"] if host != data]
+    if not remote:
+        return {**none, "data_host": data}
+    where = f"inventories/{env}/hosts.yml"
+
+    def address_of(host: str, why: str) -> str:
+        address = _address(host, (host_vars.get(host) or {}).get(ADDRESS_VAR), where)
+        if address is None:
+            raise InputRefused(f"host {host} has no {ADDRESS_VAR}, and {why}: set {ADDRESS_VAR} to its private IPv4 "
+                               f"address for {host} in {where}")
+        return str(address)
+
+    return {
+        "data_host": data,
+        "address": address_of(data, f"the app hosts {_names(remote)} reach PostgreSQL and Redis on it (data)"),
+        "clients": [{"host": host, "address": address_of(host, f"the data host {data} admits it by that address (app)")}
+                    for host in remote],
+    }
+
+
 ROLLOUT_REQUESTS = ("deploy", "rollback")
 
 

@@ -20,6 +20,7 @@ from plugin_loader import load_filter  # isort: skip
 
 module = load_filter("topology")
 topology, topology_problem, host_settings = module.topology, module.topology_problem, module.host_settings
+data_tier = module.data_tier
 
 GROUPS = {"prod": ["edge-1", "app-1", "data-1"], "prod_edge": ["edge-1"], "prod_app": ["app-1"],
           "prod_data": ["data-1"], "prod_monitoring": ["data-1"]}
@@ -165,3 +166,19 @@ def test_in_a_real_play_with_ansibles_own_hostvars(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert ("hosts app-1 and data-1 have the same slipway_private_address 10.0.1.11: give each host its own private "
             "address in inventories/prod/hosts.yml") in " ".join(result.stdout.split())
+
+
+def test_data_tier_reads_the_addresses_from_the_inventory() -> None:
+    """What the postgresql, redis and app_release roles use: the data host's private address and the app hosts'."""
+    hostvars = FakeHostVars({**ADDRESSED, "data-1": {"slipway_private_address": "{{ data_address }}"}},
+                            {"{{ data_address }}": "10.0.1.12"})
+    assert data_tier(GROUPS, "prod", hostvars) == {"data_host": "data-1", "address": "10.0.1.12",
+                                                   "clients": [{"host": "app-1", "address": "10.0.1.11"}]}
+    one_vm = {"data_host": "vm", "address": "", "clients": []}
+    assert data_tier({"local": ["vm"]}, "local", FakeHostVars({}, {})) == one_vm
+    assert data_tier(GROUPS, "", None) == data_tier(GROUPS, None, None) == {"data_host": "", "address": "",
+                                                                             "clients": []}
+    with pytest.raises(AnsibleFilterError, match="host app-1 has no slipway_private_address"):
+        data_tier(GROUPS, "prod", FakeHostVars({"data-1": ADDRESSED["data-1"]}, {}))
+    with pytest.raises(AnsibleFilterError, match="give Ansible's groups, not list"):
+        data_tier(["prod"], "prod")

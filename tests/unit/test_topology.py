@@ -277,3 +277,39 @@ def test_a_second_edge_refuses_a_rollout() -> None:
 @pytest.mark.parametrize("request_", ["env", "status", ""])
 def test_provisioning_and_reads_run_on_any_topology(request_: str) -> None:
     topology.check_rollout_topology("prod", topology.topology("prod", cluster()), request_)
+
+
+# ------------------------------------------------------------------------------------------------ data tier
+def test_data_tier_on_one_vm_publishes_nothing_and_admits_no_remote_host() -> None:
+    """One VM (no role groups, or every role on one host): nothing published, no address needed."""
+    assert topology.data_tier("local", {"local": ["vm-1"]}, {}) == {"data_host": "vm-1", "address": "",
+                                                                   "clients": []}
+    groups = {"prod": ["vm-1"], **{f"prod_{role}": ["vm-1"] for role in topology.HOST_ROLES}}
+    assert topology.data_tier("prod", groups, {})["address"] == ""
+
+
+def test_data_tier_without_an_environment_is_one_vm() -> None:
+    """A role run outside the playbooks (no env, or one the inventory does not hold): the one-VM behaviour."""
+    none = {"data_host": "", "address": "", "clients": []}
+    assert topology.data_tier("", cluster(), ADDRESSES) == none
+    assert topology.data_tier("nosuch", cluster(), ADDRESSES) == none
+
+
+def test_data_tier_across_hosts_listens_on_the_data_hosts_address_and_admits_only_the_app_hosts() -> None:
+    tier = topology.data_tier("prod", cluster(), ADDRESSES)
+    assert tier == {"data_host": "data-1", "address": "10.0.1.13",
+                    "clients": [{"host": "app-1", "address": "10.0.1.11"}, {"host": "app-2", "address": "10.0.1.12"}]}
+    # The edge (10.0.1.10) is no client. An app host that is also the data host reaches it on its own Docker
+    # network: it is no remote client either.
+    both = topology.data_tier("prod", cluster(prod_app=["app-1", "data-1"], prod_edge=["edge-1", "app-2"]), ADDRESSES)
+    assert both["address"] == "10.0.1.13" and [c["host"] for c in both["clients"]] == ["app-1"]
+
+
+def test_data_tier_refuses_a_missing_or_bad_address_naming_the_host() -> None:
+    assert refusal(topology.data_tier, "prod", cluster(), without("data-1")) == (
+        "host data-1 has no slipway_private_address, and the app hosts app-1, app-2 reach PostgreSQL and Redis on it "
+        "(data): set slipway_private_address to its private IPv4 address for data-1 in inventories/prod/hosts.yml")
+    assert refusal(topology.data_tier, "prod", cluster(), without("app-2")).startswith(
+        "host app-2 has no slipway_private_address, and the data host data-1 admits it by that address (app)")
+    public = {**ADDRESSES, "app-1": {"slipway_private_address": "203.0.113.5"}}
+    assert "203.0.113.5" in refusal(topology.data_tier, "prod", cluster(), public)

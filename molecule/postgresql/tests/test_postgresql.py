@@ -10,6 +10,7 @@ CREATEROLE and no superuser). All tests of one host run before the other's, in f
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -58,6 +59,15 @@ CA_CERT = "/etc/slipway/postgresql/ca.crt"
 SERVER_CERT = "/etc/slipway/postgresql/server.crt"
 CONTAINER_SECRETS = ("/etc/slipway/postgresql-secrets/superuser_password", "/etc/slipway/postgresql-secrets/server.key")
 ROOT_SECRETS = ("/etc/slipway/postgresql-ca/ca.key",)
+# The data tier across hosts (molecule.yml): ONE_HOST is environment pgtest's data host, MANAGED_HOST its app host on
+# another VM, both on the private network PRIVATE_NETWORK (the scenario's stand-in for a VPC).
+PRIVATE_NETWORK = "slipway-pg-private"
+DATA_ADDRESS = VARS["slipway_private_address"]
+APP_ADDRESS = MANAGED_VARS["slipway_private_address"]
+# An address on the private network that is no app host: the probe container the test starts there.
+OTHER_ADDRESS = "10.241.7.50"
+# Where the role copies its CA on each app host on another VM (postgresql_tls_clients_ca_file).
+APP_HOST_CA = "/etc/slipway/data-tier/postgresql-ca.crt"
 # The role's tag for the certificate alone (README): the certificate tests need nothing else of a converge.
 TLS_ONLY = "postgresql_tls"
 
@@ -181,7 +191,9 @@ def test_server_runs_on_the_shared_network_only(host: Any) -> None:
     info = json.loads(host.check_output("docker inspect postgres"))[0]
     assert info["State"]["Running"]
     assert list(info["NetworkSettings"]["Networks"]) == [NETWORK]
-    assert not info["HostConfig"]["PortBindings"], "nothing may be published on the host by default"
+    # Published nowhere but on the private address (the next tests: an app host is another VM here).
+    bindings = info["HostConfig"]["PortBindings"] or {}
+    assert [b["HostIp"] for b in bindings.get("5432/tcp", [])] == [DATA_ADDRESS] and list(bindings) == ["5432/tcp"]
     assert any(m["Type"] == "volume" and m["Destination"] == "/var/lib/postgresql/data" for m in info["Mounts"])
     assert "POSTGRES_PASSWORD=" not in " ".join(info["Config"]["Env"]), "the password must not be in the env"
 
@@ -244,6 +256,74 @@ def test_clients_verify_the_server_with_the_published_ca(host: Any) -> None:
     if not is_managed(host):  # the role's own certificate names `postgres`, not the container's address
         by_address = psql(host, LARK, "lark_service", "SELECT 1", tls=verify, server=address)
         assert by_address.rc != 0 and "does not match" in by_address.stderr, by_address.stderr
+
+
+def remote_psql(
+    where: list[str], login: tuple[str, str], db: str, sql: str, tls: str
+) -> subprocess.CompletedProcess[str]:
+    """psql as `login` to the data host's private address, from a one-off client container started by `where` (a
+    docker command line: the app host's engine, or the machine's on the private network). The password travels in
+    the environment only."""
+    conn = f"host={DATA_ADDRESS} dbname={db} user={login[0]} connect_timeout=5 {tls}"
+    argv = [*where, "--rm", "-e", "PGPASSWORD", "--entrypoint", "psql", IMAGE, "-X", "-q", "-w", "-At", "-v",
+            "ON_ERROR_STOP=1", conn, "-c", sql]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, "PGPASSWORD": login[1]})
+
+
+def from_app_host(login: tuple[str, str], db: str, sql: str, tls: str) -> subprocess.CompletedProcess[str]:
+    """A service's connection from the app host on another VM (MANAGED_HOST), with the CA the role copied there
+    mounted as the app_release role mounts it."""
+    folder = APP_HOST_CA.rsplit("/", 1)[0]
+    where = ["docker", "exec", "-e", "PGPASSWORD", MANAGED_HOST, "docker", "run", "-v", f"{folder}:{folder}:ro"]
+    return remote_psql(where, login, db, sql, tls)
+
+
+def from_another_address(login: tuple[str, str], db: str, sql: str, tls: str) -> subprocess.CompletedProcess[str]:
+    """A connection from an address on the private network that is no app host (a probe container there)."""
+    return remote_psql(["docker", "run", "--network", PRIVATE_NETWORK, "--ip", OTHER_ADDRESS], login, db, sql, tls)
+
+
+SEEN = "SELECT host(inet_client_addr()) || ' ' || ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+VERIFY_FULL = f"sslmode=verify-full sslrootcert={APP_HOST_CA}"
+
+
+def test_app_hosts_on_other_vms_connect_to_the_private_address_with_verify_full(host: Any) -> None:
+    # Published on the data host's private address only (never 0.0.0.0), because an app host is another VM.
+    bindings = json.loads(host.check_output("docker inspect postgres"))[0]["HostConfig"]["PortBindings"]
+    assert bindings == {"5432/tcp": [{"HostIp": DATA_ADDRESS, "HostPort": "5432"}]}, bindings
+    # The service's runtime and owner (migrations) roles, verifying the server's certificate (it names the private
+    # address) against the CA the role copied to the app host; the server sees the app host's own address.
+    for login in (LARK, LARK_OWNER):
+        seen = from_app_host(login, "lark_service", SEEN, VERIFY_FULL)
+        assert seen.returncode == 0, seen.stderr
+        assert seen.stdout.strip() == f"{APP_ADDRESS} true", seen.stdout
+    copied = subprocess.run(["docker", "exec", MANAGED_HOST, "cat", APP_HOST_CA], capture_output=True, text=True,
+                            check=True).stdout
+    assert copied == host.file(CA_CERT).content_string
+    # pg_hba.conf: from outside the host, the app host's address alone, for the services' roles alone.
+    rules = su_sql(host, "SELECT array_to_string(user_name, ',') || ' ' || address FROM pg_hba_file_rules"
+                   " WHERE netmask = '255.255.255.255' ORDER BY line_number").splitlines()
+    remote = [rule for rule in rules if rule != f"postgres {network_gateway(host)}"]
+    assert remote == [f"heron_owner,heron {APP_ADDRESS}", f"lark_service_owner,lark_service {APP_ADDRESS}"], rules
+
+
+def test_plain_text_and_other_logins_from_an_app_host_are_refused(host: Any) -> None:
+    plain = from_app_host(LARK, "lark_service", "SELECT 1", "sslmode=disable")
+    assert plain.returncode != 0, "a plain-text login from the app host was accepted"
+    assert f'no pg_hba.conf entry for host "{APP_ADDRESS}"' in plain.stderr and "no encryption" in plain.stderr, (
+        plain.stderr)
+    # Over TLS with the right passwords, the superuser and the monitoring login are refused from there too.
+    for login, db in ((SUPER, "postgres"), (MONITOR, "postgres")):
+        refused = from_app_host(login, db, "SELECT 1", VERIFY_FULL)
+        assert refused.returncode != 0 and "no pg_hba.conf entry" in refused.stderr, (login[0], refused.stderr)
+
+
+def test_an_address_that_is_no_app_host_is_refused(host: Any) -> None:
+    # A host on the same private network with a service's right password, over TLS: no pg_hba.conf line admits it.
+    refused = from_another_address(LARK, "lark_service", "SELECT 1", "sslmode=require")
+    assert refused.returncode != 0, "a login from an address that is no app host was accepted"
+    assert f'no pg_hba.conf entry for host "{OTHER_ADDRESS}"' in refused.stderr, refused.stderr
 
 
 def test_the_server_runs_hardened(host: Any) -> None:
@@ -446,7 +526,14 @@ def test_the_certificate_is_renewed_within_its_margin(host: Any) -> None:
 
 
 def test_a_given_certificate_replaces_the_generated_one(host: Any) -> None:
-    bundle, cert = self_signed_bundle(["postgres"])
+    # App hosts on another VM verify the server by its private address: a certificate without it is refused.
+    without_address = self_signed_bundle(["postgres"])
+    refused = playbook(extra_vars={"postgresql_tls_ca_certificate": without_address[1],
+                                   "postgresql_tls_certificate": without_address[1],
+                                   "vault_postgresql_tls_private_key": without_address[0][len(without_address[1]):]},
+                       tags=TLS_ONLY)
+    assert_refused_before_any_change(refused, ONE_HOST, f"does not name {DATA_ADDRESS}")
+    bundle, cert = self_signed_bundle(["postgres", DATA_ADDRESS])
     key = bundle[len(cert):]
     given = {
         "postgresql_tls_ca_certificate": cert,

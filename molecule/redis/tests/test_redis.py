@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -437,6 +438,38 @@ def test_new_service_user_is_applied_without_a_restart(host: Any) -> None:
     assert cli(host, osprey, "SET", "osprey:k", "v") == "OK"
     assert cli(host, osprey, "GET", "lark-service:greeting").startswith("NOPERM")
     assert cli(host, LARK, "GET", "lark-service:greeting") == "hello"
+
+
+def test_app_hosts_on_other_vms_reach_redis_on_the_private_address_only(host: Any, tmp_path: Path) -> None:
+    """This host as the data host of an environment whose app host is another VM (docs/topology.md): Redis is
+    published on the host's private address (here its address on the machine's Docker network) and nowhere else,
+    and a client from outside the host logs in with its ACL user as before. The app host is only named in the
+    inventory (nothing runs on it); the next test's converge, without `env`, takes the publication away again."""
+    address = subprocess.run(
+        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", "slipway-redis"],
+        capture_output=True, text=True, check=True).stdout.split()[0]
+    inventory = tmp_path / "rtest.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"rtest": {"children": {
+        "rtest_data": {"hosts": {"slipway-redis": {"slipway_private_address": address}}},
+        "rtest_edge": {"hosts": {"slipway-redis": None}},
+        "rtest_monitoring": {"hosts": {"slipway-redis": None}},
+        "rtest_app": {"hosts": {"rtest-app-1": {"slipway_private_address": "10.241.8.11"}}},
+    }}}}}))
+    run = playbook("-i", str(inventory), "--limit", "slipway-redis", extra_vars={"env": "rtest"})
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    bindings = json.loads(host.check_output("docker inspect redis"))[0]["HostConfig"]["PortBindings"]
+    assert bindings == {"6379/tcp": [{"HostIp": address, "HostPort": "6379"}]}, bindings
+    # From another container of the machine's network, to that address: the ACL users as on the shared network.
+    def remote(login: tuple[str, str], *args: str) -> str:
+        probe = subprocess.run(
+            ["docker", "run", "--rm", "-e", "REDISCLI_AUTH", "--entrypoint", "redis-cli", IMAGE, "--no-auth-warning",
+             "-h", address, "--user", login[0], *args],
+            capture_output=True, text=True, timeout=60, check=False, env={**os.environ, "REDISCLI_AUTH": login[1]})
+        return (probe.stdout + probe.stderr).strip()
+
+    assert remote(LARK, "GET", "lark-service:greeting") == "hello"
+    assert remote(LARK, "GET", "heron:greeting").startswith("NOPERM")
+    assert "WRONGPASS" in remote((LARK[0], "not-the-password"), "PING")
 
 
 def test_image_tag_change_keeps_data_and_rotates_the_admin_password(host: Any) -> None:

@@ -5,6 +5,9 @@ The plays pick their hosts with it (`hosts: "{{ (groups | slipway.core.topology(
 the groups, not the hosts' variables), so `--list-hosts` shows them without running anything. Preflight (the first
 play of every playbook) also passes `hostvars`, for the rules on host variables (private addresses, a managed
 PostgreSQL), and its request, before any host is touched. The rules and their messages are the contract's.
+
+`data_tier` says, for the postgresql, redis and app_release roles, where the data host publishes PostgreSQL and
+Redis for app hosts on other VMs (its private address, or nothing on one VM) and which addresses it admits.
 """
 
 from __future__ import annotations
@@ -101,6 +104,22 @@ def topology(groups: Any, env: Any, hostvars: Any = None, request: str = "", kno
     return found
 
 
+def data_tier(groups: Any, env: Any, hostvars: Any = None) -> dict[str, Any]:
+    """`groups | slipway.core.data_tier(env, hostvars)`: where PostgreSQL and Redis are published for app hosts on
+    other VMs and whom they admit (slipway_core.topology.data_tier): {data_host, address, clients}. No or an unknown
+    environment (a role run outside the playbooks): one VM, nothing published."""
+    rules = load_topology()
+    if not isinstance(groups, Mapping):
+        raise AnsibleFilterError(f"data_tier: give Ansible's groups, not {type(groups).__name__}")
+    env = str(env or "")
+    hosts = list(groups.get(env) or []) if env else []
+    try:
+        tier: dict[str, Any] = rules.data_tier(env, groups, host_settings(hostvars, hosts) if hosts else {})
+    except load_contract().InputRefused as err:
+        raise AnsibleFilterError(str(err)) from err
+    return tier
+
+
 def topology_problem(groups: Any, env: Any, hostvars: Any = None, request: str = "", known_envs: Any = ()) -> str:
     """`groups | slipway.core.topology_problem(env, hostvars, request=...)`: the refusal's message, or "" when the
     topology works: preflight fails its task with this message as it is (an error raised inside a filter reaches
@@ -116,4 +135,4 @@ class FilterModule:
     """Filters of the environment's topology."""
 
     def filters(self) -> dict[str, Any]:
-        return {"topology": topology, "topology_problem": topology_problem}
+        return {"topology": topology, "topology_problem": topology_problem, "data_tier": data_tier}
