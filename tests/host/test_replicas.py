@@ -183,3 +183,29 @@ def test_a_rollback_to_a_release_with_another_replica_count_than_the_edge_routes
     assert "the kept release of notes-api ran 1 replica(s) per colour, but the edge now routes 3" in str(failed.value)
     assert world.serves() == "v2.0.0"
     assert not any(running(world.docker.inspect(name)) for name in BLUE3)
+
+
+def test_the_data_tier_s_ca_directory_is_mounted_read_only_in_every_replica_and_hashed(world3: World) -> None:
+    """Across hosts the release names the CA for verify-full (roles/app_release: spec `mounts`): each replica gets
+    it read-only, and a release with mounts differs from one without (a one-VM release hashes as before)."""
+    world = world3
+    world.image("v1.0.0")
+    mounts = [{"source": "/etc/slipway/data-tier", "target": "/etc/slipway/data-tier"}]
+
+    world.deploy("v1.0.0", "r1", replicas=3, mounts=mounts)
+
+    for name in BLUE3:
+        spec = next(r for r in world.docker.runs if r.name == name)
+        assert spec.mounts == [("/etc/slipway/data-tier", "/etc/slipway/data-tier")]
+        assert "type=bind,source=/etc/slipway/data-tier,target=/etc/slipway/data-tier,readonly" in spec.argv()
+    plain = world.spec("v1.0.0")
+    assert release.config_hash({**plain, "mounts": []}) == release.config_hash(plain)
+    assert release.config_hash({**plain, "mounts": mounts}) != release.config_hash(plain)
+
+
+@pytest.mark.parametrize("bad", [{"source": "etc/x", "target": "/x"}, {"source": "/a,b", "target": "/x"}, None])
+def test_a_mount_that_is_not_two_absolute_paths_is_refused(world: World, bad: object) -> None:
+    world.image("v1.0.0")
+    with pytest.raises(Failed, match="give absolute source and target paths"):
+        world.deploy("v1.0.0", "r1", mounts=[bad])
+    assert not [r for r in world.docker.runs if r.detach]

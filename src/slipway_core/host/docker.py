@@ -47,6 +47,8 @@ class ContainerSpec:
     memory: str = ""
     ip: str = ""  # a fixed address on `network` (contract.colour_address), or Docker's choice
     hosts: dict[str, str] = field(default_factory=dict)  # name -> address, written to the container's /etc/hosts
+    # Host directories bind-mounted read-only: (source, target), e.g. the data tier's CA for verify-full.
+    mounts: list[tuple[str, str]] = field(default_factory=list)
 
     def argv(self) -> list[str]:
         """`docker run ...` arguments (without the leading `docker`). Always least privilege: every capability
@@ -62,6 +64,8 @@ class ContainerSpec:
         ]
         for host in sorted(self.hosts):
             out += ["--add-host", f"{host}:{self.hosts[host]}"]
+        for source, target in self.mounts:
+            out += ["--mount", f"type=bind,source={source},target={target},readonly"]
         if self.restart_policy:
             out += ["--restart", self.restart_policy]
         if self.stop_timeout:

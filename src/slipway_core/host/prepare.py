@@ -13,6 +13,7 @@ from typing import Any
 from slipway_core import contract
 from slipway_core.host import addresses, disk
 from slipway_core.host.docker import ContainerSpec, Docker, DockerError
+from slipway_core.host.release import mounts
 from slipway_core.host.run import Failed, Run
 from slipway_core.host.store import Store
 from slipway_core.host.system import tail_text
@@ -92,7 +93,9 @@ def container_spec(
         pids_limit=int(c.get("pids_limit") or 0),
         cpus=str(res.get("cpus") or ""),
         memory=str(res.get("memory") or ""),
+        mounts=mounts(spec),
     )
+
 
 
 def migration_tool(

@@ -59,6 +59,8 @@ def config_hash(spec: dict[str, Any]) -> str:
     replicas = int(spec.get("replicas") or 1)
     if replicas != 1:  # hashed only then: a release recorded before replicas existed still matches
         shaped["replicas"] = replicas
+    if spec.get("mounts"):  # the same: only when there are some (the data tier across hosts)
+        shaped["mounts"] = spec["mounts"]
     canon = json.dumps(shaped, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(canon.encode()).hexdigest()
 
@@ -74,6 +76,7 @@ def check_spec(spec: Any) -> dict[str, Any]:
     missing = [key for key in REQUIRED if key not in spec]
     if missing:
         raise Failed("preflight", f"the release on stdin lacks {missing[0]!r}", contract.EXIT_USAGE)
+    mounts(spec)
     try:
         contract.check_keep_releases(int(spec.get("keep_releases") or contract.KEEP_RELEASES_DEFAULT))
         contract.check_replicas(int(spec.get("replicas") or 1))
@@ -81,3 +84,16 @@ def check_spec(spec: Any) -> dict[str, Any]:
         raise Failed("preflight", f"the release on stdin: {err} (app_release_keep_releases, replicas)",
                      contract.EXIT_USAGE) from err
     return spec
+
+
+def mounts(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """The release's read-only bind mounts (`mounts`: [{source, target}], absolute paths without a comma), or
+    Failed naming the bad one."""
+    out = []
+    for item in spec.get("mounts") or []:
+        source, target = str((item or {}).get("source", "")), str((item or {}).get("target", ""))
+        if not (source.startswith("/") and target.startswith("/")) or "," in source + target:
+            raise Failed("preflight", f"mount {item!r} in the release: give absolute source and target paths "
+                                      "without commas", contract.EXIT_USAGE)
+        out.append((source, target))
+    return out
