@@ -35,6 +35,13 @@ def back_to(world: World, version: str, run_id: str = "rb") -> dict[str, Any]:
                                    120.0, version=version)
 
 
+def refusal(world: World, version: str) -> Failed:
+    """The Failed that `rollback --to version` raises (the test fails when it raises none)."""
+    with pytest.raises(Failed) as failed:
+        back_to(world, version)
+    return failed.value
+
+
 def test_back_to_an_older_kept_release_runs_its_image_against_the_newer_schema(three: World) -> None:
     world = three
     world.docker.alembic_history = (0, "0002 -> 0003 (head), add x\n0001 -> 0002, add y\n<base> -> 0001, init\n")
@@ -68,14 +75,12 @@ def test_a_database_that_does_not_descend_from_the_release_s_head_is_refused_bef
                                          "revisions along the same branch")
     runs_before = len([r for r in world.docker.runs if r.detach])
 
-    with pytest.raises(Failed) as failed:
-        back_to(world, "v1.0.0")
+    failed = refusal(world, "v1.0.0")
 
-    assert failed.value.phase == "migrate"
-    assert "the database is at revision 0003, which does not descend from 0001 (the head of v1.0.0)" in str(
-        failed.value)
-    assert "does not refer to ancestor/descendant revisions" in str(failed.value)
-    answer = world.finish("rb", failed.value.phase, str(failed.value))
+    assert failed.phase == "migrate"
+    assert "the database is at revision 0003, which does not descend from 0001 (the head of v1.0.0)" in str(failed)
+    assert "does not refer to ancestor/descendant revisions" in str(failed)
+    answer = world.finish("rb", failed.phase, str(failed))
     assert answer["result"] == "failed"
     assert len([r for r in world.docker.runs if r.detach]) == runs_before  # no colour started
     assert world.serves() == "v3.0.0"
@@ -83,23 +88,20 @@ def test_a_database_that_does_not_descend_from_the_release_s_head_is_refused_bef
 
 
 def test_a_version_not_kept_here_is_refused_naming_the_kept_ones(three: World) -> None:
-    with pytest.raises(Failed) as failed:
-        back_to(three, "v0.9.0")
+    failed = refusal(three, "v0.9.0")
 
-    assert failed.value.phase == "preflight"
-    assert "v0.9.0 is not among the releases of notes-api kept on this host (v3.0.0, v2.0.0, v1.0.0)" in str(
-        failed.value)
-    assert "slipway deploy --service notes-api --version v0.9.0" in str(failed.value)
+    assert failed.phase == "preflight"
+    assert "v0.9.0 is not among the releases of notes-api kept on this host (v3.0.0, v2.0.0, v1.0.0)" in str(failed)
+    assert "slipway deploy --service notes-api --version v0.9.0" in str(failed)
 
 
 def test_a_kept_release_whose_image_is_gone_is_refused(three: World) -> None:
     del three.docker.images[three.ref("v1.0.0")]
 
-    with pytest.raises(Failed) as failed:
-        back_to(three, "v1.0.0")
+    failed = refusal(three, "v1.0.0")
 
-    assert failed.value.phase == "image"
-    assert "is no longer on this host; deploy it instead" in str(failed.value)
+    assert failed.phase == "image"
+    assert "is no longer on this host; deploy it instead" in str(failed)
 
 
 def test_to_the_kept_release_is_the_plain_rollback_of_its_kept_containers(three: World) -> None:
@@ -132,11 +134,10 @@ def test_a_failing_health_gate_leaves_the_live_release_and_removes_the_started_o
     world.docker.alembic_history = (0, "0002 -> 0003 (head), x\n0001 -> 0002, y\n")
     world.docker.behaviours[world.ref("v1.0.0")] = Behaviour(unhealthy=True)
 
-    with pytest.raises(Failed) as failed:
-        back_to(world, "v1.0.0")
-    world.finish("rb", failed.value.phase, str(failed.value))
+    failed = refusal(world, "v1.0.0")
+    world.finish("rb", failed.phase, str(failed))
 
-    assert failed.value.phase == "health"
+    assert failed.phase == "health"
     assert world.serves() == "v3.0.0"
     new = world.docker.inspect(contract.container_name(SERVICE, contract.other_colour(world.state()["live"]["colour"])))
     assert labels(new).get("slipway.version") == "v2.0.0"  # the kept release is back under its name
