@@ -48,6 +48,8 @@ def test_two_rollouts_keep_two_releases_and_prune_the_rest(host: Any, run_playbo
     live, kept = start["live"]["version"], start["kept"]["version"]
     # A third name for the kept release's image (its migrations ran here: no rollout below migrates).
     host.run_expect([0], f"docker tag {REPOSITORY}:{kept} {REPOSITORY}:v0.9.0-kept")
+    # Later tests deploy {live} again: a tag in another repository keeps its image (the prune reads only jotter's).
+    host.run_expect([0], f"docker tag {REPOSITORY}:{live} slipway/prune-test-keep:{live}")
     before = tags(host)
 
     deploy(run_playbook, "v0.9.0-kept")  # live v0.9.0-kept, kept {live}: {kept} drops out of two
@@ -67,6 +69,8 @@ def test_two_rollouts_keep_two_releases_and_prune_the_rest(host: Any, run_playbo
     assert failed_only and failed_only <= after  # never live: left for a retry
     containers = host.check_output("docker ps -a --filter label=slipway.service=jotter --format '{{.Names}}'").split()
     assert sorted(containers) == ["jotter-blue", "jotter-green"]
+    host.run_expect([0], f"docker tag slipway/prune-test-keep:{live} {REPOSITORY}:{live} && "
+                         f"docker rmi slipway/prune-test-keep:{live}")
 
 
 def notes(run_playbook: RunPlaybook, playbook: str, *extra: str) -> subprocess.CompletedProcess[str]:
