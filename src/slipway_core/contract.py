@@ -300,26 +300,6 @@ def kept_container_name(service: str, colour: str, replica: int = 0) -> str:
     return f"{container_name(service, colour, replica)}-kept"
 
 
-KEEP_RELEASES_DEFAULT = 3
-KEEP_RELEASES_MAX = 20
-KEEP_RELEASES_RULE = (f"give how many releases per service keep their images on a host, 2 to {KEEP_RELEASES_MAX} (the "
-                      "live one and the one a rollback returns to at least)")
-
-
-def check_keep_releases(value: Any) -> int:
-    """How many releases per service keep their images (the live one first); older ones are pruned."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= KEEP_RELEASES_MAX:
-        raise InputRefused(f"keep_releases {shown(value)} is not valid; {KEEP_RELEASES_RULE}")
-    return value
-
-
-def check_replicas(value: Any) -> int:
-    """A service's containers per colour (the registry's `replicas`, default 1)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REPLICAS:
-        raise InputRefused(f"replicas {shown(value)} is not valid; {REPLICAS_RULE}")
-    return value
-
-
 def migration_container_name(service: str, run_id: str) -> str:
     return f"{service}-migrate-{run_id}"[:63]
 
@@ -331,12 +311,6 @@ def backend_name(service: str) -> str:
 def live_env_var(service: str) -> str:
     """The HAProxy environment variable holding a service's live colour (set in live/<service>.cfg)."""
     return f"SLIPWAY_LIVE_{service_id(service)}"
-
-
-def replica_env_var(service: str, replica: int) -> str:
-    """Defined in live/<service>.cfg while replica `replica` (1 and up; the first always serves) of the live colour
-    serves: the edge's configuration enables that server from it after a reload."""
-    return f"{live_env_var(service)}_R{replica + 1}"
 
 
 def backup_file(db_name: str, stamp: str) -> str:
@@ -364,18 +338,6 @@ def service_names(service: str) -> dict[str, str]:
     }
 
 
-def edge_servers(service: str, replicas: int) -> dict[str, list[dict[str, str]]]:
-    """The edge's servers of each colour: one per replica, with the environment variable that enables it after a
-    reload (empty for the first: it serves whenever its colour is live)."""
-    return {
-        colour: [
-            {"name": container_name(service, colour, r), "enabled_by": replica_env_var(service, r) if r else ""}
-            for r in range(check_replicas(replicas))
-        ]
-        for colour in COLOURS
-    }
-
-
 # ---------------------------------------------------------------------------------------------- addresses
 # The shared network's subnet is split in two: the lower half is Docker's pool (`ip_range`: every container started
 # without an address), the upper half is reserved for fixed addresses that no other container can take. Fixed
@@ -394,7 +356,6 @@ INFRA_ADDRESSES = ("postgres", "redis")
 INFRA_BLOCK = 16
 SLOT_SIZE = 16
 MAX_REPLICAS = SLOT_SIZE // 2
-REPLICAS_RULE = f"give the containers per colour as a whole number from 1 to {MAX_REPLICAS}"
 
 
 def network_plan(subnet: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import pytest
 from fakes import Behaviour
 from world import SERVICE, World
 
-from slipway_core import contract
+from slipway_core import contract, release_rules
 from slipway_core.host import recovery, releases
 from slipway_core.host.docker import DockerError
 from slipway_core.host.lock import Lock
@@ -135,7 +135,7 @@ def test_remember_puts_the_new_release_first_once_and_cuts() -> None:
 @pytest.mark.parametrize("value", [0, 1, 21, "3", True, None])
 def test_keep_releases_outside_the_rule_is_refused(value: object) -> None:
     with pytest.raises(contract.InputRefused, match="keep_releases"):
-        contract.check_keep_releases(value)
+        release_rules.check_keep_releases(value)
 
 
 def test_a_host_recorded_before_the_list_starts_it_from_its_live_and_kept_releases(world: World) -> None:

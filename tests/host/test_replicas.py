@@ -10,7 +10,7 @@ import pytest
 from fakes import NETWORK
 from world import BACKEND, SERVICE, World
 
-from slipway_core import contract
+from slipway_core import contract, release_rules
 from slipway_core.host import addresses, queries, recovery, release
 from slipway_core.host.docker import labels, running
 from slipway_core.host.run import Failed
@@ -27,7 +27,7 @@ def deploy3(world: World, version: str, run_id: str) -> dict[str, object]:
 def test_names_follow_the_first_replica_s_and_every_replica_has_its_own_address() -> None:
     assert [f"{SERVICE}-blue", f"{SERVICE}-blue-2", f"{SERVICE}-blue-3"] == BLUE3
     assert contract.kept_container_name(SERVICE, "green", 2) == f"{SERVICE}-green-3-kept"
-    servers = contract.edge_servers(SERVICE, 3)
+    servers = release_rules.edge_servers(SERVICE, 3)
     assert [s["name"] for s in servers["green"]] == GREEN3
     assert [s["enabled_by"] for s in servers["blue"]] == ["", "SLIPWAY_LIVE_notes_api_R2", "SLIPWAY_LIVE_notes_api_R3"]
 

@@ -12,7 +12,7 @@ from typing import Any
 from fake_edge import FakeHAProxy, FakeHttp
 from fakes import NETWORK, Behaviour, FakeClock, FakeDocker
 
-from slipway_core import contract
+from slipway_core import contract, release_rules
 from slipway_core.host import recovery
 from slipway_core.host.docker import health_status, running
 from slipway_core.host.lock import Lock
@@ -32,7 +32,7 @@ STALE_AFTER = 120.0
 
 def proxy_settings(sock_dir: str, live_dir: str, replicas: int = 1) -> dict[str, Any]:
     """As the edge_proxy role writes them; with one replica, as written before replicas (no `servers`)."""
-    servers = {c: [s["name"] for s in found] for c, found in contract.edge_servers(SERVICE, replicas).items()}
+    servers = {c: [s["name"] for s in found] for c, found in release_rules.edge_servers(SERVICE, replicas).items()}
     return {
         "container": "edge-proxy",
         "admin_socket": os.path.join(sock_dir, "admin.sock"),

@@ -17,7 +17,7 @@ import socket
 from dataclasses import dataclass
 from typing import IO, Any, Sequence
 
-from slipway_core import contract
+from slipway_core import contract, release_rules
 from slipway_core.host.docker import Docker, DockerError
 from slipway_core.host.health import HttpGet
 from slipway_core.host.system import Clock, wait_for
@@ -168,7 +168,7 @@ class Proxy:
     def persist(self, name: str, colour: str) -> None:
         """The live colour, and each of its replicas past the first, as the configuration reads them on a reload."""
         count = len(self.colour_servers(name, colour))
-        replicas = "".join(f"    setenv {contract.replica_env_var(name, r)} 1\n" for r in range(1, count))
+        replicas = "".join(f"    setenv {release_rules.replica_env_var(name, r)} 1\n" for r in range(1, count))
         content = (
             f"# Live colour of {name}, written by slipway-proxy or the edge_proxy role.\n"
             f"global\n    setenv {contract.live_env_var(name)} {colour}\n{replicas}"

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from slipway_core import contract
+from slipway_core import contract, release_rules
 from slipway_core.host import addresses, health
 from slipway_core.host.docker import Docker, health_status
 from slipway_core.host.proxy import Proxy, ProxyError
@@ -78,8 +78,8 @@ def check_spec(spec: Any) -> dict[str, Any]:
         raise Failed("preflight", f"the release on stdin lacks {missing[0]!r}", contract.EXIT_USAGE)
     mounts(spec)
     try:
-        contract.check_keep_releases(int(spec.get("keep_releases") or contract.KEEP_RELEASES_DEFAULT))
-        contract.check_replicas(int(spec.get("replicas") or 1))
+        release_rules.check_keep_releases(int(spec.get("keep_releases") or release_rules.KEEP_RELEASES_DEFAULT))
+        release_rules.check_replicas(int(spec.get("replicas") or 1))
     except (contract.InputRefused, ValueError) as err:
         raise Failed("preflight", f"the release on stdin: {err} (app_release_keep_releases, replicas)",
                      contract.EXIT_USAGE) from err

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from slipway_core import contract
+from slipway_core import contract, release_rules
 from slipway_core.host import disk, prepare, releases
 from slipway_core.host.colours import Colours
 from slipway_core.host.docker import running
@@ -246,7 +246,7 @@ class Rollout(Colours):
                     ("rolled-back", f"rolled back to {spec['version']} on {self.colour} (from its kept image)")
                     if data.get("to_release") else ("deployed", f"{spec['version']} is live on {self.colour}"))
             if (live or {}).get("run_id") != self.run.run_id:  # a re-run after a crash does not record twice
-                keep = int(spec.get("keep_releases") or contract.KEEP_RELEASES_DEFAULT)
+                keep = int(spec.get("keep_releases") or release_rules.KEEP_RELEASES_DEFAULT)
                 # A host recorded before the list existed starts it from its live and kept releases.
                 known = state.get("releases") or [r for r in (live, state.get("kept")) if isinstance(r, dict)]
                 self.store.save_state(new_live, live, releases.remember(known, new_live, keep))

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.slipway.core.plugins.plugin_utils.core import load_contract
+from ansible_collections.slipway.core.plugins.plugin_utils.core import load_contract, load_release_rules
 
 DOCUMENTATION = """
 name: services
@@ -124,8 +124,9 @@ def normalise(name: str, spec: Any) -> dict[str, Any]:
         raise _fail(name, "resources.cpus", f"{resources['cpus']!r} is not valid; use a number such as \"0.5\"")
     if not MEMORY_RE.fullmatch(str(resources["memory"])):
         raise _fail(name, "resources.memory", f"{resources['memory']!r} is not valid; use a size such as 512m")
+    release_rules = load_release_rules()
     try:
-        replicas: int = contract.check_replicas(spec.get("replicas", 1))
+        replicas: int = release_rules.check_replicas(spec.get("replicas", 1))
     except contract.InputRefused as err:
         raise _fail(name, "replicas", str(err)) from err
     return {
@@ -144,7 +145,7 @@ def normalise(name: str, spec: Any) -> dict[str, Any]:
         "secret_env": _env_field(name, spec, "secret_env"),
         "replicas": replicas,
         # The edge's servers of each colour, one per replica (name, and the variable enabling it after a reload).
-        "servers": contract.edge_servers(name, replicas),
+        "servers": release_rules.edge_servers(name, replicas),
         # Derived names (id, db_name, db_owner, db_user, redis_user, redis_key_prefix, the vault_* variable names,
         # backend, live_env_var, blue, green): every role uses these, never builds its own.
         **contract.service_names(name),

@@ -17,9 +17,10 @@ NO_CORE = (
 try:
     from slipway_core import build as _build
     from slipway_core import contract as _contract
+    from slipway_core import release_rules as _release_rules
     from slipway_core import topology as _topology
 except ImportError:  # said at the first use, naming the fix
-    _build = _contract = _topology = None  # type: ignore[assignment]
+    _build = _contract = _release_rules = _topology = None  # type: ignore[assignment]
 
 
 def load_contract() -> ModuleType:
@@ -27,6 +28,13 @@ def load_contract() -> ModuleType:
     if _contract is None:
         raise AnsibleError(NO_CORE)
     return _contract
+
+
+def load_release_rules() -> ModuleType:
+    """slipway_core.release_rules, or AnsibleError(NO_CORE)."""
+    if _release_rules is None:
+        raise AnsibleError(NO_CORE)
+    return _release_rules
 
 
 def load_topology() -> ModuleType:
