@@ -4,7 +4,7 @@ releases keep their images there. Shared by the CLI's registry filter, the edge_
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from .contract import COLOURS, MAX_REPLICAS, InputRefused, container_name, live_env_var, shown
 
@@ -28,6 +28,11 @@ def check_replicas(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REPLICAS:
         raise InputRefused(f"replicas {shown(value)} is not valid; {REPLICAS_RULE}")
     return value
+
+
+def replicas_of(release: Mapping[str, Any] | None) -> int:
+    """The containers per colour of a release or a spec (1 when it says none: recorded before replicas existed)."""
+    return int((release or {}).get("replicas") or 1)
 
 
 def replica_env_var(service: str, replica: int) -> str:

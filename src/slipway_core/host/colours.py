@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from slipway_core import contract
+from slipway_core import contract, release_rules
 from slipway_core.host import addresses, health, prepare
 from slipway_core.host.docker import DockerError, labels, running
 from slipway_core.host.lock import Lock
@@ -38,7 +38,7 @@ class Colours:
     @property
     def replicas(self) -> int:
         """This release's containers per colour."""
-        return int(self.spec.get("replicas") or 1)
+        return release_rules.replicas_of(self.spec)
 
     @property
     def restarts_kept(self) -> bool:
@@ -57,7 +57,7 @@ class Colours:
 
     def recorded_replicas(self, which: str) -> int:
         """The replicas of the state's `live` or `kept` release (1 for a release recorded before replicas)."""
-        return int((self.store.state().get(which) or {}).get("replicas") or 1)
+        return release_rules.replicas_of(self.store.state().get(which))
 
     def target(self, replica: int = 0) -> health.Target:
         s = self.spec

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slipway_core import contract
+from slipway_core import contract, release_rules
 from slipway_core.host.docker import running
 from slipway_core.host.lock import Lock, describe
 from slipway_core.host.proxy import ProxyError
@@ -20,7 +20,7 @@ def status(host: Host, store: Store) -> dict[str, Any]:
         item["message"] = "never deployed"
     else:
         item.update({"colour": live["colour"], "version": live["version"]})
-        replicas = int(live.get("replicas") or 1)
+        replicas = release_rules.replicas_of(live)
         names = contract.colour_containers(store.service, live["colour"], replicas)
         infos = [host.docker.inspect(name) for name in names]
         checked = [host.healthy(store.service, live["colour"], info) for info in infos]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from slipway_core import contract
+from slipway_core import contract, release_rules
 from slipway_core.host.docker import DockerError, labels, running
 from slipway_core.host.lock import Lock, describe
 from slipway_core.host.proxy import ProxyError
@@ -36,7 +36,7 @@ def rollback(host: Host, store: Store, run: Run, spec: dict[str, Any], stale_aft
             f"{(live or {}).get('version', 'none')}); deploy the version you want instead",
         )
     spec = {**spec, **{k: kept[k] for k in ("network", "port", "domain", "health_path") if k in kept},
-            "replicas": int(kept.get("replicas") or 1)}
+            "replicas": release_rules.replicas_of(kept)}
     run.data.update(
         {
             "version": kept["version"],

@@ -56,7 +56,7 @@ class Host:
 def config_hash(spec: dict[str, Any]) -> str:
     """Everything that shapes the running container except the image (compared by its id)."""
     shaped = {k: spec.get(k) for k in HASHED}
-    replicas = int(spec.get("replicas") or 1)
+    replicas = release_rules.replicas_of(spec)
     if replicas != 1:  # hashed only then: a release recorded before replicas existed still matches
         shaped["replicas"] = replicas
     if spec.get("mounts"):  # the same: only when there are some (the data tier across hosts)
@@ -79,7 +79,7 @@ def check_spec(spec: Any) -> dict[str, Any]:
     mounts(spec)
     try:
         release_rules.check_keep_releases(int(spec.get("keep_releases") or release_rules.KEEP_RELEASES_DEFAULT))
-        release_rules.check_replicas(int(spec.get("replicas") or 1))
+        release_rules.check_replicas(release_rules.replicas_of(spec))
     except (contract.InputRefused, ValueError) as err:
         raise Failed("preflight", f"the release on stdin: {err} (app_release_keep_releases, replicas)",
                      contract.EXIT_USAGE) from err

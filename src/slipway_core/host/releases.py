@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slipway_core import contract
+from slipway_core import contract, release_rules
 from slipway_core.host.docker import Docker, DockerError
 from slipway_core.host.lock import Lock
 from slipway_core.host.store import Store, services
@@ -67,7 +67,7 @@ def kept_images(root: str, clock: Any) -> tuple[set[str], set[str]]:
 def colour_names(service: str, release: Any) -> list[str]:
     if not isinstance(release, dict) or release.get("colour") not in contract.COLOURS:
         return []
-    return contract.colour_containers(service, release["colour"], int(release.get("replicas") or 1))
+    return contract.colour_containers(service, release["colour"], release_rules.replicas_of(release))
 
 
 def prune(docker: Docker, store: Store, repository: str, root: str) -> dict[str, list[str]]:

@@ -31,7 +31,7 @@ class Rollout(Colours):
         live = self.store.live()
         if not live:
             return None, "no live release recorded"
-        for name in self.containers(live["colour"], int(live.get("replicas") or 1)):
+        for name in self.containers(live["colour"], release_rules.replicas_of(live)):
             info = self.docker.inspect(name)
             if not running(info):
                 return None, f"{name} is not running"
@@ -54,7 +54,7 @@ class Rollout(Colours):
             and current.get("image_id") == want_id
             and current.get("config_hash") == config_hash(self.spec)
             and current.get("version") == self.spec["version"]
-            and int(current.get("replicas") or 1) == self.replicas
+            and release_rules.replicas_of(current) == self.replicas
         )
         return same, why, current, want_id
 
