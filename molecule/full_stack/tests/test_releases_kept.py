@@ -8,13 +8,40 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from scenario_tools import RunPlaybook
 
 PLAYBOOKS = Path(__file__).resolve().parents[3] / "playbooks"
 REPOSITORY = "slipway/notes-api"
+# The prunes below remove tags of releases no service keeps, as they should; a user's host pulls such a release again
+# from the registry. This scenario has none, so every test image is also tagged in this repository (the prune reads
+# only the services' own), and a test puts a version's tag back before it deploys it (and at the end, for the
+# scenario's later tests).
+KEEPER = "slipway/test-keep"
+
+
+def tags(host: Any, repository: str = REPOSITORY) -> set[str]:
+    out = host.check_output(f"docker images --format '{{{{.Tag}}}}' {repository}")
+    return set(out.split())
+
+
+def put_back(host: Any, *versions: str) -> None:
+    """The test images' tags `versions` (all kept ones when none are named), as a registry would give them back."""
+    for version in versions or sorted(tags(host, KEEPER)):
+        host.run_expect([0], f"docker tag {KEEPER}:{version} {REPOSITORY}:{version}")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def keeper(host: Any) -> Iterator[None]:
+    for version in tags(host):
+        host.run_expect([0], f"docker tag {REPOSITORY}:{version} {KEEPER}:{version}")
+    yield
+    put_back(host)
+    host.run_expect([0], f"docker images --format '{{{{.Repository}}}}:{{{{.Tag}}}}' {KEEPER} | xargs -r docker rmi")
 
 
 def deploy(run_playbook: RunPlaybook, version: str) -> str:
@@ -33,11 +60,6 @@ def state(host: Any, service: str) -> dict[str, Any]:
     return found
 
 
-def tags(host: Any) -> set[str]:
-    out = host.check_output(f"docker images --format '{{{{.Tag}}}}' {REPOSITORY}")
-    return set(out.split())
-
-
 def once_live(host: Any, service: str) -> set[str]:
     lines = host.check_output(f"cat /var/lib/slipway/services/{service}/history.jsonl").splitlines()
     return {json.loads(line)["version"] for line in lines if json.loads(line)["result"] in ("deployed", "rolled-back")}
@@ -48,8 +70,6 @@ def test_two_rollouts_keep_two_releases_and_prune_the_rest(host: Any, run_playbo
     live, kept = start["live"]["version"], start["kept"]["version"]
     # A third name for the kept release's image (its migrations ran here: no rollout below migrates).
     host.run_expect([0], f"docker tag {REPOSITORY}:{kept} {REPOSITORY}:v0.9.0-kept")
-    # Later tests deploy {live} again: a tag in another repository keeps its image (the prune reads only jotter's).
-    host.run_expect([0], f"docker tag {REPOSITORY}:{live} slipway/prune-test-keep:{live}")
     before = tags(host)
 
     deploy(run_playbook, "v0.9.0-kept")  # live v0.9.0-kept, kept {live}: {kept} drops out of two
@@ -69,8 +89,6 @@ def test_two_rollouts_keep_two_releases_and_prune_the_rest(host: Any, run_playbo
     assert failed_only and failed_only <= after  # never live: left for a retry
     containers = host.check_output("docker ps -a --filter label=slipway.service=jotter --format '{{.Names}}'").split()
     assert sorted(containers) == ["jotter-blue", "jotter-green"]
-    host.run_expect([0], f"docker tag slipway/prune-test-keep:{live} {REPOSITORY}:{live} && "
-                         f"docker rmi slipway/prune-test-keep:{live}")
 
 
 def notes(run_playbook: RunPlaybook, playbook: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -93,6 +111,7 @@ def test_rollback_to_an_older_kept_release_checks_the_schema_with_alembic(
     # Three releases live in turn: v1.0.0 (head 0001) ends up kept by the list only, behind v2.0.0 (kept) and
     # v2.0.0-slow (live, head 0002).
     for version in ("v1.0.0", "v2.0.0", "v2.0.0-slow"):
+        put_back(host, version)  # an earlier prune may have taken it (a registry would give it back)
         result = notes(run_playbook, "deploy.yml", "-e", f"version={version}")
         assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert [r["version"] for r in state(host, "notes-api")["releases"]][:3] == ["v2.0.0-slow", "v2.0.0", "v1.0.0"]
