@@ -29,6 +29,12 @@ EDGE_ADDRESS = "127.0.0.1"
 RunPlaybook = Callable[..., subprocess.CompletedProcess[str]]
 
 
+def inventory_path() -> str:
+    """Molecule's inventory of this scenario's instances."""
+    found = os.environ.get("MOLECULE_INVENTORY_FILE")
+    return found or str(Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory")
+
+
 def run_playbook(
     playbook: str | Path,
     *args: str,
@@ -41,9 +47,7 @@ def run_playbook(
     `extra_vars` go through a temporary JSON file, never the command line; `env` is added to the environment.
     Output is captured so a test can assert on the messages it prints.
     """
-    inventory = os.environ.get("MOLECULE_INVENTORY_FILE") or str(
-        Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
-    )
+    inventory = inventory_path()
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg"),

@@ -57,18 +57,23 @@ def topology(env: str, groups: Mapping[str, Sequence[str]], known_envs: Sequence
     return {"hosts": hosts, **members}
 
 
+# The settings that put PostgreSQL or Redis on a provider's server (docs/managed-database.md, docs/managed-redis.md).
+MANAGED_VARS = ("postgresql_managed", "redis_managed")
+
+
 def check_hosts(env: str, found: Mapping[str, Sequence[str]], host_vars: Mapping[str, Mapping[str, Any]]) -> None:
     """The rules on the host variables of a topology (`found`, from topology()): `host_vars` gives per host
-    `slipway_private_address`, `infra_network_subnet` and `postgresql_managed` (anything true: set). Every host
-    another host must reach has a private address, no two share one, none lies in a shared Docker network, and a
-    managed PostgreSQL is set for the whole environment or for none of it."""
+    `slipway_private_address`, `infra_network_subnet`, `postgresql_managed` and `redis_managed` (anything true:
+    set). Every host another host must reach has a private address, no two share one, none lies in a shared Docker
+    network, and a managed PostgreSQL or Redis is set for the whole environment or for none of it."""
     hosts = list(found["hosts"])
-    managed = {host: bool((host_vars.get(host) or {}).get("postgresql_managed")) for host in hosts}
-    if len(set(managed.values())) > 1:
-        on = [host for host in hosts if managed[host]]
-        off = [host for host in hosts if not managed[host]]
-        raise InputRefused(f"postgresql_managed is set for {_names(on)} but not for {_names(off)}: set it once for "
-                           f"the environment, in inventories/{env}/group_vars/{env}/")
+    for name in MANAGED_VARS:
+        managed = {host: bool((host_vars.get(host) or {}).get(name)) for host in hosts}
+        if len(set(managed.values())) > 1:
+            on = [host for host in hosts if managed[host]]
+            off = [host for host in hosts if not managed[host]]
+            raise InputRefused(f"{name} is set for {_names(on)} but not for {_names(off)}: set it once for the "
+                               f"environment, in inventories/{env}/group_vars/{env}/")
     _check_addresses(env, hosts, found, host_vars, f"inventories/{env}/hosts.yml")
 
 
@@ -93,7 +98,8 @@ def _members(env: str, groups: Mapping[str, Sequence[str]], hosts: Sequence[str]
 
 _ROLE_FIX = {"edge": "the host that receives the traffic on ports 80 and 443",
              "app": "the hosts that run the services' colours",
-             "data": "the one host that runs Redis, and PostgreSQL unless postgresql_managed is set",
+             "data": "the one host that runs PostgreSQL and Redis (or makes their databases and users when they are "
+                     "managed)",
              "monitoring": "the host that runs Prometheus: the data host for now"}
 
 

@@ -115,12 +115,14 @@ def test_known_environments_are_passed_on() -> None:
 
 def test_a_value_is_templated_only_when_it_is_an_expression() -> None:
     raw = {"app-1": {"slipway_private_address": "{{ app_address }}", "postgresql_managed": {"host": "{{ nope }}"},
-                     "infra_network_subnet": "10.9.0.0/24", "unrelated": "{{ undefined_secret }}"}}
+                     "redis_managed": {"host": "{{ nope }}"}, "infra_network_subnet": "10.9.0.0/24",
+                     "unrelated": "{{ undefined_secret }}"}}
     hostvars = FakeHostVars(raw, {"{{ app_address }}": "10.0.1.11"})
     assert host_settings(hostvars, ["app-1", "gone"]) == {
         "app-1": {"slipway_private_address": "10.0.1.11", "infra_network_subnet": "10.9.0.0/24",
-                  "postgresql_managed": {"host": "{{ nope }}"}},
-        "gone": {"slipway_private_address": None, "infra_network_subnet": None, "postgresql_managed": None},
+                  "postgresql_managed": {"host": "{{ nope }}"}, "redis_managed": {"host": "{{ nope }}"}},
+        "gone": {"slipway_private_address": None, "infra_network_subnet": None, "postgresql_managed": None,
+                 "redis_managed": None},
     }
 
 

@@ -126,7 +126,8 @@ def test_two_data_hosts() -> None:
     message = refusal(topology.topology, "prod", cluster(prod_data=["data-1", "app-2"]))
     assert message == (
         "environment prod has 2 data hosts (data-1, app-2): keep exactly one in group prod_data (the one host that "
-        "runs Redis, and PostgreSQL unless postgresql_managed is set; two would each hold their own databases, and "
+        "runs PostgreSQL and Redis (or makes their databases and users when they are managed); two would each hold "
+        "their own databases, and "
         "the services' data would depend on the host that answered)")
 
 
@@ -135,7 +136,8 @@ def test_two_data_hosts() -> None:
     [
         ("edge", "the host that receives the traffic on ports 80 and 443"),
         ("app", "the hosts that run the services' colours"),
-        ("data", "the one host that runs Redis, and PostgreSQL unless postgresql_managed is set"),
+        ("data", "the one host that runs PostgreSQL and Redis (or makes their databases and users when they are "
+                 "managed)"),
         ("monitoring", "the host that runs Prometheus: the data host for now"),
     ],
 )
@@ -240,12 +242,15 @@ def test_an_address_inside_the_shared_docker_network() -> None:
     topology.check_hosts("prod", found, clear)
 
 
-def test_a_managed_postgresql_set_for_some_hosts_only() -> None:
+@pytest.mark.parametrize("name", ["postgresql_managed", "redis_managed"])
+def test_a_managed_database_set_for_some_hosts_only(name: str) -> None:
     found = topology.topology("prod", cluster())
-    half = {**ADDRESSES, "data-1": {**ADDRESSES["data-1"], "postgresql_managed": {"host": "pgm-x.rds"}}}
+    half = {**ADDRESSES, "data-1": {**ADDRESSES["data-1"], name: {"host": "pgm-x.rds"}}}
     assert refusal(topology.check_hosts, "prod", found, half) == (
-        "postgresql_managed is set for data-1 but not for edge-1, app-1, app-2: set it once for the environment, in "
+        f"{name} is set for data-1 but not for edge-1, app-1, app-2: set it once for the environment, in "
         "inventories/prod/group_vars/prod/")
+    whole = {host: {**values, name: {"host": "r-x.redis"}} for host, values in ADDRESSES.items()}
+    topology.check_hosts("prod", found, whole)
 
 
 # ------------------------------------------------------------------------------------------------ rollouts

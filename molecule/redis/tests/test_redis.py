@@ -19,6 +19,9 @@ import pytest
 import yaml
 from scenario_tools import assert_refused_before_any_change, recap_changed, run_playbook, service_entry
 
+# The one-host mode's host (tests/test_redis_managed.py is about the other one).
+HOST = "slipway-redis"
+testinfra_hosts = [f"ansible://{HOST}"]
 SCENARIO = Path(__file__).resolve().parents[1]
 ROLE = SCENARIO.parents[1] / "roles" / "redis"
 # Printed by molecule/conftest.py when a test fails.
@@ -124,8 +127,8 @@ def dryrun(host: Any, user: str, calls: list[tuple[str, ...]]) -> list[bool]:
 
 
 def playbook(*args: str, extra_vars: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run this scenario's converge playbook against the Molecule inventory."""
-    return run_playbook(SCENARIO / "converge.yml", *args, extra_vars=extra_vars)
+    """Run this scenario's converge playbook against the Molecule inventory, on this file's host only."""
+    return run_playbook(SCENARIO / "converge.yml", "--limit", HOST, *args, extra_vars=extra_vars)
 
 
 def started_at(host: Any) -> str:

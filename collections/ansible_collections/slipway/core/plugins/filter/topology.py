@@ -39,7 +39,7 @@ options:
     required: true
   hostvars:
     description: Ansible's C(hostvars), to check the host variables too; only C(slipway_private_address),
-      C(infra_network_subnet) and whether C(postgresql_managed) is set are read.
+      C(infra_network_subnet) and whether C(postgresql_managed) and C(redis_managed) are set are read.
     type: dict
     required: false
   request:
@@ -54,10 +54,9 @@ options:
     required: false
 """
 
-# The host variables the rule reads. postgresql_managed is only tested for being set: its raw value is read, so its
-# CA lookup or admin password is never templated for that.
+# The host variables the rule reads. The managed settings (the topology's MANAGED_VARS) are only tested for being set:
+# their raw values are read, so a CA lookup or an admin password is never templated for that.
 ADDRESS_VARS = ("slipway_private_address", "infra_network_subnet")
-MANAGED_VAR = "postgresql_managed"
 
 
 def _templated(value: Any) -> bool:
@@ -72,7 +71,7 @@ def host_settings(hostvars: Any, hosts: Sequence[str]) -> dict[str, dict[str, An
         raw = raw_get(host) if raw_get is not None else (hostvars or {}).get(host)
         raw = raw if isinstance(raw, Mapping) else {}
         found: dict[str, Any] = {}
-        for name in (*ADDRESS_VARS, MANAGED_VAR):
+        for name in (*ADDRESS_VARS, *load_topology().MANAGED_VARS):
             value = raw.get(name)
             if _templated(value):
                 value = hostvars[host].get(name)
