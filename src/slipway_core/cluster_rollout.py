@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from .contract import CONTINUE, parse_result
+from .contract import CONTINUE, other_colour, parse_result
 
 # The phases, in order, and who runs each: every app host, the first app host only, every edge.
 PHASES = ("begin", "prepare", "start", "switch", "settle")
@@ -60,8 +60,9 @@ def verdict(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str
     """Whether `service` goes on after phase `through` (each host's record in `records`: host -> its fact or None).
 
     {go, noop, failed: [{host, phase, message}], colour, rebegin: app hosts that answered noop while others go on
-    (they begin again with --force: a release is new everywhere or nowhere), summary}. The phases are read in order
-    and the first with a failure decides (the later ones did not run)."""
+    (they begin again with --force: a release is new everywhere or nowhere) and app hosts without a release that
+    would start another colour than the others (they begin again with `first_colour`), first_colour, summary}. The
+    phases are read in order and the first with a failure decides (the later ones did not run)."""
     failed: list[dict[str, str]] = []
     colours: dict[str, str] = {}
     noop: list[str] = []
@@ -79,19 +80,31 @@ def verdict(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str
         if phase == "begin" and not failed:
             going = [h for h in apps if h not in noop]
             if not going:
-                return {"go": False, "noop": True, "failed": [], "colour": "", "rebegin": [], "summary": ""}
-            new = sorted({colours[h] for h in going})
-            if len(new) > 1 or (noop and through != "begin" and len(noop) < len(apps)):
-                found = ", ".join(f"{colours[h]} on {h}" for h in going)
-                failed.append({"host": going[-1], "phase": "begin", "message": (
-                    f"the app hosts would start different colours ({found}): their live releases differ; deploy "
-                    "with --force to align them (docs/runbook.md, \"Add an app host\")") if len(new) > 1 else (
-                    f"{', '.join(noop)} did not begin again with --force")})
+                return {"go": False, "noop": True, "failed": [], "colour": "", "rebegin": [], "first_colour": "",
+                        "summary": ""}
+            # The colour each host starts (a noop host: the other one, once begun again with --force).
+            starts = {h: other_colour(colours[h]) if h in noop else colours[h] for h in apps}
+            if len(set(starts.values())) > 1:
+                fresh = [h for h in going if not (records.get(h) or {}).get(service, {}).get("previous_version")]
+                settled = sorted({starts[h] for h in apps if h not in fresh})
+                if fresh and len(settled) == 1 and through == "begin":
+                    # App hosts without a release (just added) begin again, asked for the colour the others start.
+                    late = [h for h in fresh if starts[h] != settled[0]]
+                    return {"go": True, "noop": False, "failed": [], "colour": settled[0], "rebegin": noop + late,
+                            "first_colour": settled[0], "summary": ""}
+                found = ", ".join(f"{starts[h]} on {h}" for h in apps)
+                failed.append({"host": apps[-1], "phase": "begin", "message": (
+                    f"the app hosts would start different colours ({found}): their live releases differ; "
+                    "docs/runbook.md, \"Add an app host\", says how to align them")})
+            elif noop and through != "begin":
+                failed.append({"host": noop[0], "phase": "begin",
+                               "message": f"{', '.join(noop)} did not begin again with --force"})
         if failed:
             break
     going = [h for h in apps if h in colours and h not in noop]
     return {"go": not failed, "noop": False, "failed": failed, "colour": colours[going[0]] if going else "",
-            "rebegin": noop if through == "begin" and not failed else [], "summary": summary(service, failed)}
+            "rebegin": noop if through == "begin" and not failed else [], "first_colour": "",
+            "summary": summary(service, failed)}
 
 
 def _prepares(mine: Mapping[str, Any]) -> bool:

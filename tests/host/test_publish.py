@@ -55,3 +55,17 @@ def test_a_bad_publish_address_is_refused_before_anything_runs(world: World, bad
         release.check_spec(world.spec("v1.0.0", publish_address=bad))
     assert refused.value.code == contract.EXIT_USAGE
     assert world.docker.runs == []
+
+
+def test_a_new_app_host_starts_the_colour_the_cluster_asks_for(world: World) -> None:
+    """An app host added to a cluster whose live colour is blue starts green with the others (first_colour); a host
+    with a live release ignores it (its idle colour is the other one)."""
+    world.image("v1.0.0")
+    answer = world.begin("v1.0.0", "r1", first_colour="green", start_when_ready=False)
+    assert answer["colour"] == "green"
+    world.advance("v1.0.0", "r1", answer["todo"], first_colour="green")
+    assert world.state()["live"]["colour"] == "green"
+    world.image("v2.0.0")
+    assert world.begin("v2.0.0", "r2", first_colour="green", start_when_ready=False)["colour"] == "blue"
+    with pytest.raises(Failed, match="first_colour 'red' is not one of blue, green"):
+        release.check_spec(world.spec("v1.0.0", first_colour="red"))

@@ -120,3 +120,19 @@ def test_a_failed_step_the_controller_ran_fails_the_host_in_that_step() -> None:
     records["app-1"] = rules.record_failure(records["app-1"], "prepare", "api", "backup", "  ")
     found = rules.verdict(records, APPS, EDGES, "api", "start")
     assert found["failed"] == [{"host": "app-1", "phase": "backup", "message": "backup failed"}]
+
+
+def test_an_app_host_added_to_the_cluster_begins_again_with_the_others_colour() -> None:
+    """app-1 has v1 live on blue (starts green); app-2 was just added (no release: would start blue)."""
+    records = {"app-1": rules.record(None, "begin", "api", begun("green"), rc=0),
+               "app-2": rules.record(None, "begin", "api", answer(contract.CONTINUE, colour="blue", todo=["start"],
+                                                                   version="v2"), rc=0)}
+    found = rules.verdict(records, APPS, EDGES, "api", "begin")
+    assert (found["go"], found["rebegin"], found["first_colour"], found["colour"]) == (True, ["app-2"], "green",
+                                                                                      "green")
+    # app-1 unchanged (noop: blue live): it begins again too, and the new host starts green with it.
+    records["app-1"] = rules.record(None, "begin", "api", begun("blue", todo=(), result="noop"), rc=0)
+    found = rules.verdict(records, APPS, EDGES, "api", "begin")
+    assert (found["rebegin"], found["first_colour"]) == (["app-1", "app-2"], "green")
+    # Not begun again (or still apart) by the next phase: refused, naming the colours.
+    assert rules.verdict(records, APPS, EDGES, "api", "start")["go"] is False
