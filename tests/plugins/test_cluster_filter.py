@@ -78,3 +78,12 @@ def test_records_verdicts_and_results_from_registered_loops() -> None:
         ("app-2", "failed", "backup", "v2")]
     assert results[0]["message"].startswith("api: the cluster rollout stopped")
     assert "app-1 failed in phase backup" in results[0]["message"]
+
+
+def test_a_check_run_reports_the_plan() -> None:
+    planned = contract.result("api", "planned", version="v2", message="would deploy v2")
+    hostvars = {host: {"__app_release_cluster": module.cluster_record({"results": [item(planned)]}, {}, "begin")}
+                for host in ("app-1", "app-2")}
+    results = module.cluster_results([{"name": "api"}], hostvars, ["app-1", "app-2"], ["edge-1"], "app-1",
+                                     [{"results": [{"skipped": True}]}], "begin")
+    assert [(r["result"], r["version"]) for r in results] == [("planned", "v2")]

@@ -120,12 +120,12 @@ def cluster_verdict(hostvars: Any, apps: Any, edges: Any, service: str, through:
 
 
 def cluster_results(  # noqa: PLR0917 - a Jinja filter's arguments are positional
-    services: Any, hostvars: Any, apps: Any, edges: Any, host: str, registered: Any
+    services: Any, hostvars: Any, apps: Any, edges: Any, host: str, registered: Any, through: str = "switch"
 ) -> list[Any]:
     """The result items of this app host (`slipway_results`, docs/cli-json.md), one per service: the host's last
     answer (from `registered`, newest first: finish, then drain), or its record; a service the cluster rollout
     stopped is `failed` here too (or `unknown` when the host's cleanup said so), with the verdict's phase and message
-    naming the host that failed."""
+    naming the host that failed. `through`: the last phase that ran (`begin` in check mode: only the plan)."""
     contract = load_contract()
     out = []
     for service in services or []:
@@ -139,7 +139,7 @@ def cluster_results(  # noqa: PLR0917 - a Jinja filter's arguments are positiona
             if answer is not None:
                 break
         mine = ((_vars(hostvars, host).get(RECORD_FACT) or {}).get(name)) or {}
-        verdict = cluster_verdict(hostvars, apps, edges, name, "switch")
+        verdict = cluster_verdict(hostvars, apps, edges, name, through)
         if answer is None:
             answer = contract.result(name, str(mine.get("result") or "unknown"), message=str(mine.get("message", "")))
         if verdict["failed"]:
