@@ -69,3 +69,15 @@ def test_a_new_app_host_starts_the_colour_the_cluster_asks_for(world: World) -> 
     assert world.begin("v2.0.0", "r2", first_colour="green", start_when_ready=False)["colour"] == "blue"
     with pytest.raises(Failed, match="first_colour 'red' is not one of blue, green"):
         release.check_spec(world.spec("v1.0.0", first_colour="red"))
+
+
+def test_an_edge_on_an_app_host_counts_only_its_own_servers(world: World) -> None:
+    """The edge on this app host also routes the other app hosts' replicas (<container>.<index>): the replicas check
+    compares this host's own servers with the release's count."""
+    world.proxy.settings["services"][SERVICE]["servers"] = {
+        colour: [f"{SERVICE}-{colour}", f"{SERVICE}-{colour}.2"] for colour in contract.COLOURS}
+    world.image("v1.0.0")
+    assert world.begin("v1.0.0", "r1", start_when_ready=False)["result"] == contract.CONTINUE
+    world.proxy.settings["services"][SERVICE]["servers"]["blue"].insert(1, f"{SERVICE}-blue-2")
+    with pytest.raises(Failed, match="runs 1 replica"):
+        world.rollout("r2", world.spec("v1.0.0")).check_edge_servers("lock")

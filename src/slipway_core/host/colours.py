@@ -69,8 +69,8 @@ class Colours:
         new count from the services registry when it is provisioned."""
         if self.host.proxy is None:
             return
-        try:
-            routed = len(self.host.proxy.colour_servers(self.name, contract.COLOURS[0]))
+        try:  # this host's own servers: those of app hosts on other hosts are named <container>.<index>
+            routed = len([s for s in self.host.proxy.colour_servers(self.name, contract.COLOURS[0]) if "." not in s])
         except ProxyError:
             return  # an unknown service: the switch names it
         if routed == self.replicas:
