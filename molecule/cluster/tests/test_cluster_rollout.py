@@ -99,6 +99,7 @@ def test_v1_then_v2_under_load_fails_no_request_and_the_data_is_one(edge: Any) -
         second = deploy("v2.0.0")
     finally:
         counts = load.stop()
+    print(f"load during v1.0.0 -> v2.0.0: {counts['requests']} requests, {counts['failed']} failed")
     assert second.returncode == 0, second.output[-4000:]
     assert counts["requests"] > 100 and counts["failed"] == 0, counts["errors"]
     assert sorted((r["host"], r["result"], r["version"]) for r in results(second)) == [
@@ -136,6 +137,7 @@ def test_a_health_gate_failing_on_app_2_only_switches_nothing_anywhere(edge: Any
     finally:
         counts = load.stop()
         override.unlink()
+    print(f"load during the failing rollout: {counts['requests']} requests, {counts['failed']} failed")
     assert run.returncode == 1, run.output[-4000:]
     assert counts["requests"] > 50 and counts["failed"] == 0, counts["errors"]
     found = {r["host"]: r for r in results(run)}
