@@ -203,14 +203,67 @@ ROLLOUT_REQUESTS = ("deploy", "rollback")
 
 
 def check_rollout_topology(env: str, found: Mapping[str, Any], request: str) -> None:
-    """A deploy or rollback runs on one host today: the edge, app and data roles must be that host's."""
-    if request not in ROLLOUT_REQUESTS:
+    """A deploy runs on any topology that passed (one VM, or the cluster rollout across app hosts and edges); a
+    rollback still runs on one host only: the edge, app and data roles must be that host's."""
+    if request != "rollback":
         return
     edge, app, data = list(found["edge"]), list(found["app"]), list(found["data"])
     if len(app) == 1 and edge == app == data:
         return
     raise InputRefused(
-        f"a {request} across hosts is not supported yet (issue 12): environment {env} has edge {_names(edge)}, "
-        f"app {_names(app)}, data {_names(data)}, and a rollout today switches only the edge on the host it runs on "
-        f"and reaches PostgreSQL and Redis there. Provision it with infra.yml; to {request}, put the edge, app and "
-        f"data roles on one host ({TOPOLOGY_DOC})")
+        f"a rollback across hosts is not supported yet (issue 12): environment {env} has edge {_names(edge)}, "
+        f"app {_names(app)}, data {_names(data)}. Deploy the previous version instead (slipway deploy --env {env} "
+        f"--service S --version V: the same cluster-wide rollout), or put the edge, app and data roles on one host "
+        f"({TOPOLOGY_DOC})")
+
+
+def _roles_or_one_vm(env: str, groups: Mapping[str, Sequence[str]]) -> dict[str, list[str]] | None:
+    """The topology, or None outside an environment (a role run on its own: one VM)."""
+    if not env or not groups.get(env):
+        return None
+    return topology(env, groups)
+
+
+def publish_address(env: str, groups: Mapping[str, Sequence[str]], host_vars: Mapping[str, Mapping[str, Any]],
+                    host: str) -> str:
+    """Where app host `host` publishes its colours (docs/topology.md, "The cluster rollout"): its private address when
+    some edge host of `env` is another host, else "" (one VM, or the only edge is this host: nothing published)."""
+    found = _roles_or_one_vm(env, groups)
+    if found is None or host not in found["app"] or all(edge == host for edge in found["edge"]):
+        return ""
+    address = _address(host, (host_vars.get(host) or {}).get(ADDRESS_VAR), f"inventories/{env}/hosts.yml")
+    if address is None:
+        raise InputRefused(f"host {host} has no {ADDRESS_VAR}, and the edge {found['edge'][0]} reaches its colours "
+                           f"there: set {ADDRESS_VAR} to its private IPv4 address for {host} in "
+                           f"inventories/{env}/hosts.yml")
+    return str(address)
+
+
+def edge_sources(env: str, groups: Mapping[str, Sequence[str]], host_vars: Mapping[str, Mapping[str, Any]],
+                 edge: str) -> dict[str, Any]:
+    """Where edge `edge` finds each service's colours: {local, remote}. `local`: the edge is an app host (or there
+    is no environment: one VM), its own colours are servers at their fixed addresses; `remote`: every other app
+    host, {host, index (1-based among the app hosts, the server names' suffix), address}, in inventory order."""
+    found = _roles_or_one_vm(env, groups)
+    if found is None:
+        return {"local": True, "remote": []}
+    return {
+        "local": edge in found["app"],
+        "remote": [{"host": app, "index": i + 1,
+                    "address": publish_address(env, groups, host_vars, app)}
+                   for i, app in enumerate(found["app"]) if app != edge],
+    }
+
+
+def rollout_hosts(env: str, groups: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """The hosts of each play of a deploy (playbooks/deploy.yml): `one_host` when one app host also holds every
+    edge (the rollout as on one VM: that host switches its own edge), else the cluster rollout's `apps`,
+    `first_app` (image, backup and migration once) and `edges`. Each list empty when its path is not taken."""
+    none: dict[str, list[str]] = {"one_host": [], "apps": [], "first_app": [], "edges": []}
+    found = _roles_or_one_vm(env, groups)
+    if found is None:
+        return none
+    apps, edges = list(found["app"]), list(found["edge"])
+    if len(apps) == 1 and all(edge == apps[0] for edge in edges):
+        return {**none, "one_host": apps}
+    return {**none, "apps": apps, "first_app": apps[:1], "edges": edges}

@@ -1,5 +1,5 @@
 """Host roles through the real playbooks (ansible-playbook, no host touched): preflight refuses each topology that
-cannot work, and a deploy or rollback across hosts, before any host task; it accepts the good ones; and each play
+cannot work, and a rollback across hosts, before any host task; it accepts the good ones; and each play
 targets the hosts of its role (`--list-hosts`), one VM running every role as before.
 
 Each test writes a throw-away project: the repository's playbooks copied beside its own inventories/ (preflight
@@ -153,16 +153,30 @@ def test_a_role_group_outside_the_environment_is_refused(tmp_path: Path) -> None
     assert recap_hosts(result.stdout) == ["localhost"]
 
 
-@pytest.mark.parametrize(("playbook", "args"), [("deploy.yml", []), ("rollback.yml", ["-e", "service=api"]),
-                                                ("site.yml", [])])
-def test_a_rollout_across_hosts_is_refused_as_not_built_yet(tmp_path: Path, playbook: str, args: list[str]) -> None:
-    result = run(project(tmp_path, hosts_yml(cluster())), playbook, *args)
+def test_a_rollback_across_hosts_is_refused_as_not_built_yet(tmp_path: Path) -> None:
+    result = run(project(tmp_path, hosts_yml(cluster())), "rollback.yml", "-e", "service=api")
     assert result.returncode != 0
-    request = "rollback" if playbook == "rollback.yml" else "deploy"
     assert failed_message(result.stdout).startswith(
-        f"a {request} across hosts is not supported yet (issue 12): environment demo has edge edge-1, app app-1, "
+        "a rollback across hosts is not supported yet (issue 12): environment demo has edge edge-1, app app-1, "
         "app-2, data data-1")
     assert recap_hosts(result.stdout) == ["localhost"]
+
+
+CLUSTER_PLAYS = ["Cluster | Lock and compare on every app host",
+                 "Cluster | Image, backup and migration once, on the first app host",
+                 "Cluster | Start and gate the new colour on every app host", "Cluster | Switch every edge, or none",
+                 "Cluster | Drain and record on every app host, or remove the new colour everywhere"]
+
+
+@pytest.mark.parametrize("playbook", ["deploy.yml", "site.yml"])
+def test_a_deploy_across_hosts_is_the_cluster_rollout(tmp_path: Path, playbook: str) -> None:
+    """Preflight accepts it; the one-host play has no host, each phase's play the hosts of its role."""
+    root = project(tmp_path, hosts_yml(cluster()))
+    assert run(root, "preflight.yml", "-e", "slipway_preflight_request=deploy").returncode == 0
+    listed = plays_and_hosts(run(root, playbook, "--list-hosts").stdout)
+    assert listed["Roll out"] == []
+    assert [listed[name] for name in CLUSTER_PLAYS] == [["app-1", "app-2"], ["app-1"], ["app-1", "app-2"],
+                                                        ["edge-1"], ["app-1", "app-2"]]
 
 
 @pytest.mark.parametrize("request_", ["env", "status"])
@@ -180,11 +194,12 @@ def test_infra_plays_target_the_hosts_of_their_role(tmp_path: Path) -> None:
     assert plays_and_hosts(result.stdout) == {
         "Check the request before any host is touched": ["localhost"],
         "Provision the Docker hosts": ["app-1", "app-2", "app-3", "data-1", "edge-1"],
+        "Read the app hosts' address slots for the edges": ["app-1", "app-2", "app-3"],
         "Provision the data host": ["data-1"],
         "Provision the edge proxy on the edge hosts": ["edge-1"],
         "Provision Prometheus on the monitoring host": ["data-1"],
     }
-    for playbook in ("status.yml", "history.yml", "unlock.yml", "deploy.yml", "rollback.yml"):
+    for playbook in ("status.yml", "history.yml", "unlock.yml", "rollback.yml"):
         listed = plays_and_hosts(run(root, playbook, "--list-hosts").stdout)
         assert list(listed.values())[1:] == [["app-1", "app-2", "app-3"]], playbook
     # exec: a check on the controller, then one app host (the first, or -e slipway_exec_host)
@@ -211,9 +226,12 @@ def test_exec_on_a_host_that_is_not_an_app_host_is_refused_on_the_controller(tmp
 def test_one_vm_holds_every_role_and_runs_the_roles_in_the_same_order(tmp_path: Path) -> None:
     root = project(tmp_path, hosts_yml("hosts:\n  vm-1: {}\n"))
     listed = plays_and_hosts(run(root, "infra.yml", "--list-hosts").stdout)
-    assert list(listed.values())[1:] == [["vm-1"]] * 4
-    for playbook in ("deploy.yml", "rollback.yml", "status.yml", "history.yml", "unlock.yml"):
+    assert list(listed.values())[1:] == [["vm-1"], [], ["vm-1"], ["vm-1"], ["vm-1"]]  # no app host's slots to read
+    for playbook in ("rollback.yml", "status.yml", "history.yml", "unlock.yml"):
         assert list(plays_and_hosts(run(root, playbook, "--list-hosts").stdout).values())[1:] == [["vm-1"]]
+    deploy = plays_and_hosts(run(root, "deploy.yml", "--list-hosts").stdout)
+    assert deploy["Roll out"] == ["vm-1"]
+    assert [deploy[name] for name in CLUSTER_PLAYS] == [[]] * 5  # the cluster rollout's plays have no host
     assert list(plays_and_hosts(run(root, "exec.yml", "--list-hosts").stdout).values())[1:] == [["localhost"],
                                                                                                  ["vm-1"]]
     tasks = run(root, "infra.yml", "--list-tasks").stdout
@@ -226,7 +244,7 @@ def test_one_vm_holds_every_role_and_runs_the_roles_in_the_same_order(tmp_path: 
 
 def test_the_projects_inventories(tmp_path: Path) -> None:
     """Every environment of the repository passes preflight for a deploy (each is one VM), and the three-VM layout
-    commented in the production inventory passes for provisioning and is refused for a deploy."""
+    commented in the production inventory passes for provisioning and for a deploy (the cluster rollout)."""
     environ = {**os.environ, **SAFE_ENVIRON}
     for env in ("local", "staging", "production"):
         result = subprocess.run(
@@ -241,6 +259,5 @@ def test_the_projects_inventories(tmp_path: Path) -> None:
     hosts = textwrap.dedent(body)
     root = project(tmp_path, hosts_yml(hosts))
     assert run(root, "preflight.yml").returncode == 0
-    refused = run(root, "deploy.yml")
-    assert "a deploy across hosts is not supported yet (issue 12)" in failed_message(refused.stdout)
+    assert run(root, "preflight.yml", "-e", "slipway_preflight_request=deploy").returncode == 0
     assert plays_and_hosts(run(root, "infra.yml", "--list-hosts").stdout)["Provision the data host"] == ["demo-data-1"]

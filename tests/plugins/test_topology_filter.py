@@ -103,8 +103,9 @@ def test_the_request_refuses_a_rollout_across_hosts() -> None:
     hostvars = FakeHostVars(ADDRESSED, {})
     assert topology_problem(GROUPS, "prod", hostvars, request="env") == ""
     assert topology_problem(GROUPS, "prod", hostvars, request="status") == ""
-    assert topology_problem(GROUPS, "prod", hostvars, request="deploy").startswith(
-        "a deploy across hosts is not supported yet (issue 12)")
+    assert topology_problem(GROUPS, "prod", hostvars, request="deploy") == ""
+    assert topology_problem(GROUPS, "prod", hostvars, request="rollback").startswith(
+        "a rollback across hosts is not supported yet (issue 12)")
     assert topology_problem({"local": ["vm"]}, "local", FakeHostVars({}, {}), request="rollback") == ""
 
 
@@ -152,13 +153,15 @@ def test_in_a_real_play_with_ansibles_own_hostvars(tmp_path: Path) -> None:
               groups_only: "{{ groups | slipway.core.topology('prod') }}"
               problem: "{{ groups | slipway.core.topology_problem('prod', hostvars) }}"
               deploy: "{{ groups | slipway.core.topology_problem('prod', hostvars, request='deploy') }}"
+              rollback: "{{ groups | slipway.core.topology_problem('prod', hostvars, request='rollback') }}"
     """ + dump_task("found", out), inventory=str(inventory))
     assert result.returncode == 0, result.stdout
     found = loaded(out)
     assert found["groups_only"] == {"hosts": ["edge-1", "app-1", "data-1"], "edge": ["edge-1"], "app": ["app-1"],
                                     "data": ["data-1"], "monitoring": ["data-1"]}
     assert found["problem"] == ""
-    assert str(found["deploy"]).startswith("a deploy across hosts is not supported yet (issue 12)")
+    assert found["deploy"] == ""
+    assert str(found["rollback"]).startswith("a rollback across hosts is not supported yet (issue 12)")
     inventory.write_text(INVENTORY.replace("10.0.1.12", "\"{{ '10.0.1.' ~ 11 }}\""), encoding="utf-8")
     result = play(tmp_path, """
         - name: Refuse the topology

@@ -254,29 +254,53 @@ def test_a_managed_database_set_for_some_hosts_only(name: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ rollouts
-@pytest.mark.parametrize("request_", ["deploy", "rollback"])
-def test_a_rollout_across_hosts_is_refused_as_not_built_yet(request_: str) -> None:
+def test_a_deploy_across_hosts_is_the_cluster_rollout() -> None:
     found = topology.topology("prod", cluster())
-    assert refusal(topology.check_rollout_topology, "prod", found, request_) == (
-        f"a {request_} across hosts is not supported yet (issue 12): environment prod has edge edge-1, app app-1, "
-        "app-2, data data-1, and a rollout today switches only the edge on the host it runs on and reaches "
-        f"PostgreSQL and Redis there. Provision it with infra.yml; to {request_}, put the edge, app and data roles "
-        "on one host (docs/topology.md)")
+    topology.check_rollout_topology("prod", found, "deploy")
+    assert topology.rollout_hosts("prod", cluster()) == {
+        "one_host": [], "apps": ["app-1", "app-2"], "first_app": ["app-1"], "edges": ["edge-1"]}
+
+
+def test_a_rollback_across_hosts_is_refused_as_not_built_yet() -> None:
+    found = topology.topology("prod", cluster())
+    assert refusal(topology.check_rollout_topology, "prod", found, "rollback") == (
+        "a rollback across hosts is not supported yet (issue 12): environment prod has edge edge-1, app app-1, "
+        "app-2, data data-1. Deploy the previous version instead (slipway deploy --env prod --service S --version "
+        "V: the same cluster-wide rollout), or put the edge, app and data roles on one host (docs/topology.md)")
 
 
 def test_a_rollout_with_edge_app_and_data_on_one_host_is_accepted_whatever_else() -> None:
     """One host holds edge, app and data (and monitoring, by the rule above): the rollout is today's."""
     groups = {"prod": ["vm-1"], "prod_edge": ["vm-1"], "prod_app": ["vm-1"], "prod_data": ["vm-1"],
               "prod_monitoring": ["vm-1"]}
-    topology.check_rollout_topology("prod", topology.topology("prod", groups), "deploy")
+    for request_ in ("deploy", "rollback"):
+        topology.check_rollout_topology("prod", topology.topology("prod", groups), request_)
+    assert topology.rollout_hosts("prod", groups)["one_host"] == ["vm-1"]
+    assert topology.rollout_hosts("local", {"local": ["vm-1"]}) == {
+        "one_host": ["vm-1"], "apps": [], "first_app": [], "edges": []}
+    assert topology.rollout_hosts("", {}) == {"one_host": [], "apps": [], "first_app": [], "edges": []}
 
 
-def test_a_second_edge_refuses_a_rollout() -> None:
-    """An edge the rollout does not switch would keep routing the old colour."""
+def test_a_second_edge_makes_it_a_cluster_rollout() -> None:
+    """An edge the one-host rollout does not switch would keep routing the old colour: every edge is switched."""
     groups = {"prod": ["vm-1", "vm-2"], "prod_edge": ["vm-1", "vm-2"], "prod_app": ["vm-1"], "prod_data": ["vm-1"],
               "prod_monitoring": ["vm-1"]}
-    assert "a deploy across hosts is not supported yet" in refusal(
-        topology.check_rollout_topology, "prod", topology.topology("prod", groups), "deploy")
+    assert topology.rollout_hosts("prod", groups) == {
+        "one_host": [], "apps": ["vm-1"], "first_app": ["vm-1"], "edges": ["vm-1", "vm-2"]}
+    assert "a rollback across hosts is not supported yet" in refusal(
+        topology.check_rollout_topology, "prod", topology.topology("prod", groups), "rollback")
+
+
+def test_an_app_host_publishes_its_colours_only_for_an_edge_on_another_host() -> None:
+    assert topology.publish_address("prod", cluster(), ADDRESSES, "app-2") == "10.0.1.12"
+    assert topology.publish_address("prod", cluster(), ADDRESSES, "edge-1") == ""  # not an app host
+    assert topology.publish_address("local", {"local": ["vm-1"]}, {}, "vm-1") == ""
+    assert topology.publish_address("", {}, {}, "vm-1") == ""
+    assert "host app-2 has no slipway_private_address, and the edge edge-1 reaches its colours there" in refusal(
+        topology.publish_address, "prod", cluster(), {**ADDRESSES, "app-2": {}}, "app-2")
+    assert topology.edge_sources("prod", cluster(), ADDRESSES, "edge-1") == {"local": False, "remote": [
+        {"host": "app-1", "index": 1, "address": "10.0.1.11"}, {"host": "app-2", "index": 2, "address": "10.0.1.12"}]}
+    assert topology.edge_sources("", {}, {}, "vm-1") == {"local": True, "remote": []}
 
 
 @pytest.mark.parametrize("request_", ["env", "status", ""])

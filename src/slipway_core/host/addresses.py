@@ -89,14 +89,15 @@ class Slots:
 def table(
     docker: Docker, network: str, services: list[str], slots: Slots, *, write: bool = True, planned: str = ""
 ) -> dict[str, Any]:
-    """The plan of `network` plus every service's addresses: per colour, one per possible replica (the first is the
-    colour's own container). What the edge's configuration is made from. Without `write` nothing is saved, and a
+    """The plan of `network` plus every service's slot and addresses: per colour, one per possible replica (the first
+    is the colour's own container). What the edge's configuration is made from. Without `write` nothing is saved, and a
     network that does not exist yet is answered from `planned`."""
     subnet = network_subnet(docker, network, "" if write else planned)
     plan = contract.network_plan(subnet)
     given = slots.allocate(services, plan["slots"], write)
     return {
         **plan,
+        "slots": given,  # each service's slot here: where its colours are published for an edge on another host
         "services": {
             s: {
                 c: [contract.colour_address(subnet, slot, c, r) for r in range(contract.MAX_REPLICAS)]

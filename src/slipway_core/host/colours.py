@@ -9,7 +9,7 @@ import contextlib
 from typing import Any
 
 from slipway_core import contract, release_rules
-from slipway_core.host import addresses, health, prepare
+from slipway_core.host import addresses, health, prepare, publish
 from slipway_core.host.docker import DockerError, labels, running
 from slipway_core.host.lock import Lock
 from slipway_core.host.proxy import ProxyError
@@ -69,8 +69,8 @@ class Colours:
         new count from the services registry when it is provisioned."""
         if self.host.proxy is None:
             return
-        try:
-            routed = len(self.host.proxy.colour_servers(self.name, contract.COLOURS[0]))
+        try:  # this host's own servers: those of app hosts on other hosts are named <container>.<index>
+            routed = len([s for s in self.host.proxy.colour_servers(self.name, contract.COLOURS[0]) if "." not in s])
         except ProxyError:
             return  # an unknown service: the switch names it
         if routed == self.replicas:
@@ -150,6 +150,7 @@ class Colours:
         c = spec.get("container") or {}
         try:
             ip = addresses.colour(self.docker, spec["network"], self.name, colour, self.host.slots, replica=replica)
+            published = publish.bindings(self.host.slots, spec, colour, replica)
         except addresses.AddressError as err:
             self.discard_new()
             raise Failed("start", f"{name} has no fixed address: {err}") from err
@@ -165,6 +166,7 @@ class Colours:
                 return
             box = prepare.container_spec(self.spec, name, {**spec["env"], **(spec.get("secret_env") or {})}, True, [])
             box.ip = ip
+            box.publish = published
             box.hosts = addresses.pinned_hosts(self.docker, spec["network"], list(spec.get("pin_hosts") or []))
             box.restart_policy = str(c.get("restart_policy", "unless-stopped"))
             box.stop_timeout = int(c.get("stop_grace_period", 30))

@@ -49,6 +49,8 @@ class ContainerSpec:
     hosts: dict[str, str] = field(default_factory=dict)  # name -> address, written to the container's /etc/hosts
     # Host directories bind-mounted read-only: (source, target), e.g. the data tier's CA for verify-full.
     mounts: list[tuple[str, str]] = field(default_factory=list)
+    # `--publish address:port:container_port` (an app host's colours for an edge on another host, host/publish.py).
+    publish: list[str] = field(default_factory=list)
 
     def argv(self) -> list[str]:
         """`docker run ...` arguments (without the leading `docker`). Always least privilege: every capability
@@ -64,6 +66,8 @@ class ContainerSpec:
         ]
         for host in sorted(self.hosts):
             out += ["--add-host", f"{host}:{self.hosts[host]}"]
+        for binding in self.publish:
+            out += ["--publish", binding]
         for source, target in self.mounts:
             out += ["--mount", f"type=bind,source={source},target={target},readonly"]
         if self.restart_policy:

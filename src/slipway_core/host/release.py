@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slipway_core import contract, release_rules
-from slipway_core.host import addresses, health
+from slipway_core.host import addresses, health, publish
 from slipway_core.host.docker import Docker, health_status
 from slipway_core.host.proxy import Proxy, ProxyError
 from slipway_core.host.run import Failed
@@ -61,6 +61,8 @@ def config_hash(spec: dict[str, Any]) -> str:
         shaped["replicas"] = replicas
     if spec.get("mounts"):  # the same: only when there are some (the data tier across hosts)
         shaped["mounts"] = spec["mounts"]
+    if spec.get("publish_address"):  # the same: only across hosts (an edge on another host)
+        shaped["publish_address"] = spec["publish_address"]
     canon = json.dumps(shaped, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(canon.encode()).hexdigest()
 
@@ -77,6 +79,7 @@ def check_spec(spec: Any) -> dict[str, Any]:
     if missing:
         raise Failed("preflight", f"the release on stdin lacks {missing[0]!r}", contract.EXIT_USAGE)
     mounts(spec)
+    publish.check(spec)
     try:
         release_rules.check_keep_releases(int(spec.get("keep_releases") or release_rules.KEEP_RELEASES_DEFAULT))
         release_rules.check_replicas(release_rules.replicas_of(spec))

@@ -13,7 +13,7 @@ import os
 from typing import Any, Callable
 
 from slipway_core import contract, release_rules
-from slipway_core.host import disk, prepare, releases
+from slipway_core.host import disk, prepare, publish, releases
 from slipway_core.host.colours import Colours
 from slipway_core.host.docker import running
 from slipway_core.host.proxy import Confirm, ProxyError
@@ -113,7 +113,7 @@ class Rollout(Colours):
         ]
         data.update(
             {
-                "colour": contract.other_colour(live["colour"]) if live.get("colour") else "blue",
+                "colour": contract.other_colour(live["colour"]) if live.get("colour") else publish.first_colour(spec),
                 "todo": [*todo, "start", "health", "switch", "drain", "record"],
                 "done": [],
                 "reason": why if current is None else "the release differs from the live one",

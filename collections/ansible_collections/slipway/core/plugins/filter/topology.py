@@ -43,8 +43,9 @@ options:
     type: dict
     required: false
   request:
-    description: What the playbook does (preflight's request, e.g. C(deploy) or C(rollback)); a rollout also needs
-      the edge, app and data roles on one host (a rollout across hosts is not built yet).
+    description: What the playbook does (preflight's request, e.g. C(deploy) or C(rollback)); a rollback also needs
+      the edge, app and data roles on one host (a deploy across hosts is the cluster rollout; a rollback is not built
+      yet).
     type: str
     required: false
   known_envs:

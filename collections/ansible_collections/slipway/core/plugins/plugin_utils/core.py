@@ -16,11 +16,13 @@ NO_CORE = (
 )
 try:
     from slipway_core import build as _build
+    from slipway_core import cluster as _cluster
+    from slipway_core import cluster_rollout as _cluster_rollout
     from slipway_core import contract as _contract
     from slipway_core import release_rules as _release_rules
     from slipway_core import topology as _topology
 except ImportError:  # said at the first use, naming the fix
-    _build = _contract = _release_rules = _topology = None  # type: ignore[assignment]
+    _build = _cluster = _cluster_rollout = _contract = _release_rules = _topology = None  # type: ignore[assignment]
 
 
 def load_contract() -> ModuleType:
@@ -49,3 +51,17 @@ def load_build() -> ModuleType:
     if _build is None:
         raise AnsibleError(NO_CORE)
     return _build
+
+
+def load_cluster() -> ModuleType:
+    """slipway_core.cluster (published ports, the edge's servers across hosts), or AnsibleError(NO_CORE)."""
+    if _cluster is None:
+        raise AnsibleError(NO_CORE)
+    return _cluster
+
+
+def load_cluster_rollout() -> ModuleType:
+    """slipway_core.cluster_rollout (the cluster rollout's decisions), or AnsibleError(NO_CORE)."""
+    if _cluster_rollout is None:
+        raise AnsibleError(NO_CORE)
+    return _cluster_rollout

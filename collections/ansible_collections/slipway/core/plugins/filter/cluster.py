@@ -1,0 +1,160 @@
+"""The cluster rollout's filters (docs/rollout.md, "Across hosts"; the rules are slipway_core.topology's,
+slipway_core.cluster's and slipway_core.cluster_rollout's):
+
+- `groups | slipway.core.rollout_hosts(env)`: the hosts of each play of a deploy (one host, or the cluster's app
+  hosts, first app host and edges).
+- `groups | slipway.core.publish_address(env, hostvars, inventory_hostname)`: where an app host publishes its
+  colours for an edge on another host ('' on one VM).
+- `services | slipway.core.edge_members(local, groups, env, hostvars, inventory_hostname)`: an edge's servers of
+  every service, one per (app host, replica), from its own addresses and each other app host's slot table (the fact
+  `slipway_colour_slots` the app hosts' play of infra.yml sets).
+- `results | slipway.core.cluster_record(previous, phase)`, `hostvars | slipway.core.cluster_verdict(...)`: what a
+  host answered in a phase, and whether a service goes on, is a noop or failed (naming the host and phase).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.slipway.core.plugins.plugin_utils.core import (
+    load_cluster,
+    load_cluster_rollout,
+    load_contract,
+    load_topology,
+)
+
+SLOTS_FACT = "slipway_colour_slots"
+RECORD_FACT = "__app_release_cluster"
+
+
+def _vars(hostvars: Any, host: str) -> Mapping[str, Any]:
+    try:
+        found = hostvars[host]
+    except (KeyError, TypeError):
+        return {}
+    return found if isinstance(found, Mapping) or hasattr(found, "get") else {}
+
+
+def _addresses(hostvars: Any, hosts: list[str]) -> dict[str, dict[str, Any]]:
+    return {host: {"slipway_private_address": _vars(hostvars, host).get("slipway_private_address")} for host in hosts}
+
+
+def _refused(call: Any, *args: Any) -> Any:
+    try:
+        return call(*args)
+    except load_contract().InputRefused as err:
+        raise AnsibleFilterError(str(err)) from err
+
+
+def rollout_hosts(groups: Any, env: Any) -> dict[str, list[str]]:
+    if not isinstance(groups, Mapping):
+        raise AnsibleFilterError(f"rollout_hosts: give Ansible's groups, not {type(groups).__name__}")
+    found: dict[str, list[str]] = _refused(load_topology().rollout_hosts, str(env or ""), groups)
+    return found
+
+
+def publish_address(groups: Any, env: Any, hostvars: Any, host: str) -> str:
+    env = str(env or "")
+    hosts = list(groups.get(env) or []) if env and isinstance(groups, Mapping) else []
+    address: str = _refused(load_topology().publish_address, env, groups, _addresses(hostvars, hosts), str(host))
+    return address
+
+
+def edge_members(  # noqa: PLR0917 - a Jinja filter's arguments are positional
+    services: Any, local: Any, groups: Any, env: Any, hostvars: Any, edge: str
+) -> dict[str, Any]:
+    """service -> colour -> [{name, address, port, enabled_by}] for the edge `edge`."""
+    env = str(env or "")
+    hosts = list(groups.get(env) or []) if env and isinstance(groups, Mapping) else []
+    sources = _refused(load_topology().edge_sources, env, groups, _addresses(hostvars, hosts), str(edge))
+    remote = []
+    for app in sources["remote"]:
+        table = _vars(hostvars, app["host"]).get(SLOTS_FACT)
+        if not isinstance(table, Mapping) or not isinstance(table.get("slots"), Mapping):
+            raise AnsibleFilterError(
+                f"the edge {edge} needs the address slots of app host {app['host']}, which this run did not read: "
+                "run playbooks/infra.yml for the whole environment (its play on the app hosts reads them), "
+                "not only the edge's role or hosts")
+        remote.append({**app, "slots": table["slots"]})
+    out = {}
+    for service in services or []:
+        name = str(service["name"])
+        hosts_of = []
+        for app in remote:
+            if name not in app["slots"]:
+                raise AnsibleFilterError(f"app host {app['host']} has no address slot for {name}: run "
+                                         "playbooks/infra.yml for the whole environment")
+            hosts_of.append({"index": app["index"], "address": app["address"], "slot": int(app["slots"][name])})
+        mine = (local or {}).get(name) if sources["local"] else None
+        out[name] = _refused(load_cluster().edge_members, name, int(service.get("replicas") or 1),
+                             int(service["port"]), mine, hosts_of)
+    return out
+
+
+def cluster_record(results: Any, previous: Any, phase: str, step: str = "") -> dict[str, Any]:
+    """This host's record after a looped task of `phase` (each item: a host_command result with the service in
+    `__app_release_svc`, or a skipped item, left out). With `step`, the items are a command the controller ran for
+    that step (the backup): only a failure is recorded, the host program's answer comes next."""
+    rules = load_cluster_rollout()
+    mine = dict(previous or {})
+    for item in (results or {}).get("results", []) if isinstance(results, Mapping) else []:
+        if not isinstance(item, Mapping) or item.get("skipped") or "__app_release_svc" not in item:
+            continue
+        name, rc = str(item["__app_release_svc"]["name"]), int(item.get("rc", 1))
+        if step and rc != 0:
+            why = f"{step} on the data host failed (exit {rc}): {item.get('stderr') or item.get('msg') or ''}"
+            mine = rules.record_failure(mine, phase, name, step, why)
+        elif not step:
+            mine = rules.record(mine, phase, name, str(item.get("stdout") or ""), rc=rc,
+                                stderr=str(item.get("stderr") or ""))
+    return mine
+
+
+def cluster_verdict(hostvars: Any, apps: Any, edges: Any, service: str, through: str) -> dict[str, Any]:
+    apps, edges = [str(h) for h in apps or []], [str(h) for h in edges or []]
+    records = {host: _vars(hostvars, host).get(RECORD_FACT) for host in [*apps, *edges]}
+    verdict: dict[str, Any] = load_cluster_rollout().verdict(records, apps, edges, str(service), str(through))
+    return verdict
+
+
+def cluster_results(  # noqa: PLR0917 - a Jinja filter's arguments are positional
+    services: Any, hostvars: Any, apps: Any, edges: Any, host: str, registered: Any, through: str = "switch"
+) -> list[Any]:
+    """The result items of this app host (`slipway_results`, docs/cli-json.md), one per service: the host's last
+    answer (from `registered`, newest first: finish, then drain), or its record; a service the cluster rollout
+    stopped is `failed` here too (or `unknown` when the host's cleanup said so), with the verdict's phase and message
+    naming the host that failed. `through`: the last phase that ran (`begin` in check mode: only the plan)."""
+    contract = load_contract()
+    out = []
+    for service in services or []:
+        name = str(service["name"])
+        answer = None
+        for loop in registered or []:
+            for item in (loop or {}).get("results", []) if isinstance(loop, Mapping) else []:
+                if isinstance(item, Mapping) and not item.get("skipped") and "rc" in item \
+                        and str((item.get("__app_release_svc") or {}).get("name")) == name:
+                    answer = contract.parse_result(item.get("stdout", ""))
+            if answer is not None:
+                break
+        mine = ((_vars(hostvars, host).get(RECORD_FACT) or {}).get(name)) or {}
+        verdict = cluster_verdict(hostvars, apps, edges, name, through)
+        if answer is None:
+            answer = contract.result(name, str(mine.get("result") or "unknown"), message=str(mine.get("message", "")))
+        if verdict["failed"]:
+            first = verdict["failed"][0]
+            answer.update({"result": "unknown" if answer["result"] == "unknown" else "failed",
+                           "failed_phase": first["phase"], "message": verdict["summary"]})
+        out.append({**answer, "host": host, "service": name,
+                    "version": answer.get("version") or mine.get("version") or ""})
+    return out
+
+
+class FilterModule:
+    """Filters of the cluster rollout."""
+
+    def filters(self) -> dict[str, Any]:
+        return {"rollout_hosts": rollout_hosts, "publish_address": publish_address, "edge_members": edge_members,
+                "cluster_record": cluster_record, "cluster_verdict": cluster_verdict,
+                "cluster_results": cluster_results}

@@ -1,0 +1,121 @@
+"""The cluster rollout's decisions, on the controller (docs/rollout.md, "Across hosts"): what each app host and edge
+answered in each phase, and, from all of them, whether a service goes on, is a noop, or failed (naming the host and
+the phase). playbooks/deploy.yml runs one play per phase; the linear strategy is the barrier, and these rules,
+through the collection's filters, decide between the plays. Hosts never need this module.
+
+A host's record is one fact per host (`__app_release_cluster`): service -> {phases, result, failed_phase, message,
+colour, todo, version, previous_version}. `phases` lists the phases the host passed; a host that should have passed
+a phase and has no record of it did not answer (unreachable), and is named so.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from .contract import CONTINUE, other_colour, parse_result
+
+# The phases, in order, and who runs each: every app host, the first app host only, every edge.
+PHASES = ("begin", "prepare", "start", "switch", "settle")
+_FIRST_ONLY = ("prepare",)
+_EDGE = ("switch",)
+_GOOD = (CONTINUE, "noop", "planned", "deployed")
+
+
+def record(previous: Mapping[str, Any] | None, phase: str, service: str, stdout: str, *, rc: int,
+           stderr: str = "") -> dict[str, Any]:
+    """This host's record after its answer in `phase` for `service` (the host program's stdout, its exit code)."""
+    if phase not in PHASES:
+        raise ValueError(f"unknown phase {phase!r}")
+    # An edge answers slipway-proxy's status (its exit code says it all); an app host the contract's result.
+    answer = {} if phase in _EDGE else parse_result(stdout)
+    mine = dict((previous or {}).get(service) or {})
+    ok = rc == 0 and (phase in _EDGE or answer["result"] in _GOOD)
+    passed = [p for p in mine.get("phases", []) if p != phase]
+    mine["phases"] = [*passed, phase] if ok else passed
+    for key in ("result", "colour", "todo", "version", "previous_version"):
+        if answer.get(key) not in (None, "", []) or (key == "todo" and key in answer):
+            mine[key] = answer[key]
+    if not ok:
+        why = str(answer.get("message") or stderr.strip() or f"exit {rc}, no answer").strip()
+        mine.update({"result": "failed" if answer.get("result") != "unknown" else "unknown",
+                     "failed_phase": str(answer.get("failed_phase") or phase), "message": why[:1000]})
+    return {**(previous or {}), service: mine}
+
+
+def record_failure(previous: Mapping[str, Any] | None, phase: str, service: str, step: str,
+                   message: str) -> dict[str, Any]:
+    """This host's record after a step the controller ran itself failed (the backup on the data host)."""
+    mine = dict((previous or {}).get(service) or {})
+    mine.update({"phases": [p for p in mine.get("phases", []) if p != phase], "result": "failed",
+                 "failed_phase": step, "message": message.strip()[-1000:] or f"{step} failed"})
+    return {**(previous or {}), service: mine}
+
+
+def _missing(phase: str) -> str:
+    return f"did not answer in phase {phase} (unreachable, or its task did not run)"
+
+
+def verdict(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str], service: str,
+            through: str) -> dict[str, Any]:
+    """Whether `service` goes on after phase `through` (each host's record in `records`: host -> its fact or None).
+
+    {go, noop, failed: [{host, phase, message}], colour, rebegin: app hosts that answered noop while others go on
+    (they begin again with --force: a release is new everywhere or nowhere) and app hosts without a release that
+    would start another colour than the others (they begin again with `first_colour`), first_colour, summary}. The
+    phases are read in order and the first with a failure decides (the later ones did not run)."""
+    failed: list[dict[str, str]] = []
+    colours: dict[str, str] = {}
+    noop: list[str] = []
+    for phase in PHASES[: PHASES.index(through) + 1]:
+        hosts = edges if phase in _EDGE else apps[:1] if phase in _FIRST_ONLY else apps
+        for host in hosts:
+            mine = (records.get(host) or {}).get(service) or {}
+            if phase in mine.get("phases", []) or (phase in _FIRST_ONLY and not _prepares(mine)):
+                if phase == "begin":
+                    colours[host] = str(mine.get("colour") or "")
+                    noop += [host] if mine.get("result") == "noop" else []
+                continue
+            failed.append({"host": host, "phase": str(mine.get("failed_phase") or phase),
+                           "message": str(mine.get("message") or _missing(phase))})
+        if phase == "begin" and not failed:
+            going = [h for h in apps if h not in noop]
+            if not going:
+                return {"go": False, "noop": True, "failed": [], "colour": "", "rebegin": [], "first_colour": "",
+                        "summary": ""}
+            # The colour each host starts (a noop host: the other one, once begun again with --force).
+            starts = {h: other_colour(colours[h]) if h in noop else colours[h] for h in apps}
+            if len(set(starts.values())) > 1:
+                fresh = [h for h in going if not (records.get(h) or {}).get(service, {}).get("previous_version")]
+                settled = sorted({starts[h] for h in apps if h not in fresh})
+                if fresh and len(settled) == 1 and through == "begin":
+                    # App hosts without a release (just added) begin again, asked for the colour the others start.
+                    late = [h for h in fresh if starts[h] != settled[0]]
+                    return {"go": True, "noop": False, "failed": [], "colour": settled[0], "rebegin": noop + late,
+                            "first_colour": settled[0], "summary": ""}
+                found = ", ".join(f"{starts[h]} on {h}" for h in apps)
+                failed.append({"host": apps[-1], "phase": "begin", "message": (
+                    f"the app hosts would start different colours ({found}): their live releases differ; "
+                    "docs/runbook.md, \"Add an app host\", says how to align them")})
+            elif noop and through != "begin":
+                failed.append({"host": noop[0], "phase": "begin",
+                               "message": f"{', '.join(noop)} did not begin again with --force"})
+        if failed:
+            break
+    going = [h for h in apps if h in colours and h not in noop]
+    return {"go": not failed, "noop": False, "failed": failed, "colour": colours[going[0]] if going else "",
+            "rebegin": noop if through == "begin" and not failed else [], "first_colour": "",
+            "summary": summary(service, failed)}
+
+
+def _prepares(mine: Mapping[str, Any]) -> bool:
+    """The first app host has something to do before the start: the image, a backup or the migration."""
+    return bool(set(mine.get("todo") or []) & {"image", "backup", "migrate"})
+
+
+def summary(service: str, failed: Sequence[Mapping[str, Any]]) -> str:
+    """One line naming each failed host and its phase; '' when none failed."""
+    if not failed:
+        return ""
+    named = "; ".join(f"{f['host']} failed in phase {f['phase']}: {f['message']}" for f in failed)
+    return (f"{service}: the cluster rollout stopped before any edge switched or was switched back: {named}. The new "
+            "colour was removed from every app host that answered; the previous release serves everywhere")

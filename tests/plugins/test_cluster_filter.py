@@ -1,0 +1,89 @@
+"""The cluster rollout's filters (slipway.core.edge_members, publish_address, rollout_hosts, cluster_record,
+cluster_verdict, cluster_results): the rules of slipway_core on Ansible's groups, hostvars and registered loop
+results, and the errors that name the fix."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from slipway_core import contract
+
+from plugin_loader import load_filter  # isort: skip
+
+module = load_filter("cluster")
+GROUPS = {"prod": ["edge-1", "app-1", "app-2", "data-1"], "prod_edge": ["edge-1"], "prod_app": ["app-1", "app-2"],
+          "prod_data": ["data-1"], "prod_monitoring": ["data-1"]}
+HOSTVARS: dict[str, dict[str, Any]] = {
+    "edge-1": {"slipway_private_address": "10.0.1.10"},
+    "app-1": {"slipway_private_address": "10.0.1.11", "slipway_colour_slots": {"slots": {"api": 0}}},
+    "app-2": {"slipway_private_address": "10.0.1.12", "slipway_colour_slots": {"slots": {"api": 3}}},
+    "data-1": {"slipway_private_address": "10.0.1.13"},
+}
+SERVICES = [{"name": "api", "port": 8000, "replicas": 1}]
+
+
+def test_the_edge_routes_each_app_host_s_published_port() -> None:
+    members = module.edge_members(SERVICES, {"api": {"blue": ["172.30.2.16"], "green": ["172.30.2.24"]}}, GROUPS,
+                                  "prod", HOSTVARS, "edge-1")
+    assert members["api"]["green"] == [
+        {"name": "api-green.1", "address": "10.0.1.11", "port": 20008, "enabled_by": ""},
+        {"name": "api-green.2", "address": "10.0.1.12", "port": 20000 + 3 * 16 + 8,
+         "enabled_by": "SLIPWAY_LIVE_api_R2"},
+    ]
+    assert module.publish_address(GROUPS, "prod", HOSTVARS, "app-2") == "10.0.1.12"
+    assert module.rollout_hosts(GROUPS, "prod")["edges"] == ["edge-1"]
+
+
+def test_one_vm_routes_its_own_colours() -> None:
+    local = {"api": {"blue": ["172.30.2.16"], "green": ["172.30.2.24"]}}
+    members = module.edge_members(SERVICES, local, {"local": ["vm-1"]}, "local", {}, "vm-1")
+    assert members["api"]["blue"] == [{"name": "api-blue", "address": "172.30.2.16", "port": 8000, "enabled_by": ""}]
+    assert module.publish_address({"local": ["vm-1"]}, "local", {}, "vm-1") == ""
+
+
+def test_an_app_host_whose_slots_were_not_read_is_named() -> None:
+    hostvars = {**HOSTVARS, "app-2": {"slipway_private_address": "10.0.1.12"}}
+    with pytest.raises(AnsibleFilterError, match="needs the address slots of app host app-2"):
+        module.edge_members(SERVICES, {}, GROUPS, "prod", hostvars, "edge-1")
+    with pytest.raises(AnsibleFilterError, match="app host app-1 has no address slot for other"):
+        module.edge_members([{"name": "other", "port": 80}], {}, GROUPS, "prod", HOSTVARS, "edge-1")
+    with pytest.raises(AnsibleFilterError, match="rollout_hosts: give Ansible's groups"):
+        module.rollout_hosts(["not", "groups"], "prod")
+
+
+def item(stdout: Any, rc: int = 0, **more: Any) -> dict[str, Any]:
+    return {"__app_release_svc": {"name": "api"}, "rc": rc, "stdout": json.dumps(stdout), **more}
+
+
+def test_records_verdicts_and_results_from_registered_loops() -> None:
+    begun = contract.result("api", contract.CONTINUE, colour="green", todo=["backup", "migrate", "start"],
+                            version="v2")
+    hostvars: dict[str, dict[str, Any]] = {
+        host: {"__app_release_cluster": module.cluster_record({"results": [item(begun), {"skipped": True}]}, {},
+                                                             "begin")} for host in ("app-1", "app-2")}
+    backup = {"results": [{"__app_release_svc": {"name": "api"}, "rc": 2, "stderr": "pg_dump: refused"}]}
+    hostvars["app-1"]["__app_release_cluster"] = module.cluster_record(
+        backup, hostvars["app-1"]["__app_release_cluster"], "prepare", "backup")
+    verdict = module.cluster_verdict(hostvars, ["app-1", "app-2"], ["edge-1"], "api", "prepare")
+    assert verdict["failed"] == [{"host": "app-1", "phase": "backup",
+                                  "message": "backup on the data host failed (exit 2): pg_dump: refused"}]
+    finished = contract.result("api", "failed", failed_phase="backup", message="from the host", version="v2")
+    results = module.cluster_results([{"name": "api"}], hostvars, ["app-1", "app-2"], ["edge-1"], "app-2",
+                                     [{"results": [item(finished, rc=1)]}, {"results": [{"skipped": True}]}])
+    assert [(r["host"], r["result"], r["failed_phase"], r["version"]) for r in results] == [
+        ("app-2", "failed", "backup", "v2")]
+    assert results[0]["message"].startswith("api: the cluster rollout stopped")
+    assert "app-1 failed in phase backup" in results[0]["message"]
+
+
+def test_a_check_run_reports_the_plan() -> None:
+    planned = contract.result("api", "planned", version="v2", message="would deploy v2")
+    hostvars = {host: {"__app_release_cluster": module.cluster_record({"results": [item(planned)]}, {}, "begin")}
+                for host in ("app-1", "app-2")}
+    results = module.cluster_results([{"name": "api"}], hostvars, ["app-1", "app-2"], ["edge-1"], "app-1",
+                                     [{"results": [{"skipped": True}]}], "begin")
+    assert [(r["result"], r["version"]) for r in results] == [("planned", "v2")]
