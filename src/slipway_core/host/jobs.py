@@ -33,7 +33,7 @@ from slipway_core.host.job_records import JobFiles
 from slipway_core.host.store import Store
 from slipway_core.host.system import Clock
 
-TEXTFILE_DIR = "/var/lib/slipway/node-exporter"  # the prometheus role's prometheus_node_exporter_textfile_dir
+TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"  # the prometheus role's prometheus_node_exporter_textfile_dir
 RELEASE_KEYS = ("network", "resources", "container", "pin_hosts", "mounts")
 
 
