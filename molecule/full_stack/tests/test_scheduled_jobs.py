@@ -138,3 +138,17 @@ def test_a_failing_job_shows_in_status_and_in_its_metric(host: Any, run_playbook
     assert f'slipway_job_last_exit_code{{job="broken",service="{SERVICE}"}} 3' in served
     assert f'slipway_job_last_run_failed{{job="broken",service="{SERVICE}"}} 1' in served
     assert "fs-jotter" not in metrics + json.dumps(runs(host, "broken")), "no secret in the job's files"
+
+
+def test_the_job_playbook_runs_a_job_now_on_the_job_host(host: Any, run_playbook: RunPlaybook,
+                                                         ticking: float) -> None:
+    """playbooks/job.yml, what `slipway job run` runs: the run is the host program's (lock, record), waited for."""
+    result = run_playbook(PLAYBOOKS / "job.yml", "-e", "env=local", "-e", f"service={SERVICE}", "-e",
+                          "slipway_job=report")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    last = runs(host, "report")[0]
+    assert (last["result"], last["exit_code"], last["trigger"]) == ("ok", 0, "manual"), last
+    assert last["output"] == "report\n"
+    result = run_playbook(PLAYBOOKS / "job.yml", "-e", "env=local", "-e", f"service={SERVICE}", "-e",
+                          "slipway_job=nope")
+    assert result.returncode != 0 and "has no job nope on this host" in result.stdout, result.stdout[-3000:]
