@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from slipway import __version__, exec_command, logs_command, promotion, tags, unlocking
+from slipway import __version__, exec_command, job_command, logs_command, promotion, tags, unlocking
 from slipway.cli_json import usage_error
 from slipway.exitcodes import HELP
 from slipway.validation import PLAYBOOKS
@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     unlocking.add_arguments(add("unlock", f"release a service's deploy lock, whoever holds it ({PLAYBOOKS['unlock']})"))
     exec_command.add_arguments(
         add("exec", f"run a command in a one-off container of a service's live release ({PLAYBOOKS['exec']})")
+    )
+    job_command.add_arguments(
+        add("job", f"run a service's scheduled job now, on its job host ({PLAYBOOKS['job']})")
     )
     logs_command.add_parser(sub, common, HELP)
 

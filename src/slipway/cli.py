@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from slipway import audit, exec_command, logs_command, notify, promotion, report, tags, unlocking
+from slipway import audit, exec_command, job_command, logs_command, notify, promotion, report, tags, unlocking
 from slipway import secrets as names
 from slipway.arguments import parse_args
 from slipway.events import EventHandler
@@ -113,6 +113,7 @@ def _plan(args: argparse.Namespace, environ: Mapping[str, str]) -> _Plan:
     extravars = {"env": env.name, **audit.extravars(audit.collect(environ, project, env.name))}
     extravars.update(unlocking.extravars(args))
     extravars.update(exec_command.extravars(args, env, environ, secrets.get(VAULT_PASSWORD)))
+    extravars.update(job_command.extravars(args))
     if service is not None:
         extravars["service"] = service
     if release is not None:
@@ -311,6 +312,9 @@ def _finish(
     if args.command == "exec":  # the command's record, its output whole
         records = exec_command.records(facts.artifact_data)
         decision = exec_command.decide(decision, records)
+    if args.command == "job":  # the host's record of the run
+        records = job_command.records(facts.artifact_data)
+        decision = job_command.decide(decision, records)
     rep = report.Report(
         command=args.command,
         env=plan.extravars["env"],

@@ -28,6 +28,8 @@ exit codes:
      names each service@host and why)
 exec: once the command ran, the command's own exit status (124: stopped at
   --timeout); 2 and 3 as above only when it did not run (docs/cli-json.md)
+job run: 0 the job ran and exited 0; 1 it failed, timed out or was skipped (a
+  run was in progress); 2 and 3 as above
 """
 
 

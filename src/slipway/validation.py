@@ -26,6 +26,7 @@ PLAYBOOKS = {
     "history": "playbooks/history.yml",
     "unlock": "playbooks/unlock.yml",
     "exec": "playbooks/exec.yml",
+    "job": "playbooks/job.yml",
 }
 
 

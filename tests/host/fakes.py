@@ -186,7 +186,8 @@ class FakeDocker(Docker):
                 "Name": f"/{name}",
                 "Image": box.image_id,
                 "State": state,
-                "Config": {"Image": box.ref, "Labels": dict(box.labels), "Env": sorted(box.env)},
+                "Config": {"Image": box.ref, "Labels": dict(box.labels),
+                           "Env": [f"{k}={v}" for k, v in sorted(box.env.items())]},
                 "NetworkSettings": {"Networks": {NETWORK: {
                     "IPAddress": box.ip if box.running else "",
                     "IPAMConfig": {"IPv4Address": box.ip} if box.fixed else None,

@@ -79,6 +79,19 @@ def test_a_requested_service_without_status_is_not_healthy(project: Path) -> Non
     assert "notes-api: no status reported" in out
 
 
+def test_a_failing_scheduled_job_makes_status_unhealthy_naming_it(project: Path) -> None:
+    job = {"job": "nightly-report", "schedule": "*-*-* 03:00:00", "last_run": "2026-12-03T03:00:00Z",
+           "last_result": "failed", "exit_code": 1, "failing": False, "skipped_last": False, "message": ""}
+    code, out, _ = status(project, [{**row("notes-api", True), "jobs": [job]}])
+    assert code == 0, out  # a job that ran and has not failed last is no problem
+    code, out, _ = status(project, [{**row("notes-api", True), "jobs": [{**job, "failing": True}]}], "--json")
+    assert code == UNHEALTHY
+    reason = json.loads(out)["reason"]
+    assert "notes-api@demo-1: job nightly-report failed (exit 1 at 2026-12-03T03:00:00Z)" in reason
+    jsonschema.validate(json.loads(out), schema())
+    assert json.loads(out)["records"][0]["jobs"][0]["exit_code"] == 1  # typed as the host reported it
+
+
 def test_status_json_is_typed_versioned_and_valid(project: Path) -> None:
     code, out, _ = status(project, [row("notes-api", True), row("lark-service", False)], "--json")
     data = json.loads(out)

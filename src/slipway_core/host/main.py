@@ -1,7 +1,8 @@
 """The host program's two commands, one artifact (a zipapp built from this package, installed by the roles):
 
   slipway-release   the rollout on an app host: begin, run, rollback, finish, unlock, status, history; for
-                    operators: exec (a one-off container of the live release), logs (its docker logs)
+                    operators: exec (a one-off container of the live release), logs (its docker logs); for
+                    scheduled jobs: job run (their timers' units, slipway job run)
                     (`--audit JSON`: who asks and from where, kept in the lock and every history line)
   slipway-proxy     the edge proxy: switch, prepare, status, live, wait-drained, check, reload
 
@@ -21,7 +22,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from slipway_core import contract
-from slipway_core.host import addresses, container_logs, one_off, queries, recovery, rollback_to
+from slipway_core.host import addresses, container_logs, jobs, one_off, queries, recovery, rollback_to
 from slipway_core.host.docker import Docker, DockerError
 from slipway_core.host.health import http_get
 from slipway_core.host.lock import LockRefused, NotHolder
@@ -139,6 +140,7 @@ QUERY_COMMANDS: dict[str, Callable[[Host, argparse.Namespace], dict[str, Any]]] 
 OPERATOR_COMMANDS: dict[str, Callable[[Docker, str, argparse.Namespace, Clock], int]] = {
     "exec": one_off.main,
     "logs": container_logs.main,
+    "job": jobs.main,
 }
 
 
@@ -185,6 +187,7 @@ def release_parser() -> argparse.ArgumentParser:
             p.add_argument("--audit", default="{}", help="JSON: who asks, as for the run commands")
     one_off.add_parser(sub)  # operators' commands: exec (slipway exec), logs (slipway logs)
     container_logs.add_parser(sub)
+    jobs.add_parser(sub)  # job run (a scheduled job's timer, slipway job run)
     return parser
 
 

@@ -85,8 +85,9 @@ def _text(data: bytes) -> tuple[str, bool]:
 
 def one_off(  # noqa: PLR0917 - what `slipway-release exec` was given
     docker: Docker, store: Store, spec: dict[str, Any], command: list[str], run_id: str,
-            timeout: float, runner: Runner = run_process) -> dict[str, Any]:
-    """Run `command` in a one-off container of the live release; the answer's `exec` record (see the docstring)."""
+            timeout: float, runner: Runner = run_process, *, name: str = "", role: str = "exec") -> dict[str, Any]:
+    """Run `command` in a one-off container of the live release; the answer's `exec` record (see the docstring).
+    A scheduled job (host/jobs.py) names its own container and role (its label `slipway.role`)."""
     service = store.service
     live = store.live()
     if not live:
@@ -96,13 +97,13 @@ def one_off(  # noqa: PLR0917 - what `slipway-release exec` was given
     if not image or docker.image_id(image) is None:
         raise Refused(f"the live release's image ({live.get('image')}, {image or 'no id recorded'}) is not on this "
                       f"host any more; deploy {service} again to bring it back")
-    name = operator_commands.exec_container_name(service, run_id)
+    name = name or operator_commands.exec_container_name(service, run_id)
     release = {**spec, "image_ref": image, "network": live.get("network") or spec["network"]}
     env = {**spec["env"], **(spec.get("secret_env") or {})}
     base = prepare.container_spec(release, name, env, False, command)
     box = OneOffSpec(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)})
     box.hosts = addresses.pinned_hosts(docker, box.network, list(spec.get("pin_hosts") or []))  # as a colour's
-    box.labels = {"slipway.service": service, "slipway.role": "exec", "slipway.version": str(live.get("version")),
+    box.labels = {"slipway.service": service, "slipway.role": role, "slipway.version": str(live.get("version")),
                   "slipway.run-id": run_id}
     try:
         done = runner([docker.cli, *box.argv()], box.env, timeout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from slipway_core import contract, release_rules
+from slipway_core.host import job_records
 from slipway_core.host.docker import running
 from slipway_core.host.lock import Lock, describe
 from slipway_core.host.proxy import ProxyError
@@ -43,6 +44,7 @@ def status(host: Host, store: Store) -> dict[str, Any]:
     held = Lock(store).held()
     if held:
         item["message"] += f"; LOCKED by {describe(held)}"
+    job_records.annotate(item, store)  # scheduled jobs (on the host that runs them): a failing one is a problem
     return item
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.slipway.core.plugins.plugin_utils.core import load_contract, load_release_rules
+from ansible_collections.slipway.core.plugins.plugin_utils.core import load_contract, load_job_rules, load_release_rules
 
 DOCUMENTATION = """
 name: services
@@ -50,6 +50,7 @@ KNOWN_FIELDS = frozenset(
         "env",
         "secret_env",
         "replicas",
+        "jobs",
     }
 )
 DEFAULT_RESOURCES = {"cpus": "0.5", "memory": "512m"}
@@ -81,6 +82,30 @@ def _env_field(name: str, spec: Mapping[str, Any], field: str) -> dict[str, str]
         if not isinstance(key, str) or not ENV_NAME_RE.fullmatch(key):
             raise _fail(name, field, f"{key!r} is not a valid variable name; use upper case, digits and _")
     return {str(k): str(v) for k, v in value.items()}
+
+
+def _jobs_field(name: str, spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """`jobs:` (scheduled jobs, docs/services.md): checked by the job rules, schedules by systemd-analyze when the
+    controller has it; an error names the service, the job and its field."""
+    job_rules = load_job_rules()
+    try:
+        jobs: list[dict[str, Any]] = job_rules.check_jobs(spec.get("jobs"), analyze=True)
+    except load_contract().InputRefused as err:
+        raise _fail(name, "jobs", str(err)) from err
+    return jobs
+
+
+def _check_job_units(entries: list[dict[str, Any]]) -> None:
+    """Two services' jobs may not share systemd units (`a` + `b-c` and `a-b` + `c`)."""
+    job_rules = load_job_rules()
+    units: dict[str, str] = {}
+    for entry in entries:
+        for job in entry["jobs"]:
+            unit = job_rules.unit_name(entry["name"], job["name"])
+            other = units.setdefault(unit, f"{entry['name']}'s job {job['name']}")
+            if other != f"{entry['name']}'s job {job['name']}":
+                raise _fail(entry["name"], f"jobs.{job['name']}",
+                            f"its systemd unit {unit} is also the unit of {other}; rename one of the two jobs")
 
 
 def service_id(name: Any) -> str:
@@ -144,6 +169,7 @@ def normalise(name: str, spec: Any) -> dict[str, Any]:
         "env": _env_field(name, spec, "env"),
         "secret_env": _env_field(name, spec, "secret_env"),
         "replicas": replicas,
+        "jobs": _jobs_field(name, spec),
         # The edge's servers of each colour, one per replica (name, and the variable enabling it after a reload).
         "servers": release_rules.edge_servers(name, replicas),
         # Derived names (id, db_name, db_owner, db_user, redis_user, redis_key_prefix, the vault_* variable names,
@@ -168,6 +194,7 @@ def services(registry: Any) -> list[dict[str, Any]]:
             raise _fail(
                 entry["name"], "domain", f"{entry['domain']} is already routed to {other}; each service needs its own"
             )
+    _check_job_units(entries)
     return sorted(entries, key=lambda e: e["name"])
 
 

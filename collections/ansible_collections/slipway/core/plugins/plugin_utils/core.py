@@ -19,10 +19,11 @@ try:
     from slipway_core import cluster as _cluster
     from slipway_core import cluster_rollout as _cluster_rollout
     from slipway_core import contract as _contract
+    from slipway_core import job_rules as _job_rules
     from slipway_core import release_rules as _release_rules
     from slipway_core import topology as _topology
 except ImportError:  # said at the first use, naming the fix
-    _build = _cluster = _cluster_rollout = _contract = _release_rules = _topology = None  # type: ignore[assignment]
+    _build = _cluster = _cluster_rollout = _contract = _job_rules = _release_rules = _topology = None  # type: ignore[assignment]
 
 
 def load_contract() -> ModuleType:
@@ -37,6 +38,13 @@ def load_release_rules() -> ModuleType:
     if _release_rules is None:
         raise AnsibleError(NO_CORE)
     return _release_rules
+
+
+def load_job_rules() -> ModuleType:
+    """slipway_core.job_rules, or AnsibleError(NO_CORE)."""
+    if _job_rules is None:
+        raise AnsibleError(NO_CORE)
+    return _job_rules
 
 
 def load_topology() -> ModuleType:
