@@ -40,6 +40,7 @@ class ContainerSpec:
     restart_policy: str = ""
     stop_timeout: int = 0
     health_interval: str = ""
+    healthcheck: bool = True  # False: the image's HEALTHCHECK is off (a worker: the image's check is the web's)
     read_only: bool = True
     tmpfs_size: str = "64m"
     pids_limit: int = 0
@@ -72,6 +73,8 @@ class ContainerSpec:
             out += ["--stop-timeout", str(self.stop_timeout)]
         if self.health_interval:
             out += ["--health-interval", self.health_interval]
+        if not self.healthcheck:
+            out += ["--no-healthcheck"]
         out += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
         if self.read_only:
             out += ["--read-only", "--tmpfs", f"/tmp:rw,nosuid,nodev,size={self.tmpfs_size}"]  # noqa: S108 - in the container

@@ -13,7 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.slipway.core.plugins.plugin_utils.core import load_contract, load_release_rules
+from ansible_collections.slipway.core.plugins.plugin_utils.core import (
+    load_contract,
+    load_release_rules,
+    load_worker_rules,
+)
 
 DOCUMENTATION = """
 name: services
@@ -50,6 +54,7 @@ KNOWN_FIELDS = frozenset(
         "env",
         "secret_env",
         "replicas",
+        "workers",
     }
 )
 DEFAULT_RESOURCES = {"cpus": "0.5", "memory": "512m"}
@@ -81,6 +86,16 @@ def _env_field(name: str, spec: Mapping[str, Any], field: str) -> dict[str, str]
         if not isinstance(key, str) or not ENV_NAME_RE.fullmatch(key):
             raise _fail(name, field, f"{key!r} is not a valid variable name; use upper case, digits and _")
     return {str(k): str(v) for k, v in value.items()}
+
+
+def _workers(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The service's `workers:` normalised by the shared rules; an error names the worker's field and the fix."""
+    worker_rules = load_worker_rules()
+    try:
+        workers: dict[str, Any] = worker_rules.check_workers(spec.get("workers"))
+    except worker_rules.WorkerRefused as err:
+        raise _fail(name, err.field, str(err)) from err
+    return workers
 
 
 def service_id(name: Any) -> str:
@@ -146,6 +161,8 @@ def normalise(name: str, spec: Any) -> dict[str, Any]:
         "replicas": replicas,
         # The edge's servers of each colour, one per replica (name, and the variable enabling it after a reload).
         "servers": release_rules.edge_servers(name, replicas),
+        # Processes other than the web one (slipway_core.worker_rules): name -> settings, every field present.
+        "workers": _workers(name, spec),
         # Derived names (id, db_name, db_owner, db_user, redis_user, redis_key_prefix, the vault_* variable names,
         # backend, live_env_var, blue, green): every role uses these, never builds its own.
         **contract.service_names(name),

@@ -19,8 +19,9 @@ try:
     from slipway_core import contract as _contract
     from slipway_core import release_rules as _release_rules
     from slipway_core import topology as _topology
+    from slipway_core import worker_rules as _worker_rules
 except ImportError:  # said at the first use, naming the fix
-    _build = _contract = _release_rules = _topology = None  # type: ignore[assignment]
+    _build = _contract = _release_rules = _topology = _worker_rules = None  # type: ignore[assignment]
 
 
 def load_contract() -> ModuleType:
@@ -35,6 +36,13 @@ def load_release_rules() -> ModuleType:
     if _release_rules is None:
         raise AnsibleError(NO_CORE)
     return _release_rules
+
+
+def load_worker_rules() -> ModuleType:
+    """slipway_core.worker_rules, or AnsibleError(NO_CORE)."""
+    if _worker_rules is None:
+        raise AnsibleError(NO_CORE)
+    return _worker_rules
 
 
 def load_topology() -> ModuleType:
