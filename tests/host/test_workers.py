@@ -123,6 +123,10 @@ def test_a_worker_s_health_command_runs_through_docker_exec(world: World) -> Non
 
     assert answer["result"] == "deployed", answer
     assert ("exec", name("blue"), *probe) in world.docker.calls
+    box = next(box for box in world.docker.runs if box.name == name("blue"))
+    argv = box.argv()
+    assert argv[argv.index("--health-cmd") + 1] == "python -m notes_api.worker --check"  # Docker checks it on
+    assert "--no-healthcheck" not in argv
 
 
 @pytest.mark.parametrize("replicas", [1, 2])

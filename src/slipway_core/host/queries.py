@@ -30,7 +30,7 @@ def status(host: Host, store: Store) -> dict[str, Any]:
             routed = None
         up = all(running(info) for info in infos)
         item["workers"] = worker_states(host, store.service, live)
-        workers_up = all(w["state"] == "running" for w in item["workers"])
+        workers_up = all(w["state"] in ("running", "running, healthy") for w in item["workers"])
         item["healthy"] = up and workers_up and all(ok for ok, _ in checked) and routed == live["colour"]
         status_ = next((words for ok, words in checked if not ok), checked[0][1])
         what = "container" if replicas == 1 else f"{replicas} replicas"
@@ -51,8 +51,8 @@ def status(host: Host, store: Store) -> dict[str, Any]:
 
 
 def worker_states(host: Host, service: str, live: dict[str, Any]) -> list[dict[str, str]]:
-    """Each worker container of the live release: its name, its worker and Docker's state (running, exited N,
-    restarting, missing)."""
+    """Each worker container of the live release: its name, its worker and Docker's state (running, with its
+    health_command's verdict when it has one; exited N, restarting, missing)."""
     out = []
     for worker, _, name in worker_rules.containers(service, live["colour"], worker_rules.workers_of(live)):
         state = (host.docker.inspect(name) or {}).get("State")
@@ -61,7 +61,7 @@ def worker_states(host: Host, service: str, live: dict[str, Any]) -> list[dict[s
         elif state.get("Restarting"):
             words = "restarting"
         elif state.get("Running"):
-            words = "running"
+            words = "running" + (f", {health}" if (health := (state.get("Health") or {}).get("Status")) else "")
         else:
             words = f"exited {state.get('ExitCode')}"
         out.append({"name": name, "worker": worker, "state": words})

@@ -1,7 +1,8 @@
 """A release's workers on a host: the processes other than the web one (slipway_core.worker_rules), moved by the
 same rollout. Their containers per colour: `<service>-<colour>-<worker>`, then -2, -3, ... for more replicas; the
 same image, environment, secrets, limits, hardening and network as the web replicas, the worker's own command, no
-published port and no fixed address (nothing routes to a worker), the image's HEALTHCHECK off (it is the web's).
+published port and no fixed address (nothing routes to a worker); the image's HEALTHCHECK (the web's) is replaced
+by the worker's health_command, or off without one.
 
 In a rollout: `start` with the new web colour (a kept release's workers there set aside, like its web replicas),
 `gate` after the web's health gate (its health_command through docker exec exits 0, or it still runs ready_after
@@ -11,6 +12,7 @@ stop_timeout: SIGTERM, and that long to finish the job in hand), `discard` when 
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING, Any
 
 from slipway_core import worker_rules
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from slipway_core.host.colours import Colours
 
 POLL = 0.25  # seconds between two looks at the workers during their gate
+HEALTH_INTERVAL = "10s"  # Docker's runs of a worker's health_command once it passed its gate (`slipway status`)
 LOG_LINES = 200
 
 
@@ -67,7 +70,9 @@ def start(c: Colours) -> None:
         box = c.app_box(name)
         box.command = list(settings["command"])
         box.stop_timeout = int(settings["stop_timeout"])
-        box.healthcheck = False
+        box.healthcheck = False  # the image's HEALTHCHECK is the web's; a health_command becomes the worker's own
+        if settings["health_command"]:
+            box.health_cmd, box.health_interval = shlex.join(settings["health_command"]), HEALTH_INTERVAL
         box.labels = {
             "slipway.service": c.name,
             "slipway.colour": c.colour,
