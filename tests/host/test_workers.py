@@ -16,6 +16,7 @@ from world import SERVICE, STALE_AFTER, World
 
 from slipway_core import contract, worker_rules
 from slipway_core.host import container_logs, main, queries, recovery, release
+from slipway_core.host import workers as host_workers
 from slipway_core.host.docker import labels, running
 from slipway_core.host.run import Failed, Run
 
@@ -267,3 +268,13 @@ def test_logs_cover_the_colour_s_workers(two_with_workers: World) -> None:
     assert container_logs.target(two_with_workers.docker, store, None) == (
         [f"{SERVICE}-green", name("green")], "v2.0.0, live")
     assert container_logs.target(two_with_workers.docker, store, "blue")[0] == [f"{SERVICE}-blue", name("blue")]
+
+
+def test_a_worker_the_restart_policy_brought_back_counts_as_crashed() -> None:
+    """`--restart unless-stopped` restarts a crashing worker: running again, but it exited during its gate."""
+    restarted = {"State": {"Running": True, "Restarting": False, "ExitCode": 1}, "RestartCount": 2}
+    assert host_workers.crashed(restarted) == "exited 1"
+    assert host_workers.crashed({"State": {"Running": True, "Restarting": True, "ExitCode": 3}}) == "exited 3"
+    assert host_workers.crashed({"State": {"Running": True, "ExitCode": 0}, "RestartCount": 0}) == ""
+    assert host_workers.crashed(restarted, restarted_before=True) == ""  # a kept container's earlier life
+    assert host_workers.crashed(None) == "disappeared"

@@ -103,12 +103,14 @@ def start_kept(c: Colours, image_id: Any) -> None:
         c.docker.start(name)
 
 
-def crashed(info: dict[str, Any] | None) -> str:
-    """'' while a worker runs and never restarted; else what happened (exited N, restarting)."""
+def crashed(info: dict[str, Any] | None, restarted_before: bool = False) -> str:
+    """'' while a worker runs and never restarted (a kept container started again may have restarted in its
+    earlier life: `restarted_before`); else what happened (exited N, restarting)."""
     state = (info or {}).get("State") or {}
     if info is None:
         return "disappeared"
-    if not running(info) or state.get("Restarting") or int((info or {}).get("RestartCount") or 0) > 0:
+    restarts = 0 if restarted_before else int((info or {}).get("RestartCount") or 0)
+    if not running(info) or state.get("Restarting") or restarts > 0:
         return f"exited {state.get('ExitCode')}" + (f" ({state['Error']})" if state.get("Error") else "")
     return ""
 
@@ -128,7 +130,7 @@ def gate(c: Colours) -> None:
     while pending:
         for item in list(pending):
             worker, _, name = item
-            problem = crashed(c.docker.inspect(name))
+            problem = crashed(c.docker.inspect(name), c.restarts_kept)
             if problem:
                 fail(c, name, f"{problem} during its gate")
             command = list(workers[worker]["health_command"])
