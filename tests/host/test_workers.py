@@ -278,3 +278,32 @@ def test_a_worker_the_restart_policy_brought_back_counts_as_crashed() -> None:
     assert host_workers.crashed({"State": {"Running": True, "ExitCode": 0}, "RestartCount": 0}) == ""
     assert host_workers.crashed(restarted, restarted_before=True) == ""  # a kept container's earlier life
     assert host_workers.crashed(None) == "disappeared"
+
+
+def test_a_worker_restarted_by_docker_is_named_with_the_status_it_exits_with(two_with_workers: World) -> None:
+    """Docker's restart policy brought the crashed worker back (running, status 0): the gate looks again until the
+    crash loop shows the status it exits with."""
+    world = two_with_workers
+    world.image("v3.0.0")
+    begun = world.begin("v3.0.0", "r3", workers=WORKERS)
+    box = world.docker.boxes[name("blue")]
+    original = world.docker.inspect
+    looks = {"n": 0}
+
+    def inspect(container: str) -> dict[str, Any] | None:
+        info = original(container)
+        if info is not None and container == name("blue"):
+            looks["n"] += 1
+            info["RestartCount"] = 1
+            info["State"] = ({"Running": True, "ExitCode": 0} if looks["n"] < 4
+                             else {"Running": False, "Restarting": True, "ExitCode": 7})
+        return info
+
+    world.docker.inspect = inspect  # type: ignore[method-assign]
+    assert box.running
+
+    with pytest.raises(Failed) as failed:
+        world.advance("v3.0.0", "r3", [s for s in begun["todo"] if s != "start"], workers=WORKERS)
+
+    assert f"worker mailer ({name('blue')}) exited 7 (restarted 1 time(s) by Docker) during its gate" in str(
+        failed.value)

@@ -30,7 +30,8 @@ def status(host: Host, store: Store) -> dict[str, Any]:
             routed = None
         up = all(running(info) for info in infos)
         item["workers"] = worker_states(host, store.service, live)
-        workers_up = all(w["state"] in ("running", "running, healthy") for w in item["workers"])
+        # Running passes (its gate proved it); Docker's first health_command runs may still be starting.
+        workers_up = all(w["state"] in ("running", "running, healthy", "running, starting") for w in item["workers"])
         item["healthy"] = up and workers_up and all(ok for ok, _ in checked) and routed == live["colour"]
         status_ = next((words for ok, words in checked if not ok), checked[0][1])
         what = "container" if replicas == 1 else f"{replicas} replicas"

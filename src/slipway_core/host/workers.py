@@ -115,6 +115,22 @@ def crashed(info: dict[str, Any] | None, restarted_before: bool = False) -> str:
     return ""
 
 
+def last_exit(c: Colours, name: str, problem: str) -> str:
+    """A crashed worker's exit status: Docker's restart policy may have started it again (its status then reads 0),
+    so look again for a moment (a crash loop exits again within its backoff) to name the status it exits with."""
+    info = c.docker.inspect(name)
+    restarts = int((info or {}).get("RestartCount") or 0)
+    if not running(info) or not restarts:
+        return problem
+    for _ in range(20):
+        c.host.clock.sleep(0.1)
+        info = c.docker.inspect(name)
+        state = (info or {}).get("State") or {}
+        if info is not None and (not running(info) or state.get("Restarting")):
+            return f"exited {state.get('ExitCode')} (restarted {restarts} time(s) by Docker)"
+    return f"exited (restarted {restarts} time(s) by Docker)"
+
+
 def gate(c: Colours) -> None:
     """Every worker of the new release must pass its gate (they run together; ready_after counts from `start`);
     the first that fails discards the new release's processes (Failed naming it)."""
@@ -132,7 +148,7 @@ def gate(c: Colours) -> None:
             worker, _, name = item
             problem = crashed(c.docker.inspect(name), c.restarts_kept)
             if problem:
-                fail(c, name, f"{problem} during its gate")
+                fail(c, name, f"{last_exit(c, name, problem)} during its gate")
             command = list(workers[worker]["health_command"])
             if command:
                 code, output = c.docker.exec(name, command, timeout=10)
