@@ -307,3 +307,35 @@ def test_a_worker_restarted_by_docker_is_named_with_the_status_it_exits_with(two
 
     assert f"worker mailer ({name('blue')}) exited 7 (restarted 1 time(s) by Docker) during its gate" in str(
         failed.value)
+
+
+def test_a_run_that_stopped_after_start_is_cleaned_up_and_the_kept_workers_put_back(two_with_workers: World) -> None:
+    world = two_with_workers
+    world.image("v3.0.0")
+    kept_box = world.docker.boxes[name("blue")]
+    begun = world.begin("v3.0.0", "r3", workers=WORKERS)  # starts v3's web and worker on blue; v1's set aside
+    assert begun["result"] == contract.CONTINUE
+    assert world.docker.boxes[host_workers.aside(name("blue"))] is kept_box
+
+    answer = world.finish("r3", "health", "the controller lost the connection")
+
+    assert answer["result"] == "failed", answer
+    assert world.docker.boxes[name("blue")] is kept_box and not kept_box.running  # v1's, kept stopped again
+    assert running(world.docker.inspect(name("green"))) and world.serves() == "v2.0.0"
+    world.assert_settled("r3")
+
+
+def test_a_leftover_worker_never_replaces_the_kept_one_set_aside(two_with_workers: World) -> None:
+    """A run killed mid-start left its worker under the name while the kept one is still set aside: the next
+    start removes the leftover and keeps the kept one aside (then puts it back when that run fails too)."""
+    world = two_with_workers
+    world.image("v3.0.0")
+    kept_box = world.docker.boxes[name("blue")]
+    world.begin("v3.0.0", "r3", workers=WORKERS)
+    world.docker.boxes[name("blue")].labels["slipway.run-id"] = "r-killed"  # as if another run had started it
+
+    rollout = world.rollout("r3", world.spec("v3.0.0", workers=WORKERS))
+    host_workers.start(rollout)
+
+    assert world.docker.boxes[host_workers.aside(name("blue"))] is kept_box
+    assert labels(world.docker.inspect(name("blue")))["slipway.run-id"] == "r3"

@@ -53,15 +53,18 @@ def start(c: Colours) -> None:
     """docker run every worker of the new release on the run's colour (the kept release's set aside)."""
     restore_set_aside(c)  # a run killed mid-start may have left the rollback target set aside
     kept = kept_here(c)
+    kept_run = str((c.store.state().get("kept") or {}).get("run_id") or "")
     new = worker_rules.containers(c.name, c.colour, worker_rules.workers_of(c.spec))
     for name in dict.fromkeys([*kept, *(n for _, _, n in new)]):
         existing = c.docker.inspect(name)
         if existing is None:
             continue
-        if name in kept and labels(existing).get("slipway.run-id") != c.run.run_id:
-            if c.docker.inspect(aside(name)) is not None:
-                c.docker.remove(aside(name))
-            c.docker.rename(name, aside(name))  # the rollback target, until the new release is live
+        run_id = labels(existing).get("slipway.run-id")
+        # The kept release's worker is set aside (the rollback target, until the new release is live); anything
+        # else there goes (this run's own from a repeated start, or a leftover while the kept one is aside already).
+        if name in kept and run_id != c.run.run_id and (run_id == kept_run or c.docker.inspect(aside(name)) is None):
+            c.docker.remove(aside(name))
+            c.docker.rename(name, aside(name))
         else:
             c.docker.remove(name)
     workers = worker_rules.workers_of(c.spec)
