@@ -1,6 +1,5 @@
 """`slipway-release logs SERVICE [--colour C] [--since T] [--tail N] [--follow] [--timestamps] [--until-eof]`:
-`docker logs` of the service's live colour on this host, its web replicas and its workers (`slipway logs`,
-docs/runbook.md "Operators").
+`docker logs` of the service's live colour on this host (`slipway logs`, docs/runbook.md "Operators").
 
 The host decides which container: the live colour of state.json, or the colour asked for. The CLI reaches this
 command over its own transport (ssh or docker exec, slipway.logs_transport) so that `--follow` streams; the
@@ -19,7 +18,7 @@ import sys
 import threading
 from typing import Callable
 
-from slipway_core import contract, operator_commands, release_rules, worker_rules
+from slipway_core import contract, operator_commands, release_rules
 from slipway_core.host.docker import Docker
 from slipway_core.host.store import Store
 from slipway_core.host.system import Clock
@@ -30,8 +29,8 @@ class NotHere(Exception):
 
 
 def target(docker: Docker, store: Store, colour: str | None) -> tuple[list[str], str]:
-    """(the containers: every replica of the live colour or `colour`, then its release's workers, a description:
-    version and whether it is live)."""
+    """(the containers: every replica of the live colour or `colour`, a description: version and whether it is
+    live)."""
     live = store.live() or {}
     state = store.state()
     chosen = colour or live.get("colour")
@@ -48,8 +47,7 @@ def target(docker: Docker, store: Store, colour: str | None) -> tuple[list[str],
         what = f"{kept.get('version')}, kept for a rollback"
     else:
         what = "not a recorded release"
-    workers = [name for _, _, name in worker_rules.containers(store.service, chosen, worker_rules.workers_of(release))]
-    return [name for name in names + workers if name == names[0] or docker.inspect(name) is not None], what
+    return [name for name in names if name == names[0] or docker.inspect(name) is not None], what
 
 
 def prefixed(argv: list[str], name: str) -> list[str]:
