@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parent
 INTERPRETER = "/usr/bin/python3"
 EPOCH = (1980, 1, 1, 0, 0, 0)
 # The modules beside the host package that it imports (topology.py and this builder run only on the controller).
-SHARED = ("cluster.py", "contract.py", "job_rules.py", "operator_commands.py", "release_rules.py")
+SHARED = ("cluster.py", "contract.py", "job_rules.py", "operator_commands.py", "release_rules.py", "worker_rules.py")
 
 
 def sources(package: Path = PACKAGE) -> list[tuple[str, bytes]]:

@@ -18,6 +18,7 @@
 #   v2.0.0-slow          like v2.0.0, but STARTUP_DELAY=5: listens only after 5 s
 #   v2.1.0               like v2.0.0; never preloaded on a test host: the image delivery tests ship it to the
 #                        host as an archive and through a private registry
+#   v2.0.0-badworker     like v2.0.0, but FAIL_WORKER=1: its worker (python -m notes_api.worker) exits 1 at start
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,6 +34,7 @@ VERSIONS=(
   "v4.0.0-badmigration|MIGRATION_HEAD=0003 FAIL_MIGRATION=1"
   "v2.0.0-slow|MIGRATION_HEAD=0002 STARTUP_DELAY=5"
   "v2.1.0|MIGRATION_HEAD=0002"
+  "v2.0.0-badworker|MIGRATION_HEAD=0002 FAIL_WORKER=1"
 )
 
 rebuild=0
@@ -42,7 +44,7 @@ while [ $# -gt 0 ]; do
     --rebuild) rebuild=1 ;;
     --only) [ $# -ge 2 ] || { echo "build_sample.sh: --only needs a tag" >&2; exit 2; }; only+=("$2"); shift ;;
     --list) for v in "${VERSIONS[@]}"; do echo "$IMAGE:${v%%|*}"; done; exit 0 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "build_sample.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift

@@ -74,6 +74,8 @@ class Behaviour:
     migrate_exit: int = 0  # exit code of its migrate command
     migrate_to: str = ""  # the schema revision its migrate command leaves (also when it fails)
     healthcheck: bool = True  # the image has a HEALTHCHECK
+    worker_exits: bool = False  # its worker containers (label slipway.worker) exit 1 at once after starting
+    worker_health_exit: int = 0  # exit code of a worker's health_command (docker exec)
 
 
 @dataclass
@@ -120,6 +122,7 @@ class FakeDocker(Docker):
         self.before: Callable[[str, tuple[str, ...]], None] | None = None  # e.g. to Crash at a moment
         self.lock = threading.RLock()
         self.next_ip = 10
+        self.stop_graces: dict[str, float] = {}  # the grace of each container's last docker stop
         self.add_proxy()
 
     # ---------------------------------------------------------------------------------------------- set-up
@@ -153,7 +156,7 @@ class FakeDocker(Docker):
 
     def health(self, box: Box) -> dict[str, Any] | None:
         b = box.behaviour
-        if not b.healthcheck:
+        if not b.healthcheck or "slipway.worker" in box.labels:  # a worker runs with --no-healthcheck
             return None
         if b.unhealthy:
             log = [{"ExitCode": 1, "Output": "curl: (7) connection refused\n", "End": docker_time(box.started_at + 1)}]
@@ -246,8 +249,9 @@ class FakeDocker(Docker):
         return subprocess.CompletedProcess(["docker", *spec.argv()], 0, "0123abcd\n", "")
 
     def _boot(self, box: Box) -> None:
-        box.running = not box.behaviour.exits
-        box.exit_code = 1 if box.behaviour.exits else 0
+        exits = box.behaviour.exits or (box.behaviour.worker_exits and "slipway.worker" in box.labels)
+        box.running = not exits
+        box.exit_code = 1 if exits else 0
         box.started_sleeps = self.clock.sleeps
         box.started_at = self.clock.time()
 
@@ -259,6 +263,7 @@ class FakeDocker(Docker):
 
     def stop(self, name: str, grace: float) -> None:
         self._note("stop", name)
+        self.stop_graces[name] = grace
         box = self.boxes.get(name)
         if box is not None:
             box.running, box.exit_code = False, 0
@@ -308,6 +313,9 @@ class FakeDocker(Docker):
 
     def exec(self, container: str, argv: list[str], user: str = "", timeout: float = 20) -> tuple[int, str]:
         self._note("exec", container, *argv)
+        box = self.boxes.get(container)
+        if box is not None and "slipway.worker" in box.labels:  # a worker's health_command
+            return (box.behaviour.worker_health_exit, "") if box.running else (1, "container is not running")
         if container not in self.boxes or argv[0] != "psql":
             return 1, ""
         return (0, self.revision + "\n") if self.revision else (1, "")

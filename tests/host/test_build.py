@@ -64,6 +64,7 @@ def test_the_build_id_follows_the_sources(tmp_path: Path) -> None:
     assert [name for name, _ in build.sources(package)] == [
         "slipway_core/__init__.py", "slipway_core/cluster.py", "slipway_core/contract.py",
         "slipway_core/job_rules.py", "slipway_core/operator_commands.py", "slipway_core/release_rules.py",
+        "slipway_core/worker_rules.py",
         "slipway_core/host/__init__.py", "slipway_core/host/main.py"]
 
 

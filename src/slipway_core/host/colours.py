@@ -1,7 +1,8 @@
 """The new colour on a host: its names (a colour is `replicas` containers: <service>-<colour>, then -2, -3, ...),
 starting them (a kept release there set aside until the rollout succeeds), the health gate of every replica, and
-discarding them when anything fails before the switch (the kept release put back). Rollout (steps.py) builds the
-rollout's steps on this."""
+discarding them when anything fails before the switch (the kept release put back). The release's workers move with
+the web replicas (workers.py: started, gated and discarded from here). Rollout (steps.py) builds the rollout's steps
+on this."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import contextlib
 from typing import Any
 
 from slipway_core import contract, release_rules
-from slipway_core.host import addresses, health, prepare, publish
-from slipway_core.host.docker import DockerError, labels, running
+from slipway_core.host import addresses, health, prepare, publish, workers
+from slipway_core.host.docker import ContainerSpec, DockerError, labels, running
 from slipway_core.host.lock import Lock
 from slipway_core.host.proxy import ProxyError
 from slipway_core.host.release import Host
@@ -104,6 +105,7 @@ class Colours:
         if self.host.proxy is not None and self.host.proxy.live(self.name) != self.colour:
             with contextlib.suppress(ProxyError):  # the proxy is down or never had the colour: nothing routes there
                 self.host.proxy.set_server(self.name, self.colour, "state drain")
+        workers.discard(self)
         if self.restarts_kept:
             for name in self.containers():
                 self.docker.stop(name, 5)
@@ -142,6 +144,7 @@ class Colours:
             self.run.data["start_at"] = self.host.clock.time()
             for replica in range(max(self.replicas, self.recorded_replicas("kept") if kept_here else 0)):
                 self.start_replica(replica, kept_here)
+            workers.start(self)
             self.prepare_proxy()
 
     def start_replica(self, replica: int, kept_here: bool) -> None:
@@ -164,11 +167,9 @@ class Colours:
                     self.docker.remove(name)
             if replica >= self.replicas:
                 return
-            box = prepare.container_spec(self.spec, name, {**spec["env"], **(spec.get("secret_env") or {})}, True, [])
+            box = self.app_box(name)
             box.ip = ip
             box.publish = published
-            box.hosts = addresses.pinned_hosts(self.docker, spec["network"], list(spec.get("pin_hosts") or []))
-            box.restart_policy = str(c.get("restart_policy", "unless-stopped"))
             box.stop_timeout = int(c.get("stop_grace_period", 30))
             box.health_interval = str(c.get("health_interval", "1s"))
             box.labels = {
@@ -184,6 +185,15 @@ class Colours:
             self.docker.remove(name)
             self.discard_new()
             raise Failed("start", f"docker run of {name} failed: {err}") from err
+
+    def app_box(self, name: str) -> ContainerSpec:
+        """A long-running container of the release (a web replica or a worker): its image, environment and secrets,
+        limits, hardening, network, pinned hosts and restart policy; the caller adds its own part."""
+        spec = self.spec
+        box = prepare.container_spec(spec, name, {**spec["env"], **(spec.get("secret_env") or {})}, True, [])
+        box.hosts = addresses.pinned_hosts(self.docker, spec["network"], list(spec.get("pin_hosts") or []))
+        box.restart_policy = str((spec.get("container") or {}).get("restart_policy", "unless-stopped"))
+        return box
 
     def prepare_proxy(self) -> None:
         """Have the proxy start fresh checks of the new colour now (best effort: the switch does it otherwise)."""
@@ -224,3 +234,4 @@ class Colours:
                     )
                 verified.append(verdict.address)
             self.run.data["healthy_addresses"] = verified
+            workers.gate(self)

@@ -40,6 +40,8 @@ class ContainerSpec:
     restart_policy: str = ""
     stop_timeout: int = 0
     health_interval: str = ""
+    healthcheck: bool = True  # False: the image's HEALTHCHECK is off (a worker: the image's check is the web's)
+    health_cmd: str = ""  # a shell command replacing the image's HEALTHCHECK (a worker's health_command)
     read_only: bool = True
     tmpfs_size: str = "64m"
     pids_limit: int = 0
@@ -74,8 +76,7 @@ class ContainerSpec:
             out += ["--restart", self.restart_policy]
         if self.stop_timeout:
             out += ["--stop-timeout", str(self.stop_timeout)]
-        if self.health_interval:
-            out += ["--health-interval", self.health_interval]
+        out += self.health_argv()
         out += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
         if self.read_only:
             out += ["--read-only", "--tmpfs", f"/tmp:rw,nosuid,nodev,size={self.tmpfs_size}"]  # noqa: S108 - in the container
@@ -90,6 +91,14 @@ class ContainerSpec:
         for key in sorted(self.labels):
             out += ["--label", f"{key}={self.labels[key]}"]
         return [*out, self.image, *self.command]
+
+
+    def health_argv(self) -> list[str]:
+        """The health check: the image's (at `health_interval`), a command of its own, or none."""
+        out = ["--health-interval", self.health_interval] if self.health_interval else []
+        if self.health_cmd:
+            return [*out, "--health-cmd", self.health_cmd]
+        return out if self.healthcheck else ["--no-healthcheck"]
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):

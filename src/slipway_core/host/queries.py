@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slipway_core import contract, release_rules
+from slipway_core import contract, release_rules, worker_rules
 from slipway_core.host import job_records
 from slipway_core.host.docker import running
 from slipway_core.host.lock import Lock, describe
@@ -30,12 +30,17 @@ def status(host: Host, store: Store) -> dict[str, Any]:
         except ProxyError:
             routed = None
         up = all(running(info) for info in infos)
-        item["healthy"] = up and all(ok for ok, _ in checked) and routed == live["colour"]
+        item["workers"] = worker_states(host, store.service, live)
+        # Running passes (its gate proved it); Docker's first health_command runs may still be starting.
+        workers_up = all(w["state"] in ("running", "running, healthy", "running, starting") for w in item["workers"])
+        item["healthy"] = up and workers_up and all(ok for ok, _ in checked) and routed == live["colour"]
         status_ = next((words for ok, words in checked if not ok), checked[0][1])
         what = "container" if replicas == 1 else f"{replicas} replicas"
         down = [name for name, info in zip(names, infos) if not running(info)]
         parts = [f"{what} {'running' if up else 'NOT running'}" + (f" ({', '.join(down)})" if down and replicas > 1
                                                                     else "") + (f", {status_}" if status_ else "")]
+        if item["workers"]:
+            parts.append("workers: " + ", ".join(f"{w['name']} {w['state']}" for w in item["workers"]))
         if routed != live["colour"]:
             parts.append(f"proxy routes {routed}")
         if kept:
@@ -46,6 +51,24 @@ def status(host: Host, store: Store) -> dict[str, Any]:
         item["message"] += f"; LOCKED by {describe(held)}"
     job_records.annotate(item, store)  # scheduled jobs (on the host that runs them): a failing one is a problem
     return item
+
+
+def worker_states(host: Host, service: str, live: dict[str, Any]) -> list[dict[str, str]]:
+    """Each worker container of the live release: its name, its worker and Docker's state (running, with its
+    health_command's verdict when it has one; exited N, restarting, missing)."""
+    out = []
+    for worker, _, name in worker_rules.containers(service, live["colour"], worker_rules.workers_of(live)):
+        state = (host.docker.inspect(name) or {}).get("State")
+        if state is None:
+            words = "missing"
+        elif state.get("Restarting"):
+            words = "restarting"
+        elif state.get("Running"):
+            words = "running" + (f", {health}" if (health := (state.get("Health") or {}).get("Status")) else "")
+        else:
+            words = f"exited {state.get('ExitCode')}"
+        out.append({"name": name, "worker": worker, "state": words})
+    return out
 
 
 def history(stores: list[Store], limit: int) -> list[dict[str, Any]]:

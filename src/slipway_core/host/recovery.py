@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from slipway_core import contract, release_rules
+from slipway_core import contract, release_rules, worker_rules
+from slipway_core.host import workers
 from slipway_core.host.docker import DockerError, labels, running
 from slipway_core.host.lock import Lock, describe
 from slipway_core.host.proxy import ProxyError
@@ -36,7 +37,7 @@ def rollback(host: Host, store: Store, run: Run, spec: dict[str, Any], stale_aft
             f"{(live or {}).get('version', 'none')}); deploy the version you want instead",
         )
     spec = {**spec, **{k: kept[k] for k in ("network", "port", "domain", "health_path") if k in kept},
-            "replicas": release_rules.replicas_of(kept)}
+            "replicas": release_rules.replicas_of(kept), "workers": worker_rules.workers_of(kept)}
     run.data.update(
         {
             "version": kept["version"],
@@ -63,6 +64,7 @@ def rollback(host: Host, store: Store, run: Run, spec: dict[str, Any], stale_aft
         run.data["start_at"] = host.clock.time()
         for name in names:
             host.docker.start(name)
+        workers.start_kept(rollout, kept.get("image_id"))
         rollout.prepare_proxy()
     run.done("start")
     return rollout.advance(["health", "switch", "drain", "record"])

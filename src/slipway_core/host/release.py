@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from slipway_core import contract, release_rules
+from slipway_core import contract, release_rules, worker_rules
 from slipway_core.host import addresses, health, publish
 from slipway_core.host.docker import Docker, health_status
 from slipway_core.host.proxy import Proxy, ProxyError
@@ -63,6 +63,8 @@ def config_hash(spec: dict[str, Any]) -> str:
         shaped["mounts"] = spec["mounts"]
     if spec.get("publish_address"):  # the same: only across hosts (an edge on another host)
         shaped["publish_address"] = spec["publish_address"]
+    if spec.get("workers"):  # the same: only when the service has workers
+        shaped["workers"] = spec["workers"]
     canon = json.dumps(shaped, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(canon.encode()).hexdigest()
 
@@ -86,6 +88,10 @@ def check_spec(spec: Any) -> dict[str, Any]:
     except (contract.InputRefused, ValueError) as err:
         raise Failed("preflight", f"the release on stdin: {err} (app_release_keep_releases, replicas)",
                      contract.EXIT_USAGE) from err
+    try:
+        worker_rules.check_workers(spec.get("workers"))
+    except worker_rules.WorkerRefused as err:
+        raise Failed("preflight", f"the release on stdin: {err.field}: {err}", contract.EXIT_USAGE) from err
     return spec
 
 

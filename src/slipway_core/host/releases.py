@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slipway_core import contract, release_rules
+from slipway_core import contract, release_rules, worker_rules
 from slipway_core.host.docker import Docker, DockerError
 from slipway_core.host.lock import Lock
 from slipway_core.host.store import Store, services
@@ -65,9 +65,12 @@ def kept_images(root: str, clock: Any) -> tuple[set[str], set[str]]:
 
 
 def colour_names(service: str, release: Any) -> list[str]:
+    """A release's containers: its web replicas and its workers."""
     if not isinstance(release, dict) or release.get("colour") not in contract.COLOURS:
         return []
-    return contract.colour_containers(service, release["colour"], release_rules.replicas_of(release))
+    return [*contract.colour_containers(service, release["colour"], release_rules.replicas_of(release)),
+            *(name for _, _, name in worker_rules.containers(service, release["colour"],
+                                                             worker_rules.workers_of(release)))]
 
 
 def prune(docker: Docker, store: Store, repository: str, root: str) -> dict[str, list[str]]:

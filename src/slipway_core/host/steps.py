@@ -13,7 +13,7 @@ import os
 from typing import Any, Callable
 
 from slipway_core import contract, release_rules
-from slipway_core.host import disk, prepare, publish, releases
+from slipway_core.host import disk, prepare, publish, releases, workers
 from slipway_core.host.colours import Colours
 from slipway_core.host.docker import running
 from slipway_core.host.proxy import Confirm, ProxyError
@@ -42,7 +42,8 @@ class Rollout(Colours):
                 return None, f"{name} runs another image than recorded"
         if self.host.proxy is not None and self.host.proxy.live(self.name) != live["colour"]:
             return None, f"the proxy does not route {self.name} to {live['colour']}"
-        return live, "live and healthy"
+        stopped = workers.not_running(self.name, live, self.docker.inspect)
+        return (None, f"worker {stopped} is not running") if stopped else (live, "live and healthy")
 
     def compare(self) -> tuple[bool, str, dict[str, Any] | None, str | None]:
         """(unchanged, why, the live release, the wanted image's id on this host)."""
@@ -202,12 +203,15 @@ class Rollout(Colours):
         old = contract.other_colour(self.colour)
         grace = float(self.spec.get("stop_grace_period", 30))
         with self.run.phase("drain"):
+            old_workers = workers.stop_old(self)  # SIGTERM first: they finish the job in hand meanwhile
             aside = [self.set_aside(self.colour, r) for r in range(self.recorded_replicas("kept"))]
             set_aside = Background(lambda: self.remove_all(aside))
             for name in self.containers(old, self.recorded_replicas("live")):
                 if self.docker.inspect(name) is not None:
                     self.docker.stop(name, grace)
             set_aside.value()
+            workers.remove_set_aside(self)
+            self.run.data["note"] = str(self.run.data.get("note", "")) + str(old_workers.value() or "")
 
     def record(self) -> None:
         """The new release is live: state.json, a history line, the lock released, the answer `deployed`."""
@@ -241,6 +245,7 @@ class Rollout(Colours):
                     "deployed_at": self.host.clock.iso(),
                     "run_id": self.run.run_id,
                     **{k: spec[k] for k in ("network", "port", "domain", "health_path")},
+                    **({"workers": spec["workers"]} if spec.get("workers") else {}),
                 }
                 outcome, verb = (
                     ("rolled-back", f"rolled back to {spec['version']} on {self.colour} (from its kept image)")

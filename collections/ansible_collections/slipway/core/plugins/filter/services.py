@@ -13,7 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.slipway.core.plugins.plugin_utils.core import load_contract, load_job_rules, load_release_rules
+from ansible_collections.slipway.core.plugins.plugin_utils.core import (
+    load_contract,
+    load_job_rules,
+    load_release_rules,
+    load_worker_rules,
+)
 
 DOCUMENTATION = """
 name: services
@@ -51,6 +56,7 @@ KNOWN_FIELDS = frozenset(
         "secret_env",
         "replicas",
         "jobs",
+        "workers",
     }
 )
 DEFAULT_RESOURCES = {"cpus": "0.5", "memory": "512m"}
@@ -106,6 +112,16 @@ def _check_job_units(entries: list[dict[str, Any]]) -> None:
             if other != f"{entry['name']}'s job {job['name']}":
                 raise _fail(entry["name"], f"jobs.{job['name']}",
                             f"its systemd unit {unit} is also the unit of {other}; rename one of the two jobs")
+
+
+def _workers(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The service's `workers:` normalised by the shared rules; an error names the worker's field and the fix."""
+    worker_rules = load_worker_rules()
+    try:
+        workers: dict[str, Any] = worker_rules.check_workers(spec.get("workers"))
+    except worker_rules.WorkerRefused as err:
+        raise _fail(name, err.field, str(err)) from err
+    return workers
 
 
 def service_id(name: Any) -> str:
@@ -172,6 +188,8 @@ def normalise(name: str, spec: Any) -> dict[str, Any]:
         "jobs": _jobs_field(name, spec),
         # The edge's servers of each colour, one per replica (name, and the variable enabling it after a reload).
         "servers": release_rules.edge_servers(name, replicas),
+        # Processes other than the web one (slipway_core.worker_rules): name -> settings, every field present.
+        "workers": _workers(name, spec),
         # Derived names (id, db_name, db_owner, db_user, redis_user, redis_key_prefix, the vault_* variable names,
         # backend, live_env_var, blue, green): every role uses these, never builds its own.
         **contract.service_names(name),

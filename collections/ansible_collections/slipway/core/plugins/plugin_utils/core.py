@@ -22,8 +22,10 @@ try:
     from slipway_core import job_rules as _job_rules
     from slipway_core import release_rules as _release_rules
     from slipway_core import topology as _topology
+    from slipway_core import worker_rules as _worker_rules
 except ImportError:  # said at the first use, naming the fix
     _build = _cluster = _cluster_rollout = _contract = _job_rules = _release_rules = _topology = None  # type: ignore[assignment]
+    _worker_rules = None  # type: ignore[assignment]
 
 
 def load_contract() -> ModuleType:
@@ -45,6 +47,13 @@ def load_job_rules() -> ModuleType:
     if _job_rules is None:
         raise AnsibleError(NO_CORE)
     return _job_rules
+
+
+def load_worker_rules() -> ModuleType:
+    """slipway_core.worker_rules, or AnsibleError(NO_CORE)."""
+    if _worker_rules is None:
+        raise AnsibleError(NO_CORE)
+    return _worker_rules
 
 
 def load_topology() -> ModuleType:
