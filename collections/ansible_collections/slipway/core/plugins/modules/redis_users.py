@@ -13,16 +13,17 @@ DOCUMENTATION = r"""
 module: redis_users
 short_description: Create or check Redis users on a managed Redis (Tair, a Redis 6+ someone else runs)
 description:
-  - With O(accounts=acl) logs in as O(login_user) and makes each of O(users) exactly C(reset on #<sha256> <rules>)
-    with C(ACL SETUSER). The rules are compared as the server writes them: the desired rules are applied to a
-    temporary user C(slipway-probe-<name>) (same rights, deleted at once) and its C(ACL LIST) line is compared with
-    the user's, so a second run changes nothing. Then C(ACL SAVE) when the server keeps an ACL file.
+  - With O(accounts=acl) logs in as O(login_user) and makes each of O(users) exactly C(reset on), its password's
+    SHA-256 and its rules, with C(ACL SETUSER). The rules are compared as the server writes them. The desired rules
+    are applied to a temporary user C(slipway-probe-<name>) (same rights, deleted at once) and its C(ACL LIST) line
+    is compared with the user's, so a second run changes nothing. Then C(ACL SAVE) when the server keeps an ACL
+    file.
   - The login needs only C(+acl|setuser +acl|deluser +acl|list +acl|save) (no keys, no data commands). Redis lets
-    whoever may run ACL SETUSER grant any right, so that login still decides every service's rights: keep its
+    whoever may run ACL SETUSER grant any right, so that login still decides every service's rights. Keep its
     password in the vault.
   - With O(accounts=console) (Alibaba Cloud Tair/Redis, whose accounts are made in the console or its API) creates
-    nothing: each user must log in with its password and write, read and delete a key under its O(users[].key_prefix);
-    every account that cannot is named, with what to do, and the task fails.
+    nothing. Each user must log in with its password and write, read and delete a key under its
+    O(users[].key_prefix); every account that cannot is named, with what to do, and the task fails.
   - Passwords are never returned.
 options:
   host: {description: The server's address., type: str, required: true}
