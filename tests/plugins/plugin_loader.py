@@ -20,6 +20,17 @@ if str(PROJECT / "collections") not in sys.path:
     sys.path.append(str(PROJECT / "collections"))
 
 
+# A valid services-registry entry, for the filter's tests to vary.
+VALID_SERVICE: dict[str, object] = {
+    "image": "registry.example.com/acme/lark-service",
+    "version": "v1.4.2",
+    "port": 8000,
+    "domain": "lark.staging.example.com",
+    "postgres": True,
+    "redis": True,
+}
+
+
 def load_filter(name: str) -> ModuleType:
     """The filter plugin file FILTERS/<name>.py, as module slipway_<name>_filter."""
     spec = importlib.util.spec_from_file_location(f"slipway_{name}_filter", FILTERS / f"{name}.py")

@@ -9,20 +9,13 @@ from typing import Any
 
 import pytest
 from ansible.errors import AnsibleError, AnsibleFilterError
-from plugin_loader import FILTERS, load_filter
+from plugin_loader import FILTERS, VALID_SERVICE, load_filter
 
 from slipway_core import contract
 
 services_filter = load_filter("services")
 
-VALID: dict[str, Any] = {
-    "image": "registry.example.com/acme/lark-service",
-    "version": "v1.4.2",
-    "port": 8000,
-    "domain": "lark.staging.example.com",
-    "postgres": True,
-    "redis": True,
-}
+VALID: dict[str, Any] = dict(VALID_SERVICE)
 
 
 def one(**changes: Any) -> dict[str, Any]:

@@ -9,19 +9,13 @@ from typing import Any
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from plugin_loader import load_filter
+from plugin_loader import VALID_SERVICE, load_filter
 
 from slipway_core import worker_rules
 
 services_filter = load_filter("services")
 
-VALID: dict[str, Any] = {
-    "image": "registry.example.com/acme/notes-api",
-    "version": "v1.4.2",
-    "port": 8000,
-    "domain": "notes.staging.example.com",
-    "redis": True,
-}
+VALID: dict[str, Any] = dict(VALID_SERVICE)
 MAILER = {"command": ["python", "-m", "notes_api.worker"]}
 
 

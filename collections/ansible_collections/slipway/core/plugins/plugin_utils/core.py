@@ -28,57 +28,47 @@ except ImportError:  # said at the first use, naming the fix
     _worker_rules = None  # type: ignore[assignment]
 
 
+def _loaded(module: ModuleType | None) -> ModuleType:
+    if module is None:
+        raise AnsibleError(NO_CORE)
+    return module
+
+
 def load_contract() -> ModuleType:
     """slipway_core.contract, or AnsibleError(NO_CORE)."""
-    if _contract is None:
-        raise AnsibleError(NO_CORE)
-    return _contract
+    return _loaded(_contract)
 
 
 def load_release_rules() -> ModuleType:
     """slipway_core.release_rules, or AnsibleError(NO_CORE)."""
-    if _release_rules is None:
-        raise AnsibleError(NO_CORE)
-    return _release_rules
+    return _loaded(_release_rules)
 
 
 def load_job_rules() -> ModuleType:
     """slipway_core.job_rules, or AnsibleError(NO_CORE)."""
-    if _job_rules is None:
-        raise AnsibleError(NO_CORE)
-    return _job_rules
+    return _loaded(_job_rules)
 
 
 def load_worker_rules() -> ModuleType:
     """slipway_core.worker_rules, or AnsibleError(NO_CORE)."""
-    if _worker_rules is None:
-        raise AnsibleError(NO_CORE)
-    return _worker_rules
+    return _loaded(_worker_rules)
 
 
 def load_topology() -> ModuleType:
     """slipway_core.topology, or AnsibleError(NO_CORE)."""
-    if _topology is None:
-        raise AnsibleError(NO_CORE)
-    return _topology
+    return _loaded(_topology)
 
 
 def load_build() -> ModuleType:
     """slipway_core.build, or AnsibleError(NO_CORE)."""
-    if _build is None:
-        raise AnsibleError(NO_CORE)
-    return _build
+    return _loaded(_build)
 
 
 def load_cluster() -> ModuleType:
     """slipway_core.cluster (published ports, the edge's servers across hosts), or AnsibleError(NO_CORE)."""
-    if _cluster is None:
-        raise AnsibleError(NO_CORE)
-    return _cluster
+    return _loaded(_cluster)
 
 
 def load_cluster_rollout() -> ModuleType:
     """slipway_core.cluster_rollout (the cluster rollout's decisions), or AnsibleError(NO_CORE)."""
-    if _cluster_rollout is None:
-        raise AnsibleError(NO_CORE)
-    return _cluster_rollout
+    return _loaded(_cluster_rollout)
