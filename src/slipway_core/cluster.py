@@ -50,6 +50,12 @@ def remote_server_name(service: str, colour: str, replica: int, host_index: int)
     return f"{container_name(service, colour, replica)}.{host_index}"
 
 
+def is_remote_server(name: str) -> bool:
+    """Whether an edge server is a replica on another app host (remote_server_name's `.<index>`): container names
+    have no dot."""
+    return "." in name
+
+
 def edge_members(service: str, replicas: int, port: int, local: Mapping[str, Sequence[str]] | None,
                  remote: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """The edge's servers of each colour of a service: `local` (colour -> the fixed addresses of its replicas on the

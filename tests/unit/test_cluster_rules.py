@@ -52,6 +52,8 @@ def test_app_hosts_on_other_hosts_get_a_server_per_replica_at_their_published_po
         ("notes-api-green.3", "10.0.1.23", 20000 + 5 * 16 + 8, "SLIPWAY_LIVE_notes_api_R5"),
         ("notes-api-green-2.3", "10.0.1.23", 20000 + 5 * 16 + 9, "SLIPWAY_LIVE_notes_api_R6"),
     ]
+    # The edge on an app host tells its own replicas from the other hosts' by their names.
+    assert [cluster.is_remote_server(m["name"]) for m in members["green"]] == [False, False, True, True, True, True]
 
 
 def test_an_edge_on_no_app_host_routes_only_to_the_others_and_needs_one() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from slipway_core import contract, release_rules
+from slipway_core import cluster, contract, release_rules
 from slipway_core.host import addresses, health, prepare, publish, workers
 from slipway_core.host.docker import ContainerSpec, DockerError, labels, running
 from slipway_core.host.lock import Lock
@@ -71,7 +71,8 @@ class Colours:
         if self.host.proxy is None:
             return
         try:  # this host's own servers: those of app hosts on other hosts are named <container>.<index>
-            routed = len([s for s in self.host.proxy.colour_servers(self.name, contract.COLOURS[0]) if "." not in s])
+            servers = self.host.proxy.colour_servers(self.name, contract.COLOURS[0])
+            routed = len([s for s in servers if not cluster.is_remote_server(s)])
         except ProxyError:
             return  # an unknown service: the switch names it
         if routed == self.replicas:
