@@ -295,9 +295,14 @@ def colour_containers(service: str, colour: str, replicas: int) -> list[str]:
     return [container_name(service, colour, replica) for replica in range(replicas)]
 
 
+def set_aside_name(name: str) -> str:
+    """Where `start` sets a kept release's container (web replica or worker) aside while a new one takes its name."""
+    return f"{name}-kept"
+
+
 def kept_container_name(service: str, colour: str, replica: int = 0) -> str:
     """Where `start` sets the kept release aside while a new one takes its colour's name."""
-    return f"{container_name(service, colour, replica)}-kept"
+    return set_aside_name(container_name(service, colour, replica))
 
 
 def migration_container_name(service: str, run_id: str) -> str:

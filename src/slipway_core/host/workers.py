@@ -15,7 +15,7 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING, Any
 
-from slipway_core import worker_rules
+from slipway_core import contract, worker_rules
 from slipway_core.host.docker import DockerError, labels, running
 from slipway_core.host.run import Failed
 from slipway_core.host.system import Background, tail_text
@@ -35,7 +35,7 @@ def names(service: str, colour: str, release: dict[str, Any] | None) -> list[str
 
 def aside(name: str) -> str:
     """Where `start` sets a kept release's worker aside while the new one takes its name."""
-    return f"{name}-kept"
+    return contract.set_aside_name(name)
 
 
 def shown(service: str, colour: str, name: str) -> str:
