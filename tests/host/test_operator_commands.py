@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -230,21 +234,70 @@ def test_logs_of_a_colour_with_replicas_read_each_one_prefixed(world3: World,
     world.deploy("v1.0.0", "r1", replicas=3)
     seen: list[list[str]] = []
 
-    def popen(argv: list[str]) -> subprocess.Popen[bytes]:
+    def popen(argv: list[str], **pipes: Any) -> subprocess.Popen[bytes]:
         seen.append(argv)
-        return subprocess.Popen(["true"])
+        return subprocess.Popen(["echo", f"from {argv[-1]}"], **pipes)
 
     args = release_parser().parse_args(["logs", SERVICE, "--tail", "5"])
     assert container_logs.main(world.docker, world.root, args, world.clock, popen) == 0
 
     names = contract.colour_containers(SERVICE, "blue", 3)
-    assert [argv[:2] for argv in seen] == [["sh", "-c"]] * 3
-    assert [argv[2] for argv in seen] == [
-        f"{world.docker.cli} logs --tail 5 {name} 2>&1 | sed -u 's/^/{name} | /'" for name in names]
-    assert f"logs of {', '.join(names)} (v1.0.0, live)" in capsys.readouterr().err
+    assert seen == [[world.docker.cli, "logs", "--tail", "5", name] for name in names]  # docker logs itself, no shell
+    out, err = capsys.readouterr()
+    assert sorted(out.splitlines()) == [f"{name} | from {name}" for name in names]
+    assert f"logs of {', '.join(names)} (v1.0.0, live)" in err
 
 
-def test_the_prefix_reaches_every_line_of_a_real_stream(capfd: pytest.CaptureFixture[str]) -> None:
-    argv = container_logs.prefixed(["printf", "a\\nb\\n"], "svc-blue-2")
-    assert container_logs.stream([argv], until_eof=False) == 0
-    assert capfd.readouterr().out == "svc-blue-2 | a\nsvc-blue-2 | b\n"
+def test_the_prefix_reaches_every_line_output_and_errors(capfd: pytest.CaptureFixture[str]) -> None:
+    argv = ["sh", "-c", "printf 'a\\nb\\n'; printf 'oops\\nlast' >&2"]
+    assert container_logs.stream([argv], until_eof=False, names=["svc-blue-2"]) == 0
+    out, err = capfd.readouterr()
+    assert out == "svc-blue-2 | a\nsvc-blue-2 | b\n"
+    assert err == "svc-blue-2 | oops\nsvc-blue-2 | last\n"  # errors stay errors, each line prefixed
+
+
+def test_a_follow_of_several_containers_leaves_no_docker_logs_behind(
+        world3: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    """The defect: each replica's `docker logs --follow` ran in a `sh -c '... | sed'` pipeline; closing stdin
+    terminated the shells and left every docker logs running on the host. A stand-in docker CLI records its pid and
+    follows forever; once the caller closes stdin, not one of them may be alive."""
+    world = world3
+    world.image("v1.0.0")
+    world.deploy("v1.0.0", "r1", replicas=3)
+    pids = tmp_path / "pids"
+    cli = tmp_path / "docker"
+    cli.write_text(f'#!/bin/sh\necho $$ >> {pids}\nfor last; do :; done\necho "following $last"\nexec sleep 60\n')
+    cli.chmod(0o755)
+    world.docker.cli = str(cli)
+    read_end, write_end = os.pipe()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(os.fdopen(read_end, "rb")))
+
+    def hang_up_when_all_follow() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (not pids.exists() or len(pids.read_text().split()) < 3):
+            time.sleep(0.05)
+        time.sleep(0.2)
+        os.close(write_end)  # the CLI's Ctrl-C, or a dropped ssh connection
+
+    threading.Thread(target=hang_up_when_all_follow, daemon=True).start()
+    args = release_parser().parse_args(["logs", SERVICE, "--follow", "--until-eof"])
+    started = time.monotonic()
+    assert container_logs.main(world.docker, world.root, args, world.clock) == 0
+    assert time.monotonic() - started < 15
+    followed = [int(pid) for pid in pids.read_text().split()]
+    assert len(followed) == 3
+    time.sleep(0.2)
+    alive = [pid for pid in followed if _alive(pid)]
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert alive == []
+    names = contract.colour_containers(SERVICE, "blue", 3)
+    assert sorted(capfd.readouterr().out.splitlines()) == [f"{name} | following {name}" for name in names]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

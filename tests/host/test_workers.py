@@ -15,7 +15,7 @@ from fakes import Behaviour
 from world import SERVICE, STALE_AFTER, World
 
 from slipway_core import contract, worker_rules
-from slipway_core.host import main, queries, recovery, release
+from slipway_core.host import container_logs, main, queries, recovery, release
 from slipway_core.host import workers as host_workers
 from slipway_core.host.docker import labels, running
 from slipway_core.host.run import Failed, Run
@@ -261,6 +261,13 @@ def test_a_bad_worker_in_the_release_is_refused_before_anything_runs(world: Worl
 
     assert failed.value.code == contract.EXIT_USAGE
     assert "workers.mailer.command" in str(failed.value)
+
+
+def test_logs_cover_the_colour_s_workers(two_with_workers: World) -> None:
+    store = two_with_workers.store()
+    assert container_logs.target(two_with_workers.docker, store, None) == (
+        [f"{SERVICE}-green", name("green")], "v2.0.0, live")
+    assert container_logs.target(two_with_workers.docker, store, "blue")[0] == [f"{SERVICE}-blue", name("blue")]
 
 
 def test_a_worker_the_restart_policy_brought_back_counts_as_crashed() -> None:

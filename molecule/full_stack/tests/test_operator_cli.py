@@ -213,7 +213,11 @@ def test_logs_show_a_request_the_test_made(ops: Ops) -> None:
     run = slipway(ops.project, "logs", "--env", "local", "--service", SERVICE, "--tail", "200")
     assert run.returncode == 0, explain(run)
     assert marker in run.stdout + run.stderr, explain(run)  # uvicorn's access log (its stderr)
-    assert f"logs of {SERVICE}-{live()['colour']} ({VERSION}, live)" in run.stderr
+    colour = live()["colour"]
+    # The web container and the colour's worker, each line prefixed with its container.
+    assert f"logs of {SERVICE}-{colour}, {SERVICE}-{colour}-mailer ({VERSION}, live)" in run.stderr
+    lines = (run.stdout + run.stderr).splitlines()
+    assert any(line.startswith(f"{SERVICE}-{colour} | ") and marker in line for line in lines), explain(run)
 
 
 def test_logs_since_filters_older_lines(ops: Ops) -> None:
@@ -278,4 +282,5 @@ def test_logs_of_the_kept_colour(ops: Ops) -> None:
     kept = "blue" if live()["colour"] == "green" else "green"
     run = slipway(ops.project, "logs", "--env", "local", "--service", SERVICE, "--colour", kept, "--tail", "5")
     assert run.returncode == 0, explain(run)
-    assert f"logs of {SERVICE}-{kept} (" in run.stderr and "kept for a rollback" in run.stderr
+    assert f"logs of {SERVICE}-{kept}, {SERVICE}-{kept}-mailer (" in run.stderr
+    assert "kept for a rollback" in run.stderr

@@ -1,10 +1,14 @@
 """`slipway-release logs SERVICE [--colour C] [--since T] [--tail N] [--follow] [--timestamps] [--until-eof]`:
-`docker logs` of the service's live colour on this host (`slipway logs`, docs/runbook.md "Operators").
+`docker logs` of the service's live colour on this host, its web replicas and its workers (`slipway logs`,
+docs/runbook.md "Operators").
 
 The host decides which container: the live colour of state.json, or the colour asked for. The CLI reaches this
 command over its own transport (ssh or docker exec, slipway.logs_transport) so that `--follow` streams; the
 docker output goes straight to this process's stdout and stderr. With `--until-eof`, a follow also ends when the
 caller closes this command's stdin (the CLI's Ctrl-C, a dropped ssh connection): nothing keeps running here.
+Several containers (replicas, workers): one `docker logs` per container, each a child of this process, whose
+output and errors this process copies to its own stdout and stderr line by line, prefixed `<container> | `. No shell
+pipeline: a `sh -c 'docker logs ... | sed'` stopped by SIGTERM left its docker logs running on the host.
 
 Exit: docker logs' own status; 1 no such colour or container here (the message says which); 2 bad usage.
 """
@@ -12,13 +16,12 @@ Exit: docker logs' own status; 1 no such colour or container here (the message s
 from __future__ import annotations
 
 import argparse
-import shlex
 import subprocess
 import sys
 import threading
-from typing import Callable
+from typing import IO, Callable, Sequence
 
-from slipway_core import contract, operator_commands, release_rules
+from slipway_core import contract, operator_commands, release_rules, worker_rules
 from slipway_core.host.docker import Docker
 from slipway_core.host.store import Store
 from slipway_core.host.system import Clock
@@ -29,8 +32,8 @@ class NotHere(Exception):
 
 
 def target(docker: Docker, store: Store, colour: str | None) -> tuple[list[str], str]:
-    """(the containers: every replica of the live colour or `colour`, a description: version and whether it is
-    live)."""
+    """(the containers: every replica of the live colour or `colour`, then its release's workers, a description:
+    version and whether it is live)."""
     live = store.live() or {}
     state = store.state()
     chosen = colour or live.get("colour")
@@ -47,12 +50,8 @@ def target(docker: Docker, store: Store, colour: str | None) -> tuple[list[str],
         what = f"{kept.get('version')}, kept for a rollback"
     else:
         what = "not a recorded release"
-    return [name for name in names if name == names[0] or docker.inspect(name) is not None], what
-
-
-def prefixed(argv: list[str], name: str) -> list[str]:
-    """`argv` (docker logs of one replica) with each line of its output and errors prefixed `name | `."""
-    return ["sh", "-c", f"{shlex.join(argv)} 2>&1 | sed -u 's/^/{name} | /'"]
+    workers = [name for _, _, name in worker_rules.containers(store.service, chosen, worker_rules.workers_of(release))]
+    return [name for name in names + workers if name == names[0] or docker.inspect(name) is not None], what
 
 
 def logs_argv(  # noqa: PLR0917 - docker logs' options, in its order
@@ -70,13 +69,36 @@ def logs_argv(  # noqa: PLR0917 - docker logs' options, in its order
     return [*argv, container]
 
 
-Popen = Callable[["list[str]"], "subprocess.Popen[bytes]"]
+Popen = Callable[..., "subprocess.Popen[bytes]"]
 
 
-def stream(argvs: list[list[str]], until_eof: bool, popen: Popen = subprocess.Popen) -> int:
-    """Run the docker logs commands together with this process's stdout and stderr; with `until_eof`, stop them
-    when stdin closes. Their worst status, or 0 when the caller stopped them (stdin closed, Ctrl-C)."""
-    procs = [popen(argv) for argv in argvs]
+def _copy_prefixed(pipe: IO[bytes], name: str, out: IO[bytes], lock: threading.Lock) -> None:
+    """Each line of one stream of a container's docker logs to `out`, prefixed with the container."""
+    prefix = f"{name} | ".encode()
+    for line in iter(pipe.readline, b""):
+        with lock:
+            out.write(prefix + line if line.endswith(b"\n") else prefix + line + b"\n")
+            out.flush()
+    pipe.close()
+
+
+def stream(argvs: list[list[str]], until_eof: bool, popen: Popen = subprocess.Popen,
+           names: Sequence[str] = ()) -> int:
+    """Run the docker logs commands together; with `until_eof`, stop them when stdin closes. One command writes to
+    this process's stdout and stderr itself; with `names` (one per command), each command's output and errors are
+    copied to this process's stdout and stderr, prefixed with its name. Their worst status, or 0 when the caller
+    stopped them (stdin closed, Ctrl-C). Every command is a direct child: stopping it stops docker logs itself."""
+    if names:
+        lock = threading.Lock()
+        procs = [popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for argv in argvs]
+        copies = [threading.Thread(target=_copy_prefixed, args=(pipe, name, target, lock), daemon=True)
+                  for proc, name in zip(procs, names)
+                  for pipe, target in ((proc.stdout, sys.stdout.buffer), (proc.stderr, sys.stderr.buffer))]
+    else:
+        procs = [popen(argv) for argv in argvs]
+        copies = []
+    for copy in copies:
+        copy.start()
     stopped = threading.Event()
 
     def stop() -> None:
@@ -102,6 +124,8 @@ def stream(argvs: list[list[str]], until_eof: bool, popen: Popen = subprocess.Po
     except KeyboardInterrupt:
         stop()
         codes = [proc.wait() for proc in procs]
+    for copy in copies:
+        copy.join(timeout=5)
     return 0 if stopped.is_set() else max(codes)
 
 
@@ -128,5 +152,5 @@ def main(docker: Docker, root: str, args: argparse.Namespace, clock: Clock, pope
         print(f"slipway-release: logs: {err}", file=sys.stderr)
         return contract.EXIT_FAILED
     print(f"slipway-release: logs of {', '.join(names)} ({what})", file=sys.stderr, flush=True)
-    argvs = [[*argv, names[0]]] if len(names) == 1 else [prefixed([*argv, name], name) for name in names]
-    return stream(argvs, args.until_eof and args.follow, popen)
+    argvs = [[*argv, name] for name in names]
+    return stream(argvs, args.until_eof and args.follow, popen, names if len(names) > 1 else ())
