@@ -3,10 +3,11 @@ are in fake_edge.py). No Docker, no network."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -110,6 +111,8 @@ class FakeDocker(Docker):
         self.images: dict[str, str] = {}  # on the host: ref -> id
         self.registry: dict[str, str] = {}  # pullable: ref -> id
         self.private: dict[str, tuple[str, str]] = {}  # ref -> the (username, password) its registry wants
+        self.manifest_sizes: dict[str, int] = {}  # ref -> compressed bytes its registry's manifest lists
+        self.session = ("", "")  # the (username, password) of the registry_login in progress
         self.archives: dict[str, str] = {}  # archive path -> the ref it holds
         self.behaviours: dict[str, Behaviour] = {}  # by image ref
         self.calls: list[tuple[str, ...]] = []
@@ -334,7 +337,21 @@ class FakeDocker(Docker):
             raise DockerError(f"`docker load` failed: {archive} is not an image archive")
         self.images[ref] = self.registry[ref]
 
-    def pull(self, ref: str, username: str = "", password: str = "") -> None:
+    @contextlib.contextmanager
+    def registry_login(self, ref: str, username: str = "", password: str = "") -> Iterator[dict[str, str] | None]:
+        self.session = (username, password) if username and password else ("", "")
+        try:
+            yield {"DOCKER_CONFIG": "/fake"} if username and password else None
+        finally:
+            self.session = ("", "")
+
+    def pull_size(self, ref: str, env: dict[str, str] | None) -> tuple[int, str]:
+        self._note("manifest", ref)
+        size = self.manifest_sizes.get(ref, 0)
+        return (size, "") if size else (0, "the fake registry has no manifest for it")
+
+    def pull(self, ref: str, env: dict[str, str] | None = None) -> None:
+        username, password = self.session
         self._note("pull", ref, username)
         wanted = self.private.get(ref)
         if ref not in self.registry or (wanted is not None and wanted != (username, password)):
@@ -347,4 +364,4 @@ class FakeDocker(Docker):
 
     def changes(self) -> list[tuple[str, ...]]:
         """The calls that change something (what check mode must not make)."""
-        return [c for c in self.calls if c[0] not in ("exec",)]
+        return [c for c in self.calls if c[0] not in ("exec", "manifest")]

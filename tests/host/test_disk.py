@@ -139,10 +139,36 @@ def test_a_pull_with_less_free_than_the_margin_is_refused(
 
     assert (code, answer["failed_phase"]) == (contract.EXIT_FAILED, "image")
     assert (
-        f"not enough free disk for pulling {world.ref('v2.0.0')} (its size is not known): needs 200 MiB on "
-        f"{world.tmp / 'docker'} (margin 200 MiB), 140 MiB free" in answer["message"]
+        f"not enough free disk for pulling {world.ref('v2.0.0')} (its size is not known: the fake registry has no "
+        f"manifest for it): needs 200 MiB on {world.tmp / 'docker'} (margin 200 MiB), 140 MiB free" in answer["message"]
     )
     assert_nothing_changed(world, "r2")
+
+
+def test_a_pull_needs_its_manifest_size_times_the_pull_factor_plus_the_margin(
+    live_v1: World, disks: Disks, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The registry says 100 MiB compressed: 400 MiB while pulling + 200 MiB margin = 600 MiB. With 590 MiB free
+    (the margin alone would fit) the pull is refused before it starts, naming both parts; with 610 it deploys."""
+    world = live_v1
+    world.docker.manifest_sizes[world.ref("v2.0.0")] = 100 * MIB
+    begun = world.begin("v2.0.0", "r2", disk_margin_mb=200)
+    disks.free[str(world.tmp / "docker")] = 590 * MIB
+
+    code, answer = command(world, monkeypatch, capsys, "run", "v2.0.0", "r2", ",".join(begun["todo"]),
+                           disk_margin_mb=200)
+
+    assert (code, answer["failed_phase"]) == (contract.EXIT_FAILED, "image")
+    assert (
+        f"not enough free disk for pulling {world.ref('v2.0.0')}: needs 600 MiB on {world.tmp / 'docker'} (image "
+        "100 MiB compressed (its registry's manifest) x 4 while pulling = 400 MiB + margin 200 MiB), 590 MiB free"
+        in answer["message"]
+    )
+    assert ("manifest", world.ref("v2.0.0")) in world.docker.calls
+    assert_nothing_changed(world, "r2")
+
+    disks.free[str(world.tmp / "docker")] = 610 * MIB
+    assert world.deploy("v2.0.0", "r3", disk_margin_mb=200)["result"] == "deployed"
 
 
 @pytest.mark.parametrize("archive_mib", [0, 400], ids=["pull", "archive"])

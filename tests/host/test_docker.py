@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from slipway_core.host import docker as docker_mod
+from slipway_core.host import registry
 from slipway_core.host.docker import ContainerSpec, Docker, DockerError, registry_host
 
 SECRET = "s3cret-password"  # pragma: allowlist secret
@@ -90,7 +91,9 @@ ROUTES: dict[str, tuple[int, bytes]] = {
     "/images/registry.example.test:5000/notes-api:v1.0.0/json": (200, b'{"Id": "sha256:abc"}'),
     "/images/nothing:v1/json": (404, b'{"message": "No such image"}'),
     "/images/broken:v1/json": (500, b'{"message": "server error"}'),
-    "/info": (200, b'{"DockerRootDir": "/srv/docker", "Driver": "overlay2"}'),
+    "/info": (200, json.dumps({"DockerRootDir": "/srv/docker", "Driver": "overlay2", "RegistryConfig": {
+        "InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": [],
+        "IndexConfigs": {"docker.io": {"Name": "docker.io", "Secure": True}}}}).encode()),
 }
 
 
@@ -273,8 +276,10 @@ def test_pull_without_credentials(cli: FakeCli) -> None:
     cli.answer(["pull"], 1, "", "pull access denied for notes-api\n")
     engine = Docker(socket_path="")
 
-    with pytest.raises(DockerError) as failed:
-        engine.pull("registry.example.test/notes-api:v1.0.0")
+    with engine.registry_login("registry.example.test/notes-api:v1.0.0") as env:
+        assert env is None
+        with pytest.raises(DockerError) as failed:
+            engine.pull("registry.example.test/notes-api:v1.0.0", env)
 
     hint = "(no SLIPWAY_REGISTRY_USERNAME/SLIPWAY_REGISTRY_PASSWORD were given for a login)"
     assert str(failed.value).endswith(f"pull access denied for notes-api {hint}")
@@ -284,22 +289,70 @@ def test_pull_without_credentials(cli: FakeCli) -> None:
 
 def test_pull_logs_in_through_a_temporary_config(cli: FakeCli) -> None:
     engine = Docker(socket_path="")
+    ref = "registry.example.test/notes-api:v1.0.0"
 
-    engine.pull("registry.example.test/notes-api:v1.0.0", "deploy", SECRET)
+    with engine.registry_login(ref, "deploy", SECRET) as env:
+        engine.pull_size(ref, env)
+        engine.pull(ref, env)
 
-    login, pull = cli.calls()
+    login, manifest, pull = cli.calls()
     assert login["argv"] == ["login", "--username", "deploy", "--password-stdin", "registry.example.test"]
     assert login["stdin"] == SECRET
     assert SECRET not in " ".join(login["argv"])
-    assert pull["config"] == login["config"] != ""
+    assert manifest["argv"][:2] == ["manifest", "inspect"]
+    assert pull["config"] == manifest["config"] == login["config"] != ""  # the manifest is read logged in too
     assert not os.path.exists(login["config"])  # removed with the credentials in it
+
+
+MANIFEST = {"SchemaV2Manifest": {"config": {"size": 7155}, "layers": [{"size": 49883418}, {"size": 98}]}}
+
+
+def test_pull_size_is_the_manifest_s_blobs_and_asks_insecurely_only_where_the_engine_does(
+        cli: FakeCli, api: tuple[str, list[str]]) -> None:
+    engine = Docker(socket_path=api[0])
+    cli.answer(["manifest"], 0, json.dumps({"Ref": "x", **MANIFEST}))
+
+    assert engine.pull_size("registry.example.test/notes-api:v1.0.0", None) == (7155 + 49883418 + 98, "")
+    assert engine.pull_size("127.0.0.1:5000/notes-api:v1.0.0", None)[0] > 0
+
+    secure, loopback = cli.argvs()
+    assert secure == ["manifest", "inspect", "--verbose", "registry.example.test/notes-api:v1.0.0"]
+    assert loopback == ["manifest", "inspect", "--verbose", "--insecure", "127.0.0.1:5000/notes-api:v1.0.0"]
+    assert "/info" in api[1]
+
+
+def test_pull_size_unknown_says_why_and_never_raises(cli: FakeCli, api: tuple[str, list[str]],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = Docker(socket_path=api[0])
+    cli.answer(["manifest"], 1, "", "no such manifest: registry.example.test/notes-api:v9\n")
+    assert engine.pull_size("registry.example.test/notes-api:v9", None) == (
+        0, "docker manifest inspect failed: no such manifest: registry.example.test/notes-api:v9")
+    cli.answer(["manifest"], 0, "not json")
+    assert engine.pull_size("registry.example.test/notes-api:v9", None) == (
+        0, "docker manifest inspect answered no JSON")
+    cli.answer(["manifest"], 0, "{}")
+    assert engine.pull_size("registry.example.test/notes-api:v9", None)[1].startswith("the manifest lists no image")
+    monkeypatch.setattr(registry, "MANIFEST_TIMEOUT", 0.3)
+    cli.answer(["slow"], 0, "")
+    real = engine.command
+    monkeypatch.setattr(engine, "command", lambda *args, **kw: real("slow", *args[1:], **kw))
+    assert engine.pull_size("registry.example.test/notes-api:v9", None) == (
+        0, "`docker slow inspect` did not finish within 0.3s")
+    monkeypatch.setattr(engine, "command", real)
+
+    calls = len(cli.calls())
+    monkeypatch.setitem(ROUTES, "/info", (200, b'{"RegistryConfig": {"Mirrors": ["https://m.example.test/"]}}'))
+    size, why = engine.pull_size("python:3.12-slim", None)
+    assert size == 0 and "registry mirror" in why
+    assert len(cli.calls()) == calls  # a Docker Hub image behind a mirror: docker manifest is not asked
 
 
 def test_a_failed_login(cli: FakeCli) -> None:
     cli.answer(["login"], 1, "", "unauthorized: incorrect username or password\n")
 
-    with pytest.raises(DockerError, match="docker login to Docker Hub as deploy failed: unauthorized"):
-        Docker(socket_path="").pull("notes-api:v1.0.0", "deploy", "wrong")
+    session = Docker(socket_path="").registry_login("notes-api:v1.0.0", "deploy", "wrong")
+    with pytest.raises(DockerError, match="docker login to Docker Hub as deploy failed: unauthorized"), session:
+        pass
 
     assert [c["argv"][0] for c in cli.calls()] == ["login"]
     assert cli.calls()[0]["argv"] == ["login", "--username", "deploy", "--password-stdin"]

@@ -13,8 +13,9 @@ compared with what the image needs:
   2.06x (the unpacked copy, plus the extracted layers at 1.06x: files round up to whole pages); 2.2 leaves room for
   images with more small files. molecule/full_stack/tests/test_disk_check.py loads that archive into a data root
   with exactly 2.2x free.
-- A pull: the size is not known in advance (a registry manifest needs another round trip and credentials before
-  the lock's checks), so the margin alone must be free.
+- A pull: PULL_FACTOR x the image's compressed size, read from its registry's manifest in the pull's own login
+  session (registry.py), plus the margin; when the registry does not say, the margin alone, and the refusal says
+  why the size is not known.
 - The upload directory (`begin`, before the controller copies the archive): the archive's size plus the margin; on
   the same filesystem as the data root, both needs add up.
 
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from slipway_core.host.docker import Docker
+from slipway_core.host.registry import PULL_FACTOR
 from slipway_core.host.run import Failed
 
 MIB = 1024 * 1024
@@ -145,7 +147,7 @@ def refuse_short(needs: Iterable[Need], what: str, phase: str) -> None:
 
 
 def image_needs(docker: Docker, spec: dict[str, Any], unpacked: int, estimated: bool) -> list[Need]:
-    """The data root's need for an image of `unpacked` bytes (0: a pull of unknown size): [] when unknown."""
+    """The data root's need for an image of `unpacked` bytes: [] when Docker's data root is not here."""
     root = docker_root(docker)
     if root is None:
         return []
@@ -178,7 +180,20 @@ def check_upload(docker: Docker, upload: str, spec: dict[str, Any]) -> None:
 
 
 def check_image(docker: Docker, archive: str, spec: dict[str, Any]) -> None:
-    """Before the image step loads `archive` (the controller's upload) or, without one, pulls."""
-    unpacked, estimated = unpacked_size(archive) if archive else (0, False)
-    what = f"loading {spec['image_ref']}" if archive else f"pulling {spec['image_ref']} (its size is not known)"
-    refuse_short(image_needs(docker, spec, unpacked, estimated), what, "image")
+    """Before the image step loads `archive` (the controller's upload)."""
+    unpacked, estimated = unpacked_size(archive)
+    refuse_short(image_needs(docker, spec, unpacked, estimated), f"loading {spec['image_ref']}", "image")
+
+
+def check_pull(docker: Docker, spec: dict[str, Any], compressed: int, unknown: str) -> None:
+    """Before the image step pulls: `compressed` bytes from the registry's manifest, or 0 and why not."""
+    root = docker_root(docker)
+    if root is None:
+        return
+    ref = spec["image_ref"]
+    if not compressed:
+        refuse_short([Need(root, [margin_part(spec)])], f"pulling {ref} (its size is not known: {unknown})", "image")
+        return
+    need = compressed * PULL_FACTOR
+    what = f"image {mib(compressed)} compressed (its registry's manifest) x {PULL_FACTOR:g} while pulling = {mib(need)}"
+    refuse_short([Need(root, [(what, need), margin_part(spec)])], f"pulling {ref}", "image")

@@ -9,6 +9,7 @@ variables never reach a command line: `-e NAME` only, the value travels in the C
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -17,7 +18,9 @@ import subprocess
 import tempfile
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
+
+from slipway_core.host import registry
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 
@@ -256,31 +259,63 @@ class Docker:
     def load(self, archive: str) -> None:
         self.command("load", "--input", archive, timeout=1800)
 
-    def pull(self, ref: str, username: str = "", password: str = "") -> None:
-        """docker pull; with a username and password, logged in through a private, temporary Docker config, so
-        the credentials serve this pull and never stay on the host (~/.docker/config.json)."""
+    @contextlib.contextmanager
+    def registry_login(self, ref: str, username: str = "", password: str = "") -> Iterator[dict[str, str] | None]:
+        """A docker session for `ref`'s registry: with a username and password, logged in through a private,
+        temporary Docker config (its environment is yielded), so the credentials serve this session's commands and
+        never stay on the host (~/.docker/config.json); without them, None (the engine's own configuration)."""
         registry = registry_host(ref)
         with tempfile.TemporaryDirectory(prefix="slipway-docker-") as config:
-            env = {"DOCKER_CONFIG": config} if username and password else None
-            if env is not None:
-                login = self.command(
-                    "login",
-                    "--username",
-                    username,
-                    "--password-stdin",
-                    *([registry] if registry else []),
-                    stdin=password,
-                    env=env,
-                    timeout=60,
-                    check=False,
+            if not (username and password):
+                yield None
+                return
+            env = {"DOCKER_CONFIG": config}
+            login = self.command(
+                "login",
+                "--username",
+                username,
+                "--password-stdin",
+                *([registry] if registry else []),
+                stdin=password,
+                env=env,
+                timeout=60,
+                check=False,
+            )
+            if login.returncode != 0:
+                raise DockerError(
+                    f"docker login to {registry or 'Docker Hub'} as {username} failed: {login.stderr.strip()}"
                 )
-                if login.returncode != 0:
-                    raise DockerError(
-                        f"docker login to {registry or 'Docker Hub'} as {username} failed: {login.stderr.strip()}"
-                    )
-            proc = self.command("pull", ref, env=env, timeout=1800, check=False)
+            yield env
+
+    def pull_size(self, ref: str, env: dict[str, str] | None) -> tuple[int, str]:
+        """(the compressed bytes of `ref` for this host from its registry's manifest, "") or (0, why it is not
+        known); never raises (registry.py)."""
+        answer = self._api_get("/info")
+        info = answer[1] if answer is not None and answer[0] == 200 and isinstance(answer[1], dict) else {}
+        config = info.get("RegistryConfig") or {}
+        where = registry_host(ref)
+        why = registry.unreadable(where, config)
+        if why:
+            return 0, why
+        try:
+            proc = self.command(*registry.manifest_argv(ref, where, config), env=env,
+                                timeout=registry.MANIFEST_TIMEOUT, check=False)
+        except DockerError as err:
+            return 0, str(err)
         if proc.returncode != 0:
-            hint = "" if username and password else (
+            said = (proc.stderr or proc.stdout).strip().splitlines()
+            return 0, f"docker manifest inspect failed: {said[0] if said else f'exit {proc.returncode}'}"
+        try:
+            size = registry.manifest_bytes(json.loads(proc.stdout), registry.host_architecture())
+        except ValueError:
+            return 0, "docker manifest inspect answered no JSON"
+        return (size, "") if size else (0, f"the manifest lists no image for linux/{registry.host_architecture()}")
+
+    def pull(self, ref: str, env: dict[str, str] | None = None) -> None:
+        """docker pull in a session of registry_login (`env` None: not logged in)."""
+        proc = self.command("pull", ref, env=env, timeout=1800, check=False)
+        if proc.returncode != 0:
+            hint = "" if env is not None else (
                 " (no SLIPWAY_REGISTRY_USERNAME/SLIPWAY_REGISTRY_PASSWORD were given for a login)"
             )
             raise DockerError(f"docker pull {ref} failed: {proc.stderr.strip()}{hint}")

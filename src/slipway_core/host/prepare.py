@@ -26,21 +26,27 @@ def image(docker: Docker, store: Store, run: Run, spec: dict[str, Any]) -> None:
     archive = store.paths.image_archive if os.path.exists(store.paths.image_archive) else ""
     with run.phase("image"):
         try:
-            disk.check_image(docker, archive, spec)  # refused with the numbers before anything is written
-        except Failed:
-            if archive:  # the copy would only take more of the space that is short; the next deploy ships it again
-                os.unlink(archive)
-            raise
-        try:
             if archive:
-                docker.load(archive)
-                os.unlink(archive)  # loaded: the copy on the host is not needed again
+                _load(docker, archive, spec)
             else:
-                docker.pull(ref, spec.get("registry_username", ""), spec.get("registry_password", ""))
+                with docker.registry_login(ref, spec.get("registry_username", ""),
+                                           spec.get("registry_password", "")) as session:
+                    disk.check_pull(docker, spec, *docker.pull_size(ref, session))  # refused with the numbers
+                    docker.pull(ref, session)
         except (DockerError, OSError) as err:
             raise Failed("image", str(err)) from err
         if docker.image_id(ref) is None:
             raise Failed("image", f"{ref} is not on the host after the {'load of ' + archive if archive else 'pull'}")
+
+
+def _load(docker: Docker, archive: str, spec: dict[str, Any]) -> None:
+    try:
+        disk.check_image(docker, archive, spec)  # refused with the numbers before anything is written
+    except Failed:
+        os.unlink(archive)  # the copy would only take more of the space that is short; the next deploy ships it again
+        raise
+    docker.load(archive)
+    os.unlink(archive)  # loaded: the copy on the host is not needed again
 
 
 def backup(run: Run, spec: dict[str, Any]) -> None:
