@@ -57,6 +57,8 @@ ROLE_IMAGES: Mapping[str, tuple[str, ...]] = {
                    "prometheus_redis_exporter_image"),
     "app": (),
 }
+# The bench's one-VM host (bench/cluster_bench.py) lives on the same network; `down` removes it too.
+SOLO = "slipway-dc-solo"
 LOCAL_HOST = ROOT / "scripts" / "local-host.sh"
 BIN = Path(sys.executable).parent
 
@@ -254,9 +256,6 @@ def slipway(args: Sequence[str]) -> int:
     env = {**os.environ, "SLIPWAY_SSH_PRIVATE_KEY": KEY.read_text(encoding="utf-8")}
     return subprocess.run([str(BIN / "slipway"), *args, "--env", ENV], cwd=ROOT, env=env, check=False).returncode
 
-
-# The bench's one-VM host (bench/cluster_bench.py) lives on the same network; `down` removes it too.
-SOLO = "slipway-dc-solo"
 
 
 def main(argv: Sequence[str]) -> int:
