@@ -6,12 +6,15 @@ Environments, all `demo_cluster` (the same services registry, images and secrets
 inventory variant written into a temporary directory from inventories/demo_cluster:
 - `cluster, ssh`: the demo's own inventory (make demo-cluster): edge, two app hosts (one Debian 13), data host, over
   SSH as `deploy` with sudo, host keys pinned, the repository's ansible.cfg (pipelining, ControlPersist);
+- `cluster, ssh, no ControlPersist`: the same, a new SSH connection for every task (ANSIBLE_SSH_ARGS without
+  ControlMaster), to show what connection reuse saves (pipelining is on in every row: deploy.yml's plays set it);
 - `cluster, docker`: the same four hosts through community.docker.docker (`docker exec` as root), no SSH at all;
 - `cluster, ssh, app-2 fails`: the SSH variant with a host_vars file giving slipway-dc-app-2 alone FAIL_HEALTH (the
   Molecule scenario's way, ops_run.failing_health_services): its gate fails, app-1's passes, nothing may switch;
-- `one VM, ssh` / `one VM, docker`: one more host container, slipway-dc-solo (Debian 12, 10.214.0.20, edge on
-  127.0.0.1:8082), holding every role: the one-host path of the same playbooks. Brought up (scripts/demo_cluster.py
-  up) and provisioned over SSH by this bench the first time; `make demo-cluster-down` removes it.
+- `one VM, ssh` / `one VM, ssh, no ControlPersist` / `one VM, docker`: one more host container, slipway-dc-solo
+  (Debian 12, 10.214.0.20, edge on 127.0.0.1:8082), holding every role: the one-host path of the same playbooks.
+  Brought up (scripts/demo_cluster.py up) and provisioned over SSH by this bench the first time; `make
+  demo-cluster-down` removes it.
 Load: rollout_bench's clients (imported), the same number on each edge for the whole run, no retries.
 Rollouts: ansible-playbook playbooks/deploy.yml -i <variant> -e env=demo_cluster, timed whole, facts in memory (as
 slipway runs them). Deploys alternate v1.0.0 and v2.0.0 (both live or kept: no migration), interleaved across
@@ -37,8 +40,8 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +64,9 @@ SOLO_PORT = 8082
 APPS = ("slipway-dc-app-1", "slipway-dc-app-2")
 FAILING = "slipway-dc-app-2"
 DOCKER_VARS = {"ansible_connection": "community.docker.docker", "ansible_user": "root"}
+# ansible.cfg's ssh_args without connection reuse: a new SSH connection for every task.
+NO_CP = "ssh, no ControlPersist"
+NO_CONTROL_PERSIST = {"ANSIBLE_SSH_ARGS": "-o ControlMaster=no -o ServerAliveInterval=15"}
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,7 @@ class Target:
     inventory: Path
     apps: tuple[str, ...]
     port: int
+    env: Mapping[str, str] = field(default_factory=dict)  # for ansible-playbook, on top of ops_run's
 
 
 def variant(base: Path, dest: Path, *, docker: bool = False, hosts: dict[str, str] | None = None,
@@ -117,11 +124,11 @@ def failing_app_2(base: Path) -> dict[str, dict[str, Any]]:
     return {FAILING: {"slipway_services": ops_run.failing_health_services(main["slipway_services"], SERVICE)}}
 
 
-def playbook(inventory: Path, name: str, *extra: str) -> tuple[int, float, str]:
+def playbook(inventory: Path, name: str, *extra: str, env: Mapping[str, str] | None = None) -> tuple[int, float, str]:
     start = time.monotonic()
     done = ops_run.playbook(ROOT, demo_cluster.KEY, f"playbooks/{name}.yml", "-i", str(inventory), "-e",
-                            f"env={ENV}", *extra, extra_env={"ANSIBLE_CACHE_PLUGIN": "ansible.builtin.memory"},
-                            timeout=900)
+                            f"env={ENV}", *extra,
+                            extra_env={"ANSIBLE_CACHE_PLUGIN": "ansible.builtin.memory", **(env or {})}, timeout=900)
     return done.returncode, time.monotonic() - start, done.stdout + done.stderr
 
 
@@ -197,6 +204,8 @@ SEQUENCE: list[tuple[str, str, str]] = [
     ("cluster-docker", "v2.0.0", "deployed"), ("solo-docker", "v2.0.0", "deployed"),
     ("cluster-docker", "v1.0.0", "deployed"), ("solo-docker", "v1.0.0", "deployed"),
     ("cluster-ssh", "v2.0.0", "deployed"), ("solo-ssh", "v2.0.0", "deployed"),
+    ("cluster-ssh-no-cp", "v1.0.0", "deployed"), ("solo-ssh-no-cp", "v1.0.0", "deployed"),
+    ("cluster-ssh-no-cp", "v2.0.0", "deployed"), ("solo-ssh-no-cp", "v2.0.0", "deployed"),
     ("cluster-ssh", "v2.0.0", "noop"), ("cluster-docker", "v2.0.0", "noop"),
     ("solo-ssh", "v2.0.0", "noop"), ("solo-docker", "v2.0.0", "noop"),
 ]
@@ -213,7 +222,9 @@ def targets(tmp: Path) -> dict[str, Target]:
         "cluster-ssh-app2-fails": Target("cluster", "ssh, app-2 fails",
                                          variant(base, tmp / "cluster-fails", host_vars=failing_app_2(base)), APPS,
                                          port),
+        "cluster-ssh-no-cp": Target("cluster", NO_CP, base / "hosts.yml", APPS, port, NO_CONTROL_PERSIST),
         "solo-ssh": Target("one VM", "ssh", solo_ssh, (SOLO,), SOLO_PORT),
+        "solo-ssh-no-cp": Target("one VM", NO_CP, solo_ssh, (SOLO,), SOLO_PORT, NO_CONTROL_PERSIST),
         "solo-docker": Target("one VM", "docker", variant(solo_ssh.parent, tmp / "solo-docker", docker=True),
                               (SOLO,), SOLO_PORT),
     }
@@ -281,7 +292,8 @@ def run_sequence(found: dict[str, Target], stop: threading.Event,
             break
         target = found[key]
         before = last_lines(target.apps)
-        outcome = run(target.inventory, "deploy", "-e", f"service={SERVICE}", "-e", f"version={version}")
+        outcome = run(target.inventory, "deploy", "-e", f"service={SERVICE}", "-e", f"version={version}",
+                      env=target.env)
         after = last_lines(target.apps)
         new = merged({app: line for app, line in after.items() if line != before.get(app)})
         result = row(("deploy", version, expect), outcome, new)
@@ -363,7 +375,7 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
     lines = ["| transport | cluster deploy s (median, n) | one-VM deploy s (median, n) | cluster / one VM | "
              "cluster no-op s | one-VM no-op s |", "|---|---:|---:|---:|---:|---:|"]
     medians: dict[tuple[str, str], float | None] = {}
-    for transport in ("ssh", "docker"):
+    for transport in ("ssh", NO_CP, "docker"):
         cluster, solo = walls("cluster", transport), walls("one VM", transport)
         medians[("cluster", transport)], medians[("one VM", transport)] = _median(cluster), _median(solo)
         ratio = (f"{statistics.median(cluster) / statistics.median(solo):.2f}" if cluster and solo else "")
@@ -372,10 +384,13 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
                      f"({len(solo)}) | {ratio} (target <= 1.3) | {_fmt(noop[0])} | {_fmt(noop[1])} |")
     lines.append("")
     for label in ("cluster", "one VM"):
-        ssh, docker = medians[(label, "ssh")], medians[(label, "docker")]
+        ssh, docker, fresh = medians[(label, "ssh")], medians[(label, "docker")], medians[(label, NO_CP)]
         if ssh and docker:
             lines.append(f"- What SSH adds to a deploy, {label}: {ssh - docker:+.2f} s ({ssh / docker:.2f}x the "
                          "Docker connection's median).")
+        if ssh and fresh:
+            lines.append(f"- What ControlPersist saves, {label}: {fresh - ssh:+.2f} s (a new SSH connection per task "
+                         f"takes {fresh:.2f} s against {ssh:.2f} s).")
     failing = [r for r in rows if r["transport"] == "ssh, app-2 fails"]
     for r in failing:
         lines.append(f"- The release failing its health gate on {FAILING} only: {r['result']}"

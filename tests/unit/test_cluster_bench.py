@@ -100,10 +100,12 @@ def test_the_summary_puts_cluster_over_one_vm_per_transport_and_what_ssh_adds() 
     text = "\n".join(cluster_bench.summary(rows({
         ("cluster", "ssh", "deployed"): [12.0, 13.0, 14.0], ("one VM", "ssh", "deployed"): [10.0, 10.0],
         ("cluster", "docker", "deployed"): [11.0], ("one VM", "docker", "deployed"): [10.0],
-        ("cluster", "ssh", "noop"): [4.0]})))
+        ("cluster", "ssh", "noop"): [4.0], ("cluster", "ssh, no ControlPersist", "deployed"): [15.0, 16.0]})))
     assert "| ssh | 13.00 (3) | 10.00 (2) | 1.30 (target <= 1.3) | 4.00 |  |" in text
     assert "| docker | 11.00 (1) | 10.00 (1) | 1.10 (target <= 1.3) |  |  |" in text
     assert "What SSH adds to a deploy, cluster: +2.00 s (1.18x" in text
+    assert "| ssh, no ControlPersist | 15.50 (2) |  (0) |  (target <= 1.3) |" in text
+    assert "What ControlPersist saves, cluster: +2.50 s" in text
     assert "UNEXPECTED" not in text
 
 
@@ -121,8 +123,9 @@ def test_the_sequence_reads_every_app_hosts_new_line_and_names_a_failure(monkeyp
     def fake_lines(apps: tuple[str, ...]) -> dict[str, dict[str, Any]]:
         return {app: dict(history.get(app, {})) for app in apps}
 
-    def fake_run(inventory: Path, name: str, *extra: str) -> tuple[int, float, str]:
+    def fake_run(inventory: Path, name: str, *extra: str, env: dict[str, str]) -> tuple[int, float, str]:
         version = extra[-1].split("=", 1)[1]
+        assert env == ({"X": "1"} if inventory.name == "ok" else {})
         if inventory.name == "fails":
             for app in history:
                 history[app] = {"version": version, "durations": {"health": 20.0}, "failed_phase": "health"}
@@ -136,7 +139,8 @@ def test_the_sequence_reads_every_app_hosts_new_line_and_names_a_failure(monkeyp
     monkeypatch.setattr(cluster_bench, "SEQUENCE", [("ok", "v1.0.0", "deployed"), ("fails", "v2.0.0", "failed"),
                                                     ("noop", "v2.0.0", "noop")])
     apps = ("slipway-dc-app-1", "slipway-dc-app-2")
-    found = {key: cluster_bench.Target("cluster", key, Path("/x") / key, apps, 1) for key in ("ok", "fails", "noop")}
+    found = {key: cluster_bench.Target("cluster", key, Path("/x") / key, apps, 1, {"X": "1"} if key == "ok" else {})
+             for key in ("ok", "fails", "noop")}
     monkeypatch.setattr(cluster_bench.time, "sleep", lambda seconds: None)
     result = cluster_bench.run_sequence(found, threading.Event(), run=fake_run)
     assert [(r["result"], r["phase"], r["hosts"]) for r in result] == [
