@@ -8,13 +8,13 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
-.PHONY: demo test venv prepare lint unit molecule molecule-% demo-down clean help
+.PHONY: demo test venv prepare lint unit molecule molecule-% demo-down demo-cluster demo-cluster-down clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make demo   provision a local Docker 'host' container and run the playbooks against it"
 	@echo "make test   lint, unit tests and every Molecule scenario ($(SCENARIOS))"
-	@echo "other targets: venv prepare lint unit molecule molecule-<scenario> demo-down clean"
+	@echo "other targets: venv prepare lint unit molecule molecule-<scenario> demo-down demo-cluster demo-cluster-down clean"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -120,6 +120,34 @@ demo: venv prepare
 
 demo-down:
 	scripts/local-host.sh down
+
+# The same rollout across hosts (docs/topology.md): an edge, two app hosts (one Debian 13) and a data host as
+# containers on one private Docker network (slipway-dc), provisioned and deployed over SSH as `deploy` through
+# `slipway`, the demo's key in SLIPWAY_SSH_PRIVATE_KEY (scripts/demo_cluster.py). A second run converges the same hosts.
+DEMO_CLUSTER := $(BIN)/python scripts/demo_cluster.py
+demo-cluster: PREPARE_ARGS := --ssh-client
+demo-cluster: venv prepare
+	$(DEMO_CLUSTER) up
+	$(DEMO_CLUSTER) slipway provision
+	$(DEMO_CLUSTER) load-images
+	@# Every service at the inventory's version (notes-api v1.0.0), then v2.0.0 blue-green on both app hosts.
+	$(DEMO_CLUSTER) slipway deploy
+	$(DEMO_CLUSTER) slipway deploy --service notes-api --version v2.0.0
+	@echo
+	@echo "notes-api v2.0.0 is live on both app hosts behind the edge slipway-dc-edge: open"
+	@echo "  http://notes.localhost:8081/ (or curl -H 'Host: notes.localhost' http://127.0.0.1:8081/version)."
+	@echo "The hosts are reached over SSH as deploy; give slipway the demo's key, then try next:"
+	@echo "  export SLIPWAY_SSH_PRIVATE_KEY=\"\$$(cat .cache/demo-cluster/id_ed25519)\""
+	@echo "  $(BIN)/slipway status --env demo_cluster                                  # each app host's live colour and version"
+	@echo "  $(BIN)/slipway history --env demo_cluster --service notes-api             # one line per app host and rollout"
+	@echo "  $(BIN)/slipway deploy --env demo_cluster --service notes-api --version v1.0.0   # both app hosts, then the edge"
+	@echo "  $(BIN)/slipway deploy --env demo_cluster --service notes-api --version v3.0.0-badhealth  # fails its gate; nothing switches"
+	@echo "  $(BIN)/slipway exec --env demo_cluster --service notes-api -- alembic current   # on the first app host"
+	@echo "  $(BIN)/python bench/cluster_bench.py       # rollouts under load, SSH vs Docker, cluster vs one host: bench/cluster-results.md"
+	@echo "  make demo-cluster-down                      # remove the hosts and their network"
+
+demo-cluster-down:
+	$(DEMO_CLUSTER) down
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

@@ -2,17 +2,22 @@
 # The demo environment's "VM": a systemd + Docker container named slipway-local on this machine, reached by
 # Ansible through the Docker connection (inventories/local). Same options as the Molecule hosts.
 #   scripts/local-host.sh up      start it (reuse it when it runs)
-#   scripts/local-host.sh load-images   load the images the local inventory names (infra stand-ins from
-#                                       inventories/local/group_vars/local/images.yml, the sample service's
-#                                       versions) into it; it has no registry
+#   scripts/local-host.sh load-images [IMAGE...]   load the images the local inventory names (infra stand-ins
+#                                       from inventories/local/group_vars/local/images.yml, the sample service's
+#                                       versions), or the IMAGEs given, into it; it has no registry
 #   scripts/local-host.sh down    remove it, its inner Docker data and its release state
 #   scripts/local-host.sh status
 set -euo pipefail
 
 NAME=${SLIPWAY_LOCAL_HOST:-slipway-local}
 IMAGE=${SLIPWAY_LOCAL_HOST_IMAGE:-slipway/test-host:bookworm}
-# The edge proxy's port 80 inside the host, published on loopback only.
-HTTP_PORT=${SLIPWAY_LOCAL_HTTP_PORT:-8080}
+# The edge proxy's port 80 inside the host, published on loopback only; set empty: nothing published (a host
+# without an edge, scripts/demo_cluster.py).
+HTTP_PORT=${SLIPWAY_LOCAL_HTTP_PORT-8080}
+# scripts/demo_cluster.py: a user-defined network (it makes it) and the host's fixed address on it; unset: Docker's
+# default bridge.
+NETWORK=${SLIPWAY_LOCAL_NETWORK:-}
+ADDRESS=${SLIPWAY_LOCAL_ADDRESS:-}
 
 up() {
   if [ "$(docker inspect -f '{{.State.Running}}' "$NAME" 2>/dev/null)" = "true" ]; then
@@ -24,15 +29,18 @@ up() {
       docker volume rm "$NAME-docker" >/dev/null
       echo "removed $NAME-docker: it has no release state beside it (an earlier layout); starting fresh"
     fi
-    docker run -d --name "$NAME" --hostname "$NAME" \
+    local options=()
+    [ -z "$HTTP_PORT" ] || options+=(-p "127.0.0.1:${HTTP_PORT}:80")
+    [ -z "$NETWORK" ] || options+=(--network "$NETWORK")
+    [ -z "$ADDRESS" ] || options+=(--ip "$ADDRESS")
+    docker run -d --name "$NAME" --hostname "$NAME" "${options[@]}" \
       --cgroupns host --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SYS_PTRACE \
       --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
       -v /sys/fs/cgroup:/sys/fs/cgroup:rw -v "$NAME-docker:/var/lib/docker" \
       -v "$NAME-slipway:/var/lib/slipway" \
       --tmpfs /run --tmpfs /run/lock --stop-signal SIGRTMIN+3 \
-      -p "127.0.0.1:${HTTP_PORT}:80" \
       "$IMAGE" /sbin/init >/dev/null
-    echo "started local host $NAME (HTTP on 127.0.0.1:${HTTP_PORT})"
+    echo "started local host $NAME${HTTP_PORT:+ (HTTP on 127.0.0.1:${HTTP_PORT})}"
   fi
   for _ in $(seq 1 60); do
     state=$(docker exec "$NAME" systemctl is-system-running 2>/dev/null || true)
@@ -43,11 +51,14 @@ up() {
   exit 1
 }
 
-load_images() {
-  local here image missing=()
+load_images() { # [image...]: default, the local inventory's
+  local here image wanted=("$@") missing=()
   here=$(cd "$(dirname "$0")/.." && pwd)
-  for image in $(sed -n 's/^[a-z_]*_image: //p' "$here/inventories/local/group_vars/local/images.yml") \
-      $(bash "$here/tests/harness/build_sample.sh" --list); do
+  if [ ${#wanted[@]} -eq 0 ]; then
+    wanted=($(sed -n 's/^[a-z_]*_image: //p' "$here/inventories/local/group_vars/local/images.yml") \
+      $(bash "$here/tests/harness/build_sample.sh" --list))
+  fi
+  for image in "${wanted[@]}"; do
     docker image inspect "$image" >/dev/null 2>&1 || {
       echo "image $image is missing on this machine: run make prepare" >&2; exit 1; }
     docker exec "$NAME" docker image inspect "$image" >/dev/null 2>&1 || missing+=("$image")
@@ -66,7 +77,7 @@ down() {
 
 case "${1:-}" in
   up) up ;;
-  load-images) load_images ;;
+  load-images) shift; load_images "$@" ;;
   down) down ;;
   status) docker ps -a --filter "name=^${NAME}$" --format '{{.Names}}: {{.Status}}' ;;
   *) echo "usage: $0 up|load-images|down|status" >&2; exit 2 ;;

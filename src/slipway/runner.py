@@ -166,6 +166,13 @@ def _stopper(cancelled: threading.Event, marker: str) -> Callable[[], bool]:
     return stop
 
 
+def ssh_key(secrets: Secrets) -> str | None:
+    """The private key for ssh-agent, ending with its newline: ssh-add refuses an OpenSSH key without it ("error
+    in libcrypto"), and `export SLIPWAY_SSH_PRIVATE_KEY="$(cat key)"` (the shell's $(...)) drops it."""
+    key = secrets.get(SSH_PRIVATE_KEY)
+    return key if not key or key.endswith("\n") else key + "\n"
+
+
 def run_playbook(run: PlaybookRun, on_event: EventCallback, cancelled: threading.Event) -> RunnerOutcome:
     """Run one playbook to its end (or until `cancelled` is set); the private directory is always removed."""
     private = Path(tempfile.mkdtemp(prefix="slipway-"))
@@ -181,7 +188,7 @@ def run_playbook(run: PlaybookRun, on_event: EventCallback, cancelled: threading
             quiet=True,
             suppress_env_files=True,
             fact_cache_type="memory",
-            ssh_key=run.secrets.get(SSH_PRIVATE_KEY),
+            ssh_key=ssh_key(run.secrets),
             cmdline="--check --diff" if run.check else None,
         )
         config.prepare()

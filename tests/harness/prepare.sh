@@ -4,6 +4,7 @@
 #   --rebuild         rebuild every image even when it exists
 #   --no-images       only make sure the engine runs (and, with --test-packages, the packages are installed)
 #   --test-packages   also install the Debian packages the test suite uses (`make test` passes it)
+#   --ssh-client      also install openssh-client (`make demo-cluster` reaches its hosts over SSH)
 # Environment: SLIPWAY_DEBIAN_MIRROR overrides the mirror read from the apt sources.
 set -euo pipefail
 
@@ -12,12 +13,14 @@ images_dir=$(cd "$here/../images" && pwd)
 rebuild=0
 build_images=1
 test_packages=0
+ssh_client=0
 for arg in "$@"; do
   case "$arg" in
     --rebuild) rebuild=1 ;;
     --no-images) build_images=0 ;;
     --test-packages) test_packages=1 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    --ssh-client) ssh_client=1 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "prepare.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -154,6 +157,7 @@ build_image() { # name dockerfile-dir [suite]: for another suite, every slipway/
 }
 
 [ "$test_packages" -eq 0 ] || ensure_test_packages
+[ "$ssh_client" -eq 0 ] || apt_install openssh-client
 ensure_engine
 [ "$build_images" -eq 1 ] || exit 0
 build_base

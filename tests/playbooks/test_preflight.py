@@ -29,7 +29,7 @@ def run_playbook(playbook: str, *args: str) -> subprocess.CompletedProcess[str]:
 def test_unknown_env_fails_fast_naming_the_known_ones(playbook: str) -> None:
     result = run_playbook(playbook, "-e", "env=nosuch")
     assert result.returncode != 0
-    assert "environment 'nosuch' is unknown: use one of: local, production, staging" in result.stdout
+    assert "environment 'nosuch' is unknown: use one of: demo_cluster, local, production, staging" in result.stdout
     # Only the localhost check ran: no play reached an environment's hosts.
     assert "PLAY RECAP" in result.stdout
     recap = result.stdout.split("PLAY RECAP", 1)[1]
@@ -40,7 +40,8 @@ def test_unknown_env_fails_fast_naming_the_known_ones(playbook: str) -> None:
 def test_missing_env_fails_fast() -> None:
     result = run_playbook("infra.yml")
     assert result.returncode != 0
-    assert "environment '''' is unknown: use one of: local, production, staging" in result.stdout  # YAML doubles '
+    # YAML doubles the quote
+    assert "environment '''' is unknown: use one of: demo_cluster, local, production, staging" in result.stdout
 
 
 def test_known_env_targets_only_its_own_hosts() -> None:

@@ -12,7 +12,7 @@ environments = load_filter("environments").environments
 
 
 def test_the_projects_own_inventories() -> None:
-    assert environments(PROJECT / "inventories") == ["local", "production", "staging"]
+    assert environments(PROJECT / "inventories") == ["demo_cluster", "local", "production", "staging"]
 
 
 def test_only_directories_with_a_hosts_file_count(tmp_path: Path) -> None:

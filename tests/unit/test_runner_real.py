@@ -212,3 +212,16 @@ def test_a_junk_ssh_key_shows_ssh_adds_error(project: Path, tmp_path: Path) -> N
     assert first.startswith("slipway status demo: needs-person - Ansible failed outside a rollout: Error loading key")
     assert first.endswith("(rc 1)")
     assert junk not in out + err
+
+
+def test_a_key_without_its_last_newline_is_loaded(project: Path, tmp_path: Path, ssh_key: str) -> None:
+    """`export SLIPWAY_SSH_PRIVATE_KEY="$(cat key)"` drops the key file's last newline (the shell's $(...) does),
+    and so may a CI secret pasted without it. The preflight check accepted such a key, but ssh-add, which
+    ansible-runner runs with the key as given, refused it ("error in libcrypto", exit 3) until the runner gave the
+    key its newline back (found by `make demo-cluster`'s hint)."""
+    code, out, err = run_cli(
+        ["status", "--env", "demo", "--project-dir", str(project)],
+        {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SLIPWAY_SSH_PRIVATE_KEY": ssh_key.rstrip("\n")},
+    )
+    assert code == 0, out + err
+    assert out.startswith("slipway status demo: ok - done")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import cluster_run
+import ops_run  # scripts/ops_run.py, on sys.path through cluster_run
 import pytest
 import yaml
 from scenario_tools import start_load
@@ -128,9 +129,9 @@ def test_a_health_gate_failing_on_app_2_only_switches_nothing_anywhere(edge: Any
     host_vars.mkdir(exist_ok=True)
     group_vars = cluster_run.ops_dir() / "inventories" / cluster_run.ENV / "group_vars" / cluster_run.ENV / "main.yml"
     services = yaml.safe_load(group_vars.read_text(encoding="utf-8"))["slipway_services"]
-    services[SERVICE]["env"] = {**services[SERVICE].get("env", {}), "FAIL_HEALTH": "true"}
     override = host_vars / "cluster-app-2.yml"
-    override.write_text(yaml.safe_dump({"slipway_services": services}), encoding="utf-8")
+    override.write_text(yaml.safe_dump({"slipway_services": ops_run.failing_health_services(services, SERVICE)}),
+                        encoding="utf-8")
     load = start_load(edge, WORK, DOMAIN, ["/version", "/health"], 300)
     try:
         run = deploy("v2.0.0")

@@ -1,0 +1,162 @@
+"""bench/cluster_bench.py without Docker: the inventory variants it writes (Docker connection, one VM, a host that
+fails its health gate), how the app hosts' history lines of one rollout become one row, and the summary's ratios."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shutil
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+cluster_bench = importlib.import_module("cluster_bench")
+rollout_bench = importlib.import_module("rollout_bench")
+demo_cluster = importlib.import_module("demo_cluster")
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Path:
+    """A copy of the demo's inventory directory (links resolved) with a pinned known_hosts."""
+    copy = tmp_path / "base"
+    shutil.copytree(demo_cluster.INVENTORY, copy, ignore=shutil.ignore_patterns("known_hosts"))
+    (copy / "known_hosts").write_text("10.214.0.10 ssh-ed25519 AAAA\n")
+    return copy
+
+
+def env_group(path: Path) -> dict[str, Any]:
+    group: dict[str, Any] = yaml.safe_load(path.read_text())["all"]["children"]["demo_cluster"]
+    return group
+
+
+def test_the_docker_variant_reaches_the_same_hosts_by_container_name_as_root(base: Path, tmp_path: Path) -> None:
+    group = env_group(cluster_bench.variant(base, tmp_path / "docker", docker=True))
+    app_hosts = group["children"]["demo_cluster_app"]["hosts"]
+    assert app_hosts["slipway-dc-app-2"] == {"ansible_host": "slipway-dc-app-2",
+                                             "slipway_private_address": "10.214.0.12"}
+    assert group["children"]["demo_cluster_monitoring"]["hosts"]["slipway-dc-data"] == {
+        "ansible_host": "slipway-dc-data"}
+    assert group["vars"]["ansible_connection"] == "community.docker.docker"
+    assert group["vars"]["ansible_user"] == "root"
+    assert group["vars"]["ansible_become"] is True
+    assert "ansible_ssh_common_args" not in group["vars"]
+    # The environment's variables come along, as files (the links to the one-host demo's are resolved).
+    images = tmp_path / "docker" / "group_vars" / "demo_cluster" / "images.yml"
+    assert images.is_file() and not images.is_symlink()
+    assert env_group(base / "hosts.yml")["vars"]["ansible_user"] == "deploy"  # the base is untouched
+
+
+def test_the_one_vm_variant_has_one_host_holding_every_role_over_ssh(base: Path, tmp_path: Path) -> None:
+    path = cluster_bench.variant(base, tmp_path / "solo", hosts={"slipway-dc-solo": "10.214.0.20"})
+    group = env_group(path)
+    assert "children" not in group
+    assert group["hosts"] == {"slipway-dc-solo": {"ansible_host": "10.214.0.20"}}
+    assert group["vars"]["ansible_user"] == "deploy"
+    (solo,) = demo_cluster.read_inventory(path.parent, "demo_cluster", 8082)[0]
+    assert solo.roles == demo_cluster.ROLES and solo.http_port == 8082
+
+
+def test_the_failing_variant_gives_app_2_alone_fail_health(base: Path, tmp_path: Path) -> None:
+    path = cluster_bench.variant(base, tmp_path / "fails", host_vars=cluster_bench.failing_app_2(base))
+    override = yaml.safe_load((path.parent / "host_vars" / "slipway-dc-app-2.yml").read_text())
+    assert override["slipway_services"]["notes-api"]["env"]["FAIL_HEALTH"] == "true"
+    assert sorted(p.name for p in (path.parent / "host_vars").iterdir()) == ["slipway-dc-app-2.yml"]
+    main = yaml.safe_load((base / "group_vars" / "demo_cluster" / "main.yml").read_text())
+    assert "FAIL_HEALTH" not in main["slipway_services"]["notes-api"].get("env", {})
+
+
+def test_a_rollouts_lines_on_the_app_hosts_become_one_with_the_slowest_host_per_phase() -> None:
+    lines = {
+        "a1": {"version": "v2.0.0", "durations": {"start": 0.5, "health": 1.0, "drain": 0.9},
+               "start_to_healthy": 1.4},
+        "a2": {"version": "v2.0.0", "durations": {"start": 0.7, "health": 0.8}, "start_to_healthy": 1.6,
+               "failed_phase": "health"},
+        "a3": {},
+    }
+    merged = cluster_bench.merged(lines)
+    assert merged["durations"] == {"start": 0.7, "health": 1.0, "drain": 0.9}
+    assert merged["start_to_healthy"] == 1.6
+    assert merged["failed_phase"] == "health"
+    assert merged["hosts"] == 2
+    assert cluster_bench.merged({"a1": {}}) == {}
+
+
+def rows(walls: dict[tuple[str, str, str], list[float]]) -> list[dict[str, Any]]:
+    found = []
+    for (label, transport, result), values in walls.items():
+        found += [{"label": label, "transport": transport, "result": result, "expect": result, "wall": w,
+                   "phase": "", "hosts": 2, "version": "v1.0.0", "durations": {"start": 0.5}, "boot": 1.5}
+                  for w in values]
+    return found
+
+
+def test_the_summary_puts_cluster_over_one_vm_per_transport_and_what_ssh_adds() -> None:
+    text = "\n".join(cluster_bench.summary(rows({
+        ("cluster", "ssh", "deployed"): [12.0, 13.0, 14.0], ("one VM", "ssh", "deployed"): [10.0, 10.0],
+        ("cluster", "docker", "deployed"): [11.0], ("one VM", "docker", "deployed"): [10.0],
+        ("cluster", "ssh", "noop"): [4.0], ("cluster", "ssh, no ControlPersist", "deployed"): [15.0, 16.0]})))
+    assert "| ssh | 13.00 (3) | 10.00 (2) | 1.30 (target <= 1.3) | 4.00 |  |" in text
+    assert "| docker | 11.00 (1) | 10.00 (1) | 1.10 (target <= 1.3) |  |  |" in text
+    assert "What SSH adds to a deploy, cluster: +2.00 s (1.18x" in text
+    assert "| ssh, no ControlPersist | 15.50 (2) |  (0) |  (target <= 1.3) |" in text
+    assert "What ControlPersist saves, cluster: +2.50 s" in text
+    assert "UNEXPECTED" not in text
+
+
+def test_an_unexpected_result_is_named() -> None:
+    found = rows({("cluster", "ssh", "deployed"): [12.0]})
+    found[0]["expect"] = "failed"
+    assert "UNEXPECTED: #1 cluster ssh v1.0.0: deployed (expected failed)" in "\n".join(cluster_bench.summary(found))
+
+
+def test_the_sequence_reads_every_app_hosts_new_line_and_names_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_sequence with a stand-in for the playbook and the hosts' history: a host whose line did not change is
+    not counted; a failed run is failed in the phase its hosts name."""
+    history: dict[str, dict[str, Any]] = {"slipway-dc-app-1": {"n": 0}, "slipway-dc-app-2": {"n": 0}}
+
+    def fake_lines(apps: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+        return {app: dict(history.get(app, {})) for app in apps}
+
+    def fake_run(inventory: Path, name: str, *extra: str, env: dict[str, str]) -> tuple[int, float, str]:
+        version = extra[-1].split("=", 1)[1]
+        assert env == ({"X": "1"} if inventory.name == "ok" else {})
+        if inventory.name == "fails":
+            for app in history:
+                history[app] = {"version": version, "durations": {"health": 20.0}, "failed_phase": "health"}
+            return 1, 25.0, "failed"
+        if "noop" not in str(inventory):
+            history["slipway-dc-app-1"] = {"version": version, "durations": {"start": 0.5, "drain": 1.0},
+                                           "start_to_healthy": 1.5}
+        return 0, 9.0, "ok"
+
+    monkeypatch.setattr(cluster_bench, "last_lines", fake_lines)
+    monkeypatch.setattr(cluster_bench, "SEQUENCE", [("ok", "v1.0.0", "deployed"), ("fails", "v2.0.0", "failed"),
+                                                    ("noop", "v2.0.0", "noop")])
+    apps = ("slipway-dc-app-1", "slipway-dc-app-2")
+    found = {key: cluster_bench.Target("cluster", key, Path("/x") / key, apps, 1, {"X": "1"} if key == "ok" else {})
+             for key in ("ok", "fails", "noop")}
+    monkeypatch.setattr(cluster_bench.time, "sleep", lambda seconds: None)
+    result = cluster_bench.run_sequence(found, threading.Event(), run=fake_run)
+    assert [(r["result"], r["phase"], r["hosts"]) for r in result] == [
+        ("deployed", "", 1), ("failed", "health", 2), ("noop", "", 0)]
+    assert result[0]["floor"] == pytest.approx(2.5)
+
+
+def test_the_page_names_the_load_the_machine_and_both_edges() -> None:
+    args = argparse.Namespace(kept_alive=4, new_connection=4, interval=0.02)
+    stats = {8081: rollout_bench.Stats(), 8082: rollout_bench.Stats()}
+    stats[8081].add(0.01, 200)
+    context = {"started": "2026-12-03 08:00 UTC", "load_before": (3.0, 0, 0), "load_after": (5.5, 0, 0),
+               "others": ["cluster-app-1", "cluster-edge"]}
+    text = "\n".join(cluster_bench.report(args, stats, rows({("cluster", "ssh", "deployed"): [12.0]}), context))
+    assert "load average 3.0 at the start and 5.5 at the end" in text
+    assert "Other engineers' containers ran at the same time (2: cluster-app-1, cluster-edge)" in text
+    assert "| cluster (slipway-dc-edge), 127.0.0.1:8081 | 1 | 0 | 0 |" in text
+    assert "pipelining = True" in text
+    assert "| 1 | cluster | ssh | v1.0.0 | deployed | 12.00 |" in text
