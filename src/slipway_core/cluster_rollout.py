@@ -4,8 +4,8 @@ the phase). playbooks/deploy.yml runs one play per phase; the linear strategy is
 through the collection's filters, decide between the plays. Hosts never need this module.
 
 A host's record is one fact per host (`__app_release_cluster`): service -> {phases, result, failed_phase, message,
-colour, todo, version, previous_version}. `phases` lists the phases the host passed; a host that should have passed
-a phase and has no record of it did not answer (unreachable), and is named so.
+colour, todo, version, previous_version, migration_revision}. `phases` lists the phases the host passed; a host that
+should have passed a phase and has no record of it did not answer (unreachable), and is named so.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def record(previous: Mapping[str, Any] | None, phase: str, service: str, stdout:
     ok = rc == 0 and (phase in _EDGE or answer["result"] in _GOOD)
     passed = [p for p in mine.get("phases", []) if p != phase]
     mine["phases"] = [*passed, phase] if ok else passed
-    for key in ("result", "colour", "todo", "version", "previous_version"):
+    for key in ("result", "colour", "todo", "version", "previous_version", "migration_revision"):
         if answer.get(key) not in (None, "", []) or (key == "todo" and key in answer):
             mine[key] = answer[key]
     if not ok:

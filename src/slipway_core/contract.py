@@ -170,8 +170,10 @@ RESULTS = ("deployed", "noop", "planned", "failed", "unknown")
 CONTINUE = "continue"
 # todo: the steps left, in order (after `begin`); upload: where the controller puts an image archive for the image
 # step, when the host lacks the image (the step loads it from there, or pulls when there is none).
+# migration_revision: Alembic's revision after this run's migration, when known (the cluster rollout hands the first
+# app host's to the others' record step).
 RESULT_KEYS = ("service", "result", "version", "previous_version", "colour", "failed_phase", "message", "durations",
-               "todo", "upload", "run_id")
+               "todo", "upload", "run_id", "migration_revision")
 
 # The audit of a run: who asked and from where, as the controller saw it (src/slipway/audit.py collects it; the role
 # passes it to the host program as `--audit JSON`). Every history line and every lock carries these keys.
@@ -253,7 +255,7 @@ def result(service: str, outcome: str, **fields: Any) -> dict[str, Any]:
     """A result in the schema: every key present."""
     out: dict[str, Any] = {"service": service, "result": outcome, "version": "", "previous_version": "",
                            "colour": "", "failed_phase": "", "message": "", "durations": {}, "todo": [],
-                           "upload": "", "run_id": ""}
+                           "upload": "", "run_id": "", "migration_revision": ""}
     out.update({k: v for k, v in fields.items() if k in RESULT_KEYS})
     return out
 

@@ -79,13 +79,15 @@ def schema_check(
     """'' or a note naming the newer revisions the release runs against; Failed when the database's revision does not
     descend from the release's head. Asks Alembic in the live image, which knows every revision up to the
     database's."""
-    head, current = head_of(target), prepare.revision(host.docker, spec)
+    asked = {**spec, "image_ref": live.get("image") or spec["image_ref"]}
+    head = head_of(target)
+    # With the data host elsewhere, the live image's Alembic reads it over the network (it knows every revision).
+    current = prepare.schema_revision(host.docker, store.service, asked, run.run_id) if head else None
     if not head or not current or head == current:
         return ""
     command = list(spec.get("migrate_command") or [])
     if not command or command[0] != "alembic":
         return f"; the database is at {current}, {spec['version']} was at {head} (not checked: not Alembic)"
-    asked = {**spec, "image_ref": live.get("image") or spec["image_ref"]}
     name = contract.migration_container_name(store.service, run.run_id)
     code, output, problem = prepare.migration_tool(host.docker, store.service, asked, name,
                                                    ["alembic", "history", "-r", f"{head}:{current}"])
