@@ -83,15 +83,18 @@ def cmd_run(host: Host, store: Store, run: Run, args: argparse.Namespace) -> dic
     steps, problem = contract.split_steps(args.steps)
     if problem:
         raise Failed("preflight", problem, contract.EXIT_USAGE)
-    return Rollout(host, store, run, read_spec()).advance(steps)
+    spec = read_spec()
+    if run.data.get("action") == "rollback":  # begun by `rollback --begin`: the release it chose, the secrets given
+        spec = {**spec, **recovery.recorded_release(run.data)}
+    return Rollout(host, store, run, spec).advance(steps)
 
 
 def cmd_rollback(host: Host, store: Store, run: Run, args: argparse.Namespace) -> dict[str, Any]:
     spec = json.loads(sys.stdin.read() or "{}")
     if args.to:
         return rollback_to.rollback_to(host, store, run, spec, args.stale_after,
-                                       version=contract.check_version(args.to))
-    return recovery.rollback(host, store, run, spec, args.stale_after)
+                                       version=contract.check_version(args.to), begin_only=args.begin)
+    return recovery.rollback(host, store, run, spec, args.stale_after, begin_only=args.begin)
 
 
 def cmd_finish(host: Host, store: Store, run: Run, args: argparse.Namespace) -> dict[str, Any]:
@@ -170,6 +173,9 @@ def release_parser() -> argparse.ArgumentParser:
         if name == "rollback":
             p.add_argument("--to", default="", metavar="VERSION",
                            help="a release kept on this host other than the kept one (its image, no migration)")
+            p.add_argument("--begin", action="store_true",
+                           help="only lock, check and answer the steps left (the cluster rollback asks for them "
+                                "with `run`, on every app host)")
         if name == "run":
             p.add_argument("--steps", required=True, help=f"comma-separated, in order: {', '.join(contract.STEPS)}")
         if name == "finish":

@@ -22,12 +22,15 @@ STEPS = ["start", "health", "switch", "drain", "record"]
 
 
 def rollback_to(
-    host: Host, store: Store, run: Run, spec: dict[str, Any], stale_after: float, *, version: str
+    host: Host, store: Store, run: Run, spec: dict[str, Any], stale_after: float, *, version: str,
+    begin_only: bool = False,
 ) -> dict[str, Any]:
+    """`begin_only` (the cluster rollback): up to the schema check, then answer what is left (`todo`)."""
     state = store.state()
     live, kept = state.get("live") or {}, state.get("kept") or {}
     if version == kept.get("version") and kept.get("image_id") != live.get("image_id"):
-        return recovery.rollback(host, store, run, spec, stale_after)  # the kept containers: a plain rollback
+        # the kept containers: a plain rollback
+        return recovery.rollback(host, store, run, spec, stale_after, begin_only=begin_only)
     run.data.update({"action": "rollback", "to_release": True, "version": version})
     with run.phase("lock"):
         Lock(store).take(run.run_id, host.who, "rollback", version, stale_after, host.audit)
@@ -58,6 +61,8 @@ def rollback_to(
         "alembic_head": head_of(target),
         "note": note,
     })
+    if begin_only:
+        return run.answer(contract.CONTINUE)
     run.save()
     return rollout.advance(list(STEPS))
 

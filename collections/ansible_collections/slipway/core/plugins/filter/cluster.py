@@ -112,15 +112,22 @@ def cluster_record(results: Any, previous: Any, phase: str, step: str = "") -> d
     return mine
 
 
-def cluster_verdict(hostvars: Any, apps: Any, edges: Any, service: str, through: str) -> dict[str, Any]:
+def cluster_verdict(  # noqa: PLR0917 - a Jinja filter's arguments are positional
+    hostvars: Any, apps: Any, edges: Any, service: str, through: str, action: str = "deploy"
+) -> dict[str, Any]:
     apps, edges = [str(h) for h in apps or []], [str(h) for h in edges or []]
     records = {host: _vars(hostvars, host).get(RECORD_FACT) for host in [*apps, *edges]}
-    verdict: dict[str, Any] = load_cluster_rollout().verdict(records, apps, edges, str(service), str(through))
+    try:
+        verdict: dict[str, Any] = load_cluster_rollout().verdict(records, apps, edges, str(service), str(through),
+                                                                 str(action or "deploy"))
+    except ValueError as err:
+        raise AnsibleFilterError(f"cluster_verdict: {err}") from err
     return verdict
 
 
 def cluster_results(  # noqa: PLR0917 - a Jinja filter's arguments are positional
-    services: Any, hostvars: Any, apps: Any, edges: Any, host: str, registered: Any, through: str = "switch"
+    services: Any, hostvars: Any, apps: Any, edges: Any, host: str, registered: Any, through: str = "switch",
+    action: str = "deploy",
 ) -> list[Any]:
     """The result items of this app host (`slipway_results`, docs/cli-json.md), one per service: the host's last
     answer (from `registered`, newest first: finish, then drain), or its record; a service the cluster rollout
@@ -139,7 +146,7 @@ def cluster_results(  # noqa: PLR0917 - a Jinja filter's arguments are positiona
             if answer is not None:
                 break
         mine = ((_vars(hostvars, host).get(RECORD_FACT) or {}).get(name)) or {}
-        verdict = cluster_verdict(hostvars, apps, edges, name, through)
+        verdict = cluster_verdict(hostvars, apps, edges, name, through, action)
         if answer is None:
             answer = contract.result(name, str(mine.get("result") or "unknown"), message=str(mine.get("message", "")))
         if verdict["failed"]:
