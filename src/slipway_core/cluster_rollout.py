@@ -150,3 +150,25 @@ def summary(service: str, failed: Sequence[Mapping[str, Any]], action: str = "de
                 "it started was stopped or removed on every app host that answered; the live release serves everywhere")
     return (f"{service}: the cluster rollout stopped before any edge switched or was switched back: {named}. The new "
             "colour was removed from every app host that answered; the previous release serves everywhere")
+
+
+def host_results(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str], service: str,  # noqa: PLR0917
+                 through: str, action: str = "deploy") -> list[dict[str, str]]:
+    """Each host's result in the rollout, for its one history record: {host, phase (the last it passed, or the one
+    it failed in), result (ok, failed, not run), message}; app hosts first, then the edges."""
+    found = verdict(records, apps, edges, service, through, action)
+    failed = {f["host"]: f for f in found["failed"]}
+    out = []
+    for host in [*apps, *[e for e in edges if e not in apps]]:
+        mine = (records.get(host) or {}).get(service) or {}
+        passed = [p for p in PHASES if p in mine.get("phases", [])]
+        if host in failed:
+            out.append({"host": host, "phase": failed[host]["phase"], "result": "failed",
+                        "message": failed[host]["message"]})
+        elif mine.get("result") in ("failed", "unknown") and mine.get("failed_phase"):  # after the verdict's phase
+            out.append({"host": host, "phase": str(mine["failed_phase"]), "result": "failed",
+                        "message": str(mine.get("message") or "")})
+        else:
+            out.append({"host": host, "phase": passed[-1] if passed else "", "result": "ok" if passed else "not run",
+                        "message": ""})
+    return out

@@ -180,7 +180,8 @@ RESULT_KEYS = ("service", "result", "version", "previous_version", "colour", "fa
 AUDIT_KEYS = ("env", "actor", "controller", "commit", "tag", "run_url", "approval")
 AUDIT_MAX = 300
 # One line of history.jsonl: every key is present (empty when it does not apply). `who` is the actor (kept for the
-# readers of older lines); `reason` is an unlock's.
+# readers of older lines); `reason` is an unlock's. The one line of a rollout across hosts also has `hosts`, each
+# host's result (host/rollout_record.py).
 HISTORY_KEYS = ("time", "service", "action", "result", "version", "previous_version", "image", "digest", "colour",
                 "config_hash", "migration_revision", "who", *AUDIT_KEYS, "reason", "run_id", "failed_phase", "message",
                 "durations")

@@ -62,8 +62,12 @@ def test_rollback_begin_starts_nothing_then_run_steps_bring_the_kept_release_bac
     state = world.state()
     assert (state["live"]["version"], state["live"]["run_id"], state["kept"]["version"]) == ("v1.0.0", "rb1",
                                                                                            "v2.0.0")
+    assert [line["run_id"] for line in world.history()] == ["r1", "r2"]  # a cluster run: one record, asked for
+    hosts = [{"host": "app-1", "phase": "settle", "result": "ok", "message": ""}]
+    assert release("record-rollout", SERVICE, "--run-id", "rb1", stdin={"hosts": hosts})[0] == 0
     line = world.history()[-1]
-    assert (line["action"], line["result"], line["version"]) == ("rollback", "rolled-back", "v1.0.0")
+    assert (line["action"], line["result"], line["version"], line["hosts"]) == (
+        "rollback", "rolled-back", "v1.0.0", hosts)
     world.assert_settled("rb1")
 
 
@@ -94,7 +98,7 @@ def test_another_host_failed_finish_stops_the_kept_release_here(two_live: World,
     assert (answer["result"], answer["failed_phase"]) == ("failed", "health")
     assert not running(world.docker.inspect(f"{SERVICE}-blue"))
     assert world.state()["live"]["version"] == "v2.0.0"
-    assert world.history()[-1]["result"] == "failed"
+    assert world.history()[-1]["run_id"] == "r2"  # the rollback's line waits for record-rollout
     world.assert_settled("rb1")
 
 

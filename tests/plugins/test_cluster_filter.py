@@ -104,3 +104,16 @@ def test_a_rollback_s_verdict_and_results_name_each_host_s_releases() -> None:
     assert results[0]["message"].startswith("api: the cluster rollback stopped")
     with pytest.raises(AnsibleFilterError, match="cluster_verdict: unknown action 'undo'"):
         module.cluster_verdict(hostvars, ["app-1", "app-2"], ["edge-1"], "api", "begin", "undo")
+
+
+def test_each_host_s_result_for_the_rollout_s_one_record() -> None:
+    begun = contract.result("api", contract.CONTINUE, colour="green", todo=["start"], version="v2")
+    hostvars: dict[str, dict[str, Any]] = {
+        host: {"__app_release_cluster": module.cluster_record({"results": [item(begun)]}, {}, "begin")}
+        for host in ("app-1", "app-2")}
+    assert module.cluster_hosts(hostvars, ["app-1", "app-2"], ["edge-1"], "api", "begin") == [
+        {"host": "app-1", "phase": "begin", "result": "ok", "message": ""},
+        {"host": "app-2", "phase": "begin", "result": "ok", "message": ""},
+        {"host": "edge-1", "phase": "", "result": "not run", "message": ""}]
+    with pytest.raises(AnsibleFilterError, match="cluster_hosts: unknown action 'undo'"):
+        module.cluster_hosts(hostvars, ["app-1", "app-2"], ["edge-1"], "api", "begin", "undo")

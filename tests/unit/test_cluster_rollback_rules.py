@@ -91,3 +91,47 @@ def test_the_schema_revision_an_app_host_answers_is_kept_in_its_record() -> None
     assert mine["api"]["migration_revision"] == "0007"
     later = rules.record(mine, "start", "api", json.dumps(contract.result("api", contract.CONTINUE)), rc=0)
     assert later["api"]["migration_revision"] == "0007"  # an empty answer does not erase it
+
+
+def passed(phases: tuple[str, ...], hosts: list[str], mine: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Each of `hosts` passed `phases` (deploy answers)."""
+    out = dict(mine or {})
+    for host in hosts:
+        for phase in phases:
+            text = begun(version="v2", previous="v1", colour="green") if phase == "begin" else json.dumps(
+                contract.result("api", "deployed" if phase == "settle" else contract.CONTINUE))
+            out[host] = rules.record(out.get(host), phase, "api", text, rc=0)
+    return out
+
+
+def test_each_host_s_result_of_a_rollout_that_went_through() -> None:
+    records = passed(("begin", "start", "settle"), APPS, passed(("switch",), EDGES))
+    assert rules.host_results(records, APPS, EDGES, "api", "settle") == [
+        {"host": "app-1", "phase": "settle", "result": "ok", "message": ""},
+        {"host": "app-2", "phase": "settle", "result": "ok", "message": ""},
+        {"host": "edge-1", "phase": "switch", "result": "ok", "message": ""}]
+
+
+def test_each_host_s_result_names_the_one_that_failed_and_the_edge_that_did_not_run() -> None:
+    records = passed(("begin",), APPS)
+    records = passed(("start",), ["app-1"], records)
+    failed = json.dumps(contract.result("api", "failed", failed_phase="health", message="GET /health answered 500"))
+    records["app-2"] = rules.record(records["app-2"], "start", "api", failed, rc=1)
+    assert rules.host_results(records, APPS, EDGES, "api", "settle", "rollback") == [
+        {"host": "app-1", "phase": "start", "result": "ok", "message": ""},
+        {"host": "app-2", "phase": "health", "result": "failed", "message": "GET /health answered 500"},
+        {"host": "edge-1", "phase": "", "result": "not run", "message": ""}]
+    records.pop("app-2")  # unreachable: no record at all
+    found = rules.host_results(records, APPS, EDGES, "api", "settle")
+    assert found[1] == {"host": "app-2", "phase": "begin", "result": "failed",
+                        "message": "did not answer in phase begin (unreachable, or its task did not run)"}
+
+
+def test_a_host_that_failed_after_the_verdict_s_phase_is_failed_too() -> None:
+    """Every edge switched, but one app host's drain/record failed: its own answer names it."""
+    records = passed(("begin", "start", "settle"), ["app-1"], passed(("begin", "start"), ["app-2"],
+                                                                     passed(("switch",), EDGES)))
+    drain = json.dumps(contract.result("api", "failed", failed_phase="drain", message="docker stop timed out"))
+    records["app-2"] = rules.record(records["app-2"], "settle", "api", drain, rc=1)
+    assert rules.host_results(records, APPS, EDGES, "api", "switch")[1] == {
+        "host": "app-2", "phase": "drain", "result": "failed", "message": "docker stop timed out"}

@@ -5,7 +5,8 @@ failure switches nothing (docs/topology.md, "The cluster rollout, as built"). Lo
 its own listener for the whole of each rollback, and every request counts: none may fail.
 
 - v2.0.0 -> v1.0.0 under load: 0 failed, both app hosts' state and the edge's servers on both app hosts answer
-  v1.0.0; the schema revision the first app host read after v2.0.0's migration was recorded on both app hosts.
+  v1.0.0, and `slipway history` shows one record of it naming each host's result; the schema revision the first
+  app host read after v2.0.0's migration was recorded on both app hosts.
 - `rollback --to v2.0.0`: back to v2.0.0 across hosts.
 - a rollback that fails on cluster-app-2 only (its kept container renamed away, so it cannot start there): nothing
   switched anywhere, app-1's kept container stopped again, 0 failed, the result naming cluster-app-2.
@@ -96,6 +97,17 @@ def test_rollback_v2_to_v1_across_both_app_hosts_under_load_fails_no_request(edg
     assert json.loads(edge.check_output(f"slipway-proxy status {SERVICE}"))["live"] == "blue"
     assert {through(edge, "/version")["version"] for _ in range(10)} == {"v1.0.0"}
     assert servers_answer(edge, "blue") == {f"{SERVICE}-blue.1": "v1.0.0", f"{SERVICE}-blue.2": "v1.0.0"}
+    # `slipway history` shows ONE record of the rollback, naming each host's result.
+    run_id = json.loads(run.stdout)["run_id"]
+    history = cluster_run.slipway("history", "--service", SERVICE, "--json")
+    assert history.returncode == 0, history.output[-3000:]
+    (record,) = [r for r in json.loads(history.stdout)["records"] if r["run_id"] == run_id]
+    assert (record["host"], record["action"], record["result"], record["version"]) == (
+        "cluster-app-1", "rollback", "rolled-back", "v1.0.0"), record
+    assert [(h["host"], h["phase"], h["result"]) for h in record["hosts"]] == [
+        ("cluster-app-1", "settle", "ok"), ("cluster-app-2", "settle", "ok"), ("cluster-edge", "switch", "ok")]
+    text = cluster_run.slipway("history", "--service", SERVICE)
+    assert "cluster-app-1 settle ok; cluster-app-2 settle ok; cluster-edge switch ok" in text.output, text.output
 
 
 def test_rollback_to_a_kept_release_across_hosts(edge: Any) -> None:
