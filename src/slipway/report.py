@@ -54,8 +54,16 @@ def to_json(report: Report) -> str:
     return json.dumps(report.as_dict(), indent=2, sort_keys=True)
 
 
+def _shown(value: object) -> str:
+    """A record's value as text; a cluster rollout's `hosts` (each host's result) as `host phase result: message`."""
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return "; ".join(" ".join(str(v.get(k) or "") for k in ("host", "phase", "result") if v.get(k))
+                         + (f": {v['message']}" if v.get("message") else "") for v in value)
+    return str(value)
+
+
 def _cell(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ") or "-"
+    return _shown(value).replace("|", "\\|").replace("\n", " ") or "-"
 
 
 def _table(header: list[str], rows: list[list[object]]) -> list[str]:
@@ -156,7 +164,7 @@ def to_text(report: Report) -> str:
         if r.durations:
             lines.append("    host phases: " + ", ".join(f"{p} {t:.2f}s" for p, t in _host_phases(r)))
     for record in report.records:
-        lines.append("  " + " ".join(f"{k}={v}" for k, v in record.items()))
+        lines.append("  " + " ".join(f"{k}={_shown(v)}" for k, v in record.items()))
     lines += [f"  error: {e}" for e in report.errors[:10]]
     lines.append(f"exit code {int(report.decision.code)} after {report.duration:.1f}s")
     return "\n".join(lines) + "\n"

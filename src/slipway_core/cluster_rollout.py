@@ -4,8 +4,8 @@ the phase). playbooks/deploy.yml runs one play per phase; the linear strategy is
 through the collection's filters, decide between the plays. Hosts never need this module.
 
 A host's record is one fact per host (`__app_release_cluster`): service -> {phases, result, failed_phase, message,
-colour, todo, version, previous_version}. `phases` lists the phases the host passed; a host that should have passed
-a phase and has no record of it did not answer (unreachable), and is named so.
+colour, todo, version, previous_version, migration_revision}. `phases` lists the phases the host passed; a host that
+should have passed a phase and has no record of it did not answer (unreachable), and is named so.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ PHASES = ("begin", "prepare", "start", "switch", "settle")
 _FIRST_ONLY = ("prepare",)
 _EDGE = ("switch",)
 _GOOD = (CONTINUE, "noop", "planned", "deployed")
+# What the cluster plays do: a deploy (begin) or a rollback (rollback --begin); the phases are the same.
+ACTIONS = ("deploy", "rollback")
 
 
 def record(previous: Mapping[str, Any] | None, phase: str, service: str, stdout: str, *, rc: int,
@@ -32,7 +34,7 @@ def record(previous: Mapping[str, Any] | None, phase: str, service: str, stdout:
     ok = rc == 0 and (phase in _EDGE or answer["result"] in _GOOD)
     passed = [p for p in mine.get("phases", []) if p != phase]
     mine["phases"] = [*passed, phase] if ok else passed
-    for key in ("result", "colour", "todo", "version", "previous_version"):
+    for key in ("result", "colour", "todo", "version", "previous_version", "migration_revision"):
         if answer.get(key) not in (None, "", []) or (key == "todo" and key in answer):
             mine[key] = answer[key]
     if not ok:
@@ -55,14 +57,17 @@ def _missing(phase: str) -> str:
     return f"did not answer in phase {phase} (unreachable, or its task did not run)"
 
 
-def verdict(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str], service: str,
-            through: str) -> dict[str, Any]:
+def verdict(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str], service: str,  # noqa: PLR0917
+            through: str, action: str = "deploy") -> dict[str, Any]:
     """Whether `service` goes on after phase `through` (each host's record in `records`: host -> its fact or None).
 
-    {go, noop, failed: [{host, phase, message}], colour, rebegin: app hosts that answered noop while others go on
-    (they begin again with --force: a release is new everywhere or nowhere) and app hosts without a release that
+    {go, noop, failed: [{host, phase, message}], colour, version, rebegin: app hosts that answered noop while others
+    go on (they begin again with --force: a release is new everywhere or nowhere) and app hosts without a release that
     would start another colour than the others (they begin again with `first_colour`), first_colour, summary}. The
-    phases are read in order and the first with a failure decides (the later ones did not run)."""
+    phases are read in order and the first with a failure decides (the later ones did not run). `action` rollback:
+    every app host must roll back from the same live release to the same one (none begins again)."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
     failed: list[dict[str, str]] = []
     colours: dict[str, str] = {}
     noop: list[str] = []
@@ -77,11 +82,13 @@ def verdict(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str
                 continue
             failed.append({"host": host, "phase": str(mine.get("failed_phase") or phase),
                            "message": str(mine.get("message") or _missing(phase))})
+        if phase == "begin" and not failed and action == "rollback":
+            failed += _releases_differ(records, apps, service)
         if phase == "begin" and not failed:
             going = [h for h in apps if h not in noop]
             if not going:
-                return {"go": False, "noop": True, "failed": [], "colour": "", "rebegin": [], "first_colour": "",
-                        "summary": ""}
+                return {"go": False, "noop": True, "failed": [], "colour": "", "version": "", "rebegin": [],
+                        "first_colour": "", "summary": ""}
             # The colour each host starts (a noop host: the other one, once begun again with --force).
             starts = {h: other_colour(colours[h]) if h in noop else colours[h] for h in apps}
             if len(set(starts.values())) > 1:
@@ -90,7 +97,8 @@ def verdict(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str
                 if fresh and len(settled) == 1 and through == "begin":
                     # App hosts without a release (just added) begin again, asked for the colour the others start.
                     late = [h for h in fresh if starts[h] != settled[0]]
-                    return {"go": True, "noop": False, "failed": [], "colour": settled[0], "rebegin": noop + late,
+                    return {"go": True, "noop": False, "failed": [], "colour": settled[0],
+                            "version": _version(records, going, service), "rebegin": noop + late,
                             "first_colour": settled[0], "summary": ""}
                 found = ", ".join(f"{starts[h]} on {h}" for h in apps)
                 failed.append({"host": apps[-1], "phase": "begin", "message": (
@@ -103,8 +111,28 @@ def verdict(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str
             break
     going = [h for h in apps if h in colours and h not in noop]
     return {"go": not failed, "noop": False, "failed": failed, "colour": colours[going[0]] if going else "",
+            "version": _version(records, going, service),
             "rebegin": noop if through == "begin" and not failed else [], "first_colour": "",
-            "summary": summary(service, failed)}
+            "summary": summary(service, failed, action)}
+
+
+def _version(records: Mapping[str, Any], going: Sequence[str], service: str) -> str:
+    """The version the going app hosts start (a rollback's: the release it goes back to)."""
+    return str(((records.get(going[0]) or {}).get(service) or {}).get("version") or "") if going else ""
+
+
+def _releases_differ(records: Mapping[str, Any], apps: Sequence[str], service: str) -> list[dict[str, str]]:
+    """A rollback goes back on every app host from the same live release to the same release, or nowhere."""
+    mine = {h: ((records.get(h) or {}).get(service) or {}) for h in apps}
+    pairs = {h: (str(m.get("version") or ""), str(m.get("previous_version") or "")) for h, m in mine.items()}
+    odd = [h for h in apps if pairs[h] != pairs[apps[0]]]
+    if not odd:
+        return []
+    found = "; ".join(f"{h}: back to {pairs[h][0] or 'none'} from {pairs[h][1] or 'none'}" for h in apps)
+    return [{"host": odd[0], "phase": "begin", "message": (
+        f"the app hosts' releases differ ({found}): a rollback goes back to the same release on every app host. "
+        "Deploy the version you want instead (slipway deploy --service S --version V: the cluster rollout "
+        "aligns them)")}]
 
 
 def _prepares(mine: Mapping[str, Any]) -> bool:
@@ -112,10 +140,35 @@ def _prepares(mine: Mapping[str, Any]) -> bool:
     return bool(set(mine.get("todo") or []) & {"image", "backup", "migrate"})
 
 
-def summary(service: str, failed: Sequence[Mapping[str, Any]]) -> str:
+def summary(service: str, failed: Sequence[Mapping[str, Any]], action: str = "deploy") -> str:
     """One line naming each failed host and its phase; '' when none failed."""
     if not failed:
         return ""
     named = "; ".join(f"{f['host']} failed in phase {f['phase']}: {f['message']}" for f in failed)
+    if action == "rollback":
+        return (f"{service}: the cluster rollback stopped before any edge switched or was switched back: {named}. What "
+                "it started was stopped or removed on every app host that answered; the live release serves everywhere")
     return (f"{service}: the cluster rollout stopped before any edge switched or was switched back: {named}. The new "
             "colour was removed from every app host that answered; the previous release serves everywhere")
+
+
+def host_results(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str], service: str,  # noqa: PLR0917
+                 through: str, action: str = "deploy") -> list[dict[str, str]]:
+    """Each host's result in the rollout, for its one history record: {host, phase (the last it passed, or the one
+    it failed in), result (ok, failed, not run), message}; app hosts first, then the edges."""
+    found = verdict(records, apps, edges, service, through, action)
+    failed = {f["host"]: f for f in found["failed"]}
+    out = []
+    for host in [*apps, *[e for e in edges if e not in apps]]:
+        mine = (records.get(host) or {}).get(service) or {}
+        passed = [p for p in PHASES if p in mine.get("phases", [])]
+        if host in failed:
+            out.append({"host": host, "phase": failed[host]["phase"], "result": "failed",
+                        "message": failed[host]["message"]})
+        elif mine.get("result") in ("failed", "unknown") and mine.get("failed_phase"):  # after the verdict's phase
+            out.append({"host": host, "phase": str(mine["failed_phase"]), "result": "failed",
+                        "message": str(mine.get("message") or "")})
+        else:
+            out.append({"host": host, "phase": passed[-1] if passed else "", "result": "ok" if passed else "not run",
+                        "message": ""})
+    return out

@@ -170,15 +170,18 @@ RESULTS = ("deployed", "noop", "planned", "failed", "unknown")
 CONTINUE = "continue"
 # todo: the steps left, in order (after `begin`); upload: where the controller puts an image archive for the image
 # step, when the host lacks the image (the step loads it from there, or pulls when there is none).
+# migration_revision: Alembic's revision after this run's migration, when known (the cluster rollout hands the first
+# app host's to the others' record step).
 RESULT_KEYS = ("service", "result", "version", "previous_version", "colour", "failed_phase", "message", "durations",
-               "todo", "upload", "run_id")
+               "todo", "upload", "run_id", "migration_revision")
 
 # The audit of a run: who asked and from where, as the controller saw it (src/slipway/audit.py collects it; the role
 # passes it to the host program as `--audit JSON`). Every history line and every lock carries these keys.
 AUDIT_KEYS = ("env", "actor", "controller", "commit", "tag", "run_url", "approval")
 AUDIT_MAX = 300
 # One line of history.jsonl: every key is present (empty when it does not apply). `who` is the actor (kept for the
-# readers of older lines); `reason` is an unlock's.
+# readers of older lines); `reason` is an unlock's. The one line of a rollout across hosts also has `hosts`, each
+# host's result (host/rollout_record.py).
 HISTORY_KEYS = ("time", "service", "action", "result", "version", "previous_version", "image", "digest", "colour",
                 "config_hash", "migration_revision", "who", *AUDIT_KEYS, "reason", "run_id", "failed_phase", "message",
                 "durations")
@@ -253,7 +256,7 @@ def result(service: str, outcome: str, **fields: Any) -> dict[str, Any]:
     """A result in the schema: every key present."""
     out: dict[str, Any] = {"service": service, "result": outcome, "version": "", "previous_version": "",
                            "colour": "", "failed_phase": "", "message": "", "durations": {}, "todo": [],
-                           "upload": "", "run_id": ""}
+                           "upload": "", "run_id": "", "migration_revision": ""}
     out.update({k: v for k, v in fields.items() if k in RESULT_KEYS})
     return out
 

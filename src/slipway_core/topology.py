@@ -203,18 +203,10 @@ ROLLOUT_REQUESTS = ("deploy", "rollback")
 
 
 def check_rollout_topology(env: str, found: Mapping[str, Any], request: str) -> None:
-    """A deploy runs on any topology that passed (one VM, or the cluster rollout across app hosts and edges); a
-    rollback still runs on one host only: the edge, app and data roles must be that host's."""
-    if request != "rollback":
-        return
-    edge, app, data = list(found["edge"]), list(found["app"]), list(found["data"])
-    if len(app) == 1 and edge == app == data:
-        return
-    raise InputRefused(
-        f"a rollback across hosts is not supported yet (issue 12): environment {env} has edge {_names(edge)}, "
-        f"app {_names(app)}, data {_names(data)}. Deploy the previous version instead (slipway deploy --env {env} "
-        f"--service S --version V: the same cluster-wide rollout), or put the edge, app and data roles on one host "
-        f"({TOPOLOGY_DOC})")
+    """A deploy and a rollback run on any topology that passed: one host, or the cluster rollout's plays across app
+    hosts and edges (a rollback begins there with `rollback --begin`, docs/topology.md). Nothing more to refuse."""
+    if request not in (*ROLLOUT_REQUESTS, "env", "status", ""):
+        raise InputRefused(f"unknown request {request!r}: one of {', '.join(ROLLOUT_REQUESTS)}, env, status")
 
 
 def _roles_or_one_vm(env: str, groups: Mapping[str, Sequence[str]]) -> dict[str, list[str]] | None:

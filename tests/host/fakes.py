@@ -118,6 +118,7 @@ class FakeDocker(Docker):
         self.calls: list[tuple[str, ...]] = []
         self.runs: list[ContainerSpec] = []
         self.revision = ""  # alembic_version in the database ('' when no table)
+        self.revision_reachable = True  # `alembic current` reaches the database (across hosts)
         self.alembic_history: tuple[int, str] = (0, "")  # what `alembic history -r A:B` answers (exit, output)
         self.outputs: dict[str, str] = {}  # a one-off container's output, by name
         self.command_answer = subprocess.CompletedProcess[str]([], 0, "", "")
@@ -240,6 +241,12 @@ class FakeDocker(Docker):
             box = Box(spec.name, spec.image, self.images[spec.image], behaviour, dict(spec.labels), dict(spec.env),
                       spec.ip or f"172.18.0.{self.next_ip}", fixed=bool(spec.ip))
             self.boxes[spec.name] = box
+        if not spec.detach and spec.command[:2] == ["alembic", "current"]:  # over the network, across hosts
+            box.exit_code = 0 if self.revision_reachable else 1
+            self.outputs[spec.name] = ("INFO  [alembic.runtime.migration] Context impl PostgresqlImpl.\n"
+                                       + (f"{self.revision} (head)\n" if self.revision else "")
+                                       if self.revision_reachable else "connection refused")
+            return subprocess.CompletedProcess(["docker", *spec.argv()], box.exit_code, "", "")
         if not spec.detach and spec.command[:2] == ["alembic", "history"]:  # a question to the migration tool
             box.exit_code, self.outputs[spec.name] = self.alembic_history
             return subprocess.CompletedProcess(["docker", *spec.argv()], box.exit_code, "", "")

@@ -1,5 +1,5 @@
 """Host roles through the real playbooks (ansible-playbook, no host touched): preflight refuses each topology that
-cannot work, and a rollback across hosts, before any host task; it accepts the good ones; and each play
+cannot work before any host task; it accepts the good ones; and each play
 targets the hosts of its role (`--list-hosts`), one VM running every role as before.
 
 Each test writes a throw-away project: the repository's playbooks copied beside its own inventories/ (preflight
@@ -153,13 +153,15 @@ def test_a_role_group_outside_the_environment_is_refused(tmp_path: Path) -> None
     assert recap_hosts(result.stdout) == ["localhost"]
 
 
-def test_a_rollback_across_hosts_is_refused_as_not_built_yet(tmp_path: Path) -> None:
-    result = run(project(tmp_path, hosts_yml(cluster())), "rollback.yml", "-e", "service=api")
-    assert result.returncode != 0
-    assert failed_message(result.stdout).startswith(
-        "a rollback across hosts is not supported yet (issue 12): environment demo has edge edge-1, app app-1, "
-        "app-2, data data-1")
-    assert recap_hosts(result.stdout) == ["localhost"]
+def test_a_rollback_across_hosts_is_the_cluster_rollout_with_nothing_to_prepare(tmp_path: Path) -> None:
+    """Preflight accepts it; the one-host play has no host, the cluster's plays the hosts of each role except the
+    first app host's preparation (no image, backup or migration in a rollback)."""
+    root = project(tmp_path, hosts_yml(cluster()))
+    assert run(root, "preflight.yml", "-e", "slipway_preflight_request=rollback", "-e", "service=api").returncode == 0
+    listed = plays_and_hosts(run(root, "rollback.yml", "-e", "service=api", "--list-hosts").stdout)
+    assert listed["Roll back"] == []
+    assert [listed[name] for name in CLUSTER_PLAYS] == [["app-1", "app-2"], [], ["app-1", "app-2"], ["edge-1"],
+                                                        ["app-1", "app-2"]]
 
 
 CLUSTER_PLAYS = ["Cluster | Lock and compare on every app host",
@@ -199,9 +201,11 @@ def test_infra_plays_target_the_hosts_of_their_role(tmp_path: Path) -> None:
         "Provision the edge proxy on the edge hosts": ["edge-1"],
         "Provision Prometheus on the monitoring host": ["data-1"],
     }
-    for playbook in ("status.yml", "history.yml", "unlock.yml", "rollback.yml"):
+    for playbook in ("status.yml", "history.yml", "unlock.yml"):
         listed = plays_and_hosts(run(root, playbook, "--list-hosts").stdout)
         assert list(listed.values())[1:] == [["app-1", "app-2", "app-3"]], playbook
+    listed = plays_and_hosts(run(root, "rollback.yml", "--list-hosts").stdout)
+    assert listed["Roll back"] == []  # the cluster rollout's plays (test above)
     # exec: a check on the controller, then one app host (the first, or -e slipway_exec_host)
     listed = plays_and_hosts(run(root, "exec.yml", "--list-hosts").stdout)
     assert list(listed.values())[1:] == [["localhost"], ["app-1"]]
@@ -227,11 +231,14 @@ def test_one_vm_holds_every_role_and_runs_the_roles_in_the_same_order(tmp_path: 
     root = project(tmp_path, hosts_yml("hosts:\n  vm-1: {}\n"))
     listed = plays_and_hosts(run(root, "infra.yml", "--list-hosts").stdout)
     assert list(listed.values())[1:] == [["vm-1"], [], ["vm-1"], ["vm-1"], ["vm-1"]]  # no app host's slots to read
-    for playbook in ("rollback.yml", "status.yml", "history.yml", "unlock.yml"):
+    for playbook in ("status.yml", "history.yml", "unlock.yml"):
         assert list(plays_and_hosts(run(root, playbook, "--list-hosts").stdout).values())[1:] == [["vm-1"]]
     deploy = plays_and_hosts(run(root, "deploy.yml", "--list-hosts").stdout)
     assert deploy["Roll out"] == ["vm-1"]
     assert [deploy[name] for name in CLUSTER_PLAYS] == [[]] * 5  # the cluster rollout's plays have no host
+    rollback = plays_and_hosts(run(root, "rollback.yml", "--list-hosts").stdout)
+    assert rollback["Roll back"] == ["vm-1"]
+    assert [rollback[name] for name in CLUSTER_PLAYS] == [[]] * 5
     assert list(plays_and_hosts(run(root, "exec.yml", "--list-hosts").stdout).values())[1:] == [["localhost"],
                                                                                                  ["vm-1"]]
     tasks = run(root, "infra.yml", "--list-tasks").stdout

@@ -87,3 +87,33 @@ def test_a_check_run_reports_the_plan() -> None:
     results = module.cluster_results([{"name": "api"}], hostvars, ["app-1", "app-2"], ["edge-1"], "app-1",
                                      [{"results": [{"skipped": True}]}], "begin")
     assert [(r["result"], r["version"]) for r in results] == [("planned", "v2")]
+
+
+def test_a_rollback_s_verdict_and_results_name_each_host_s_releases() -> None:
+    """action `rollback` (playbooks/cluster/rollout.yml imported by rollback.yml): app hosts going back to different
+    releases are refused, naming each; the results say the cluster rollback stopped."""
+    hostvars = {host: {"__app_release_cluster": module.cluster_record({"results": [item(contract.result(
+        "api", contract.CONTINUE, colour="blue", version=kept, previous_version="v2"))]}, {}, "begin")}
+        for host, kept in (("app-1", "v1"), ("app-2", "v0"))}
+    verdict = module.cluster_verdict(hostvars, ["app-1", "app-2"], ["edge-1"], "api", "begin", "rollback")
+    assert verdict["failed"][0]["host"] == "app-2"
+    assert "app-1: back to v1 from v2; app-2: back to v0 from v2" in verdict["failed"][0]["message"]
+    assert module.cluster_verdict(hostvars, ["app-1", "app-2"], ["edge-1"], "api", "begin")["go"] is True
+    results = module.cluster_results([{"name": "api"}], hostvars, ["app-1", "app-2"], ["edge-1"], "app-1", [],
+                                     "begin", "rollback")
+    assert results[0]["message"].startswith("api: the cluster rollback stopped")
+    with pytest.raises(AnsibleFilterError, match="cluster_verdict: unknown action 'undo'"):
+        module.cluster_verdict(hostvars, ["app-1", "app-2"], ["edge-1"], "api", "begin", "undo")
+
+
+def test_each_host_s_result_for_the_rollout_s_one_record() -> None:
+    begun = contract.result("api", contract.CONTINUE, colour="green", todo=["start"], version="v2")
+    hostvars: dict[str, dict[str, Any]] = {
+        host: {"__app_release_cluster": module.cluster_record({"results": [item(begun)]}, {}, "begin")}
+        for host in ("app-1", "app-2")}
+    assert module.cluster_hosts(hostvars, ["app-1", "app-2"], ["edge-1"], "api", "begin") == [
+        {"host": "app-1", "phase": "begin", "result": "ok", "message": ""},
+        {"host": "app-2", "phase": "begin", "result": "ok", "message": ""},
+        {"host": "edge-1", "phase": "", "result": "not run", "message": ""}]
+    with pytest.raises(AnsibleFilterError, match="cluster_hosts: unknown action 'undo'"):
+        module.cluster_hosts(hostvars, ["app-1", "app-2"], ["edge-1"], "api", "begin", "undo")

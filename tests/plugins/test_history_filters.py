@@ -26,6 +26,18 @@ def test_history_records_show_the_audit_of_each_line() -> None:
     assert (records[1]["actor"], records[1]["commit"], records[1]["host"]) == ("runner", "", "app-1")
 
 
+def test_the_one_record_of_a_cluster_rollout_shows_each_host_s_result() -> None:
+    hosts = [{"host": "app-1", "phase": "settle", "result": "ok", "message": ""},
+             {"host": "app-2", "phase": "health", "result": "failed", "message": "GET /health answered 500",
+              "extra": "not shown"}]
+    line = {**{key: f"<{key}>" for key in contract.HISTORY_KEYS}, "hosts": [*hosts, "not a host"]}
+
+    (record,) = answers.history_records([line], "app-1")
+
+    assert list(record) == ["host", *contract.HISTORY_SHOWN, "hosts"]
+    assert record["hosts"] == [hosts[0], {k: v for k, v in hosts[1].items() if k != "extra"}]
+
+
 def test_unlocked_names_the_lock_released() -> None:
     released = [{"service": "api", "note": "removed the unfinished api-blue",
                  "lock": {"run_id": "r1", "action": "deploy", "version": "v2", "since": "t",

@@ -99,13 +99,14 @@ def test_host_variables_are_checked_only_when_hostvars_are_given() -> None:
     assert topology_problem(GROUPS, "prod", FakeHostVars(ADDRESSED, {})) == ""
 
 
-def test_the_request_refuses_a_rollout_across_hosts() -> None:
+def test_every_request_runs_across_hosts() -> None:
+    """A deploy and a rollback across hosts are the cluster rollout's plays; a request that is none is refused."""
     hostvars = FakeHostVars(ADDRESSED, {})
     assert topology_problem(GROUPS, "prod", hostvars, request="env") == ""
     assert topology_problem(GROUPS, "prod", hostvars, request="status") == ""
     assert topology_problem(GROUPS, "prod", hostvars, request="deploy") == ""
-    assert topology_problem(GROUPS, "prod", hostvars, request="rollback").startswith(
-        "a rollback across hosts is not supported yet (issue 12)")
+    assert topology_problem(GROUPS, "prod", hostvars, request="rollback") == ""
+    assert topology_problem(GROUPS, "prod", hostvars, request="rolback").startswith("unknown request 'rolback'")
     assert topology_problem({"local": ["vm"]}, "local", FakeHostVars({}, {}), request="rollback") == ""
 
 
@@ -161,7 +162,7 @@ def test_in_a_real_play_with_ansibles_own_hostvars(tmp_path: Path) -> None:
                                     "data": ["data-1"], "monitoring": ["data-1"]}
     assert found["problem"] == ""
     assert found["deploy"] == ""
-    assert str(found["rollback"]).startswith("a rollback across hosts is not supported yet (issue 12)")
+    assert found["rollback"] == ""
     inventory.write_text(INVENTORY.replace("10.0.1.12", "\"{{ '10.0.1.' ~ 11 }}\""), encoding="utf-8")
     result = play(tmp_path, """
         - name: Refuse the topology

@@ -82,6 +82,16 @@ def test_records_table() -> None:
     assert "host=h colour=blue" in report.to_text(rep)
 
 
+def test_a_cluster_rollout_s_record_shows_each_host_s_result_on_one_line() -> None:
+    hosts = [{"host": "app-1", "phase": "settle", "result": "ok", "message": ""},
+             {"host": "app-2", "phase": "health", "result": "failed", "message": "GET /health | 500"}]
+    rep = report.Report("history", "prod", "r", Decision(ExitCode.OK, "ok", "done"), 1.0,
+                        records=[{"host": "app-1", "run_id": "r1", "hosts": hosts}])
+    assert "hosts=app-1 settle ok; app-2 health failed: GET /health | 500" in report.to_text(rep)
+    assert "| app-1 | r1 | app-1 settle ok; app-2 health failed: GET /health \\| 500 |" in report.to_markdown(rep)
+    assert json.loads(report.to_json(rep))["records"][0]["hosts"] == hosts
+
+
 def test_github_files_are_appended_only_when_set(tmp_path: Path) -> None:
     summary, output = tmp_path / "summary.md", tmp_path / "output"
     summary.write_text("before\n")

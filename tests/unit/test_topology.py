@@ -261,12 +261,11 @@ def test_a_deploy_across_hosts_is_the_cluster_rollout() -> None:
         "one_host": [], "apps": ["app-1", "app-2"], "first_app": ["app-1"], "edges": ["edge-1"]}
 
 
-def test_a_rollback_across_hosts_is_refused_as_not_built_yet() -> None:
+def test_a_rollback_across_hosts_is_the_cluster_rollout_too() -> None:
+    """Rollback across hosts runs the cluster rollout's plays (playbooks/cluster/rollout.yml): nothing refused."""
     found = topology.topology("prod", cluster())
-    assert refusal(topology.check_rollout_topology, "prod", found, "rollback") == (
-        "a rollback across hosts is not supported yet (issue 12): environment prod has edge edge-1, app app-1, "
-        "app-2, data data-1. Deploy the previous version instead (slipway deploy --env prod --service S --version "
-        "V: the same cluster-wide rollout), or put the edge, app and data roles on one host (docs/topology.md)")
+    topology.check_rollout_topology("prod", found, "rollback")
+    assert "unknown request 'rolback'" in refusal(topology.check_rollout_topology, "prod", found, "rolback")
 
 
 def test_a_rollout_with_edge_app_and_data_on_one_host_is_accepted_whatever_else() -> None:
@@ -287,8 +286,7 @@ def test_a_second_edge_makes_it_a_cluster_rollout() -> None:
               "prod_monitoring": ["vm-1"]}
     assert topology.rollout_hosts("prod", groups) == {
         "one_host": [], "apps": ["vm-1"], "first_app": ["vm-1"], "edges": ["vm-1", "vm-2"]}
-    assert "a rollback across hosts is not supported yet" in refusal(
-        topology.check_rollout_topology, "prod", topology.topology("prod", groups), "rollback")
+    topology.check_rollout_topology("prod", topology.topology("prod", groups), "rollback")
 
 
 def test_an_app_host_publishes_its_colours_only_for_an_edge_on_another_host() -> None:

@@ -130,6 +130,9 @@ class Colours:
     def start(self) -> None:
         """docker run every replica of the idle colour (a kept release there is set aside until the rollout
         succeeds); do not wait for them: the health gate does, so the controller's next task overlaps their boot."""
+        if self.restarts_kept:
+            self.start_kept()
+            return
         colour, name = self.colour, self.container()
         with self.run.phase("start"):
             state = self.store.state()
@@ -146,6 +149,26 @@ class Colours:
             for replica in range(max(self.replicas, self.recorded_replicas("kept") if kept_here else 0)):
                 self.start_replica(replica, kept_here)
             workers.start(self)
+            self.prepare_proxy()
+
+    def start_kept(self) -> None:
+        """A rollback to the kept release: start its stopped containers (and workers), as they were kept."""
+        kept = self.store.state().get("kept") or {}
+        with self.run.phase("start"):
+            self.check_edge_servers("start")
+            names = self.containers()
+            for name in names:
+                info = self.docker.inspect(name)
+                if info is None or info.get("Image") != kept.get("image_id"):
+                    raise Failed(
+                        "start",
+                        f"the kept container {name} ({kept.get('version')}) is gone or runs another image; "
+                        "deploy the version you want instead",
+                    )
+            self.run.data["start_at"] = self.host.clock.time()
+            for name in names:
+                self.docker.start(name)
+            workers.start_kept(self, kept.get("image_id"))
             self.prepare_proxy()
 
     def start_replica(self, replica: int, kept_here: bool) -> None:

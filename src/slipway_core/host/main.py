@@ -1,6 +1,7 @@
 """The host program's two commands, one artifact (a zipapp built from this package, installed by the roles):
 
-  slipway-release   the rollout on an app host: begin, run, rollback, finish, unlock, status, history; for
+  slipway-release   the rollout on an app host: begin, run, rollback, finish, record-rollout (a cluster rollout's one
+                    history record), unlock, status, history; for
                     operators: exec (a one-off container of the live release), logs (its docker logs); for
                     scheduled jobs: job run (their timers' units, slipway job run)
                     (`--audit JSON`: who asks and from where, kept in the lock and every history line)
@@ -22,7 +23,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from slipway_core import contract
-from slipway_core.host import addresses, container_logs, jobs, one_off, queries, recovery, rollback_to
+from slipway_core.host import addresses, container_logs, jobs, one_off, queries, recovery, rollback_to, rollout_record
 from slipway_core.host.docker import Docker, DockerError
 from slipway_core.host.health import http_get
 from slipway_core.host.lock import LockRefused, NotHolder
@@ -76,6 +77,8 @@ def cmd_begin(host: Host, store: Store, run: Run, args: argparse.Namespace) -> d
     rollout = Rollout(host, store, run, read_spec())
     if args.plan:
         return rollout.plan()
+    if getattr(args, "cluster", False):
+        run.data["cluster"] = True  # one history record per rollout (rollout_record.py)
     return rollout.begin(args.stale_after, args.force, args.start_when_ready)
 
 
@@ -83,19 +86,32 @@ def cmd_run(host: Host, store: Store, run: Run, args: argparse.Namespace) -> dic
     steps, problem = contract.split_steps(args.steps)
     if problem:
         raise Failed("preflight", problem, contract.EXIT_USAGE)
-    return Rollout(host, store, run, read_spec()).advance(steps)
+    spec = read_spec()
+    if run.data.get("action") == "rollback":  # begun by `rollback --begin`: the release it chose, the secrets given
+        spec = {**spec, **recovery.recorded_release(run.data)}
+    return Rollout(host, store, run, spec).advance(steps)
 
 
 def cmd_rollback(host: Host, store: Store, run: Run, args: argparse.Namespace) -> dict[str, Any]:
     spec = json.loads(sys.stdin.read() or "{}")
+    if args.begin:
+        run.data["cluster"] = True  # only the cluster rollback begins apart
     if args.to:
         return rollback_to.rollback_to(host, store, run, spec, args.stale_after,
-                                       version=contract.check_version(args.to))
-    return recovery.rollback(host, store, run, spec, args.stale_after)
+                                       version=contract.check_version(args.to), begin_only=args.begin)
+    return recovery.rollback(host, store, run, spec, args.stale_after, begin_only=args.begin)
 
 
 def cmd_finish(host: Host, store: Store, run: Run, args: argparse.Namespace) -> dict[str, Any]:
     return recovery.finish(host, store, run, args.failed_phase, args.message)
+
+
+def cmd_record_rollout(host: Host, store: Store, run: Run, args: argparse.Namespace) -> dict[str, Any]:
+    try:  # a bad input changes nothing, not even the run's record
+        given = json.loads(sys.stdin.read() or "{}")
+        return rollout_record.record(host, store, run, (given if isinstance(given, dict) else {}).get("hosts"))
+    except ValueError as err:  # not JSON, or InputRefused
+        raise Failed("record", f"record-rollout: {err}", contract.EXIT_USAGE) from err
 
 
 RUN_COMMANDS: dict[str, Callable[[Host, Store, Run, argparse.Namespace], dict[str, Any]]] = {
@@ -103,6 +119,7 @@ RUN_COMMANDS: dict[str, Callable[[Host, Store, Run, argparse.Namespace], dict[st
     "run": cmd_run,
     "rollback": cmd_rollback,
     "finish": cmd_finish,
+    "record-rollout": cmd_record_rollout,
 }
 
 
@@ -167,9 +184,14 @@ def release_parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="also start the idle colour when nothing has to come first",
             )
+            p.add_argument("--cluster", action="store_true",
+                           help="a run of the cluster rollout: its history line waits for record-rollout")
         if name == "rollback":
             p.add_argument("--to", default="", metavar="VERSION",
                            help="a release kept on this host other than the kept one (its image, no migration)")
+            p.add_argument("--begin", action="store_true",
+                           help="only lock, check and answer the steps left (the cluster rollback asks for them "
+                                "with `run`, on every app host)")
         if name == "run":
             p.add_argument("--steps", required=True, help=f"comma-separated, in order: {', '.join(contract.STEPS)}")
         if name == "finish":

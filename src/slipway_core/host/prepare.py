@@ -7,6 +7,7 @@ nothing that serves: no container of the new release has started.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from typing import Any
 
@@ -17,6 +18,9 @@ from slipway_core.host.release import mounts
 from slipway_core.host.run import Failed, Run
 from slipway_core.host.store import Store
 from slipway_core.host.system import tail_text
+
+# A line of `alembic current`: the revision, then what Alembic says of it.
+_CURRENT_RE = re.compile(r"([0-9A-Za-z_]{1,64})(?: \((?:head|effective head|mergepoint|branchpoint)\))*")
 
 
 def image(docker: Docker, store: Store, run: Run, spec: dict[str, Any]) -> None:
@@ -82,6 +86,29 @@ def revision(docker: Docker, spec: dict[str, Any]) -> str | None:
     return out.strip() if rc == 0 and out.strip() else None
 
 
+def schema_revision(docker: Docker, service: str, spec: dict[str, Any], run_id: str) -> str | None:
+    """Alembic's revision of the service's database (None when unknown): through the PostgreSQL container beside the
+    release (one VM), else, with the data host elsewhere, from the release's own Alembic (`alembic current` in a
+    one-off container of `spec`'s image with the owner's credentials: over the network, as the migration connects)."""
+    if spec.get("postgres_container"):
+        return revision(docker, spec)
+    command = list(spec.get("migrate_command") or [])
+    if not command or command[0] != "alembic":
+        return None
+    name = contract.migration_container_name(service, run_id)
+    code, output, _ = migration_tool(docker, service, spec, name, ["alembic", "current"])
+    return current_of(output) if code == 0 else None
+
+
+def current_of(output: str) -> str | None:
+    """The revision `alembic current` printed (its last line not logged by Alembic: `<rev> (head)`)."""
+    for line in reversed(output.splitlines()):
+        found = _CURRENT_RE.fullmatch(line.strip())
+        if found:
+            return found.group(1)
+    return None
+
+
 def container_spec(
     spec: dict[str, Any], name: str, env: dict[str, Any], detach: bool, command: list[str]
 ) -> ContainerSpec:
@@ -139,7 +166,7 @@ def migrate(docker: Docker, store: Store, run: Run, spec: dict[str, Any]) -> Non
         code, output, problem = migration_tool(docker, store.service, spec, name, list(spec["migrate_command"]))
         if problem:
             run.data["message"] = problem
-        after = revision(docker, spec)
+        after = schema_revision(docker, store.service, spec, run_id)
         run.data["migration_revision"] = after
         if code != 0:
             path = store.save_log(run_id, "migrate", output)

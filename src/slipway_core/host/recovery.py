@@ -12,7 +12,6 @@ import os
 from typing import Any, Callable
 
 from slipway_core import contract, release_rules, worker_rules
-from slipway_core.host import workers
 from slipway_core.host.docker import DockerError, labels, running
 from slipway_core.host.lock import Lock, describe
 from slipway_core.host.proxy import ProxyError
@@ -23,8 +22,11 @@ from slipway_core.host.store import Store
 from slipway_core.host.system import wait_for
 
 
-def rollback(host: Host, store: Store, run: Run, spec: dict[str, Any], stale_after: float) -> dict[str, Any]:
-    """Start the kept colour, health gate, switch, stop the other colour (kept in turn), record."""
+def rollback(host: Host, store: Store, run: Run, spec: dict[str, Any], stale_after: float, *,
+             begin_only: bool = False) -> dict[str, Any]:
+    """Start the kept colour, health gate, switch, stop the other colour (kept in turn), record. `begin_only` (the
+    cluster rollback): lock, check and answer what is left (`todo`); the controller asks for the steps with `run`,
+    on every app host, as for a deploy."""
     run.data.update({"action": "rollback"})
     with run.phase("lock"):
         Lock(store).take(run.run_id, host.who, "rollback", "", stale_after, host.audit)
@@ -36,8 +38,8 @@ def rollback(host: Host, store: Store, run: Run, spec: dict[str, Any], stale_aft
             f"{store.service} has no kept release to roll back to (live: "
             f"{(live or {}).get('version', 'none')}); deploy the version you want instead",
         )
-    spec = {**spec, **{k: kept[k] for k in ("network", "port", "domain", "health_path") if k in kept},
-            "replicas": release_rules.replicas_of(kept), "workers": worker_rules.workers_of(kept)}
+    spec = kept_release(spec, kept)
+    steps = ["start", "health", "switch", "drain", "record"]
     run.data.update(
         {
             "version": kept["version"],
@@ -46,28 +48,18 @@ def rollback(host: Host, store: Store, run: Run, spec: dict[str, Any], stale_aft
             "image": kept.get("image"),
             "config_hash": kept.get("config_hash"),
             "release": public(spec),
-            "todo": ["start", "health", "switch", "drain", "record"],
+            "todo": list(steps),
         }
     )
-    rollout = Rollout(host, store, run, spec)
-    with run.phase("start"):
-        rollout.check_edge_servers("start")
-        names = rollout.containers()
-        for name in names:
-            info = host.docker.inspect(name)
-            if info is None or info.get("Image") != kept.get("image_id"):
-                raise Failed(
-                    "start",
-                    f"the kept container {name} ({kept['version']}) is gone or runs another image; "
-                    "deploy the version you want instead",
-                )
-        run.data["start_at"] = host.clock.time()
-        for name in names:
-            host.docker.start(name)
-        workers.start_kept(rollout, kept.get("image_id"))
-        rollout.prepare_proxy()
-    run.done("start")
-    return rollout.advance(["health", "switch", "drain", "record"])
+    if begin_only:
+        return run.answer(contract.CONTINUE)
+    return Rollout(host, store, run, spec).advance(steps)
+
+
+def kept_release(spec: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
+    """The release a rollback to the kept containers runs: the controller's, with the kept release's own shape."""
+    return {**spec, **{k: kept[k] for k in ("network", "port", "domain", "health_path") if k in kept},
+            "replicas": release_rules.replicas_of(kept), "workers": worker_rules.workers_of(kept)}
 
 
 def recover(host: Host, store: Store, run: Run) -> str:

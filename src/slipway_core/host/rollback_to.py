@@ -22,12 +22,15 @@ STEPS = ["start", "health", "switch", "drain", "record"]
 
 
 def rollback_to(
-    host: Host, store: Store, run: Run, spec: dict[str, Any], stale_after: float, *, version: str
+    host: Host, store: Store, run: Run, spec: dict[str, Any], stale_after: float, *, version: str,
+    begin_only: bool = False,
 ) -> dict[str, Any]:
+    """`begin_only` (the cluster rollback): up to the schema check, then answer what is left (`todo`)."""
     state = store.state()
     live, kept = state.get("live") or {}, state.get("kept") or {}
     if version == kept.get("version") and kept.get("image_id") != live.get("image_id"):
-        return recovery.rollback(host, store, run, spec, stale_after)  # the kept containers: a plain rollback
+        # the kept containers: a plain rollback
+        return recovery.rollback(host, store, run, spec, stale_after, begin_only=begin_only)
     run.data.update({"action": "rollback", "to_release": True, "version": version})
     with run.phase("lock"):
         Lock(store).take(run.run_id, host.who, "rollback", version, stale_after, host.audit)
@@ -58,6 +61,8 @@ def rollback_to(
         "alembic_head": head_of(target),
         "note": note,
     })
+    if begin_only:
+        return run.answer(contract.CONTINUE)
     run.save()
     return rollout.advance(list(STEPS))
 
@@ -79,13 +84,15 @@ def schema_check(
     """'' or a note naming the newer revisions the release runs against; Failed when the database's revision does not
     descend from the release's head. Asks Alembic in the live image, which knows every revision up to the
     database's."""
-    head, current = head_of(target), prepare.revision(host.docker, spec)
+    asked = {**spec, "image_ref": live.get("image") or spec["image_ref"]}
+    head = head_of(target)
+    # With the data host elsewhere, the live image's Alembic reads it over the network (it knows every revision).
+    current = prepare.schema_revision(host.docker, store.service, asked, run.run_id) if head else None
     if not head or not current or head == current:
         return ""
     command = list(spec.get("migrate_command") or [])
     if not command or command[0] != "alembic":
         return f"; the database is at {current}, {spec['version']} was at {head} (not checked: not Alembic)"
-    asked = {**spec, "image_ref": live.get("image") or spec["image_ref"]}
     name = contract.migration_container_name(store.service, run.run_id)
     code, output, problem = prepare.migration_tool(host.docker, store.service, asked, name,
                                                    ["alembic", "history", "-r", f"{head}:{current}"])

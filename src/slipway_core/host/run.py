@@ -93,28 +93,37 @@ class Run:
         self, outcome: str, new: dict[str, Any] | None, previous: dict[str, Any] | None, by: Asker, **over: str
     ) -> None:
         """One history line in the contract's HISTORY_KEYS: what happened, and who asked (`by`: the host's audit);
-        `over` sets keys the run's record does not have (an unlock's action, reason and message)."""
+        `over` sets keys the run's record does not have (an unlock's action, reason and message). A run of the
+        cluster rollout (`cluster` in its record) keeps its line in the record instead: the rollout's one history
+        record, with every host's result, is appended on one app host at the end (rollout_record.py)."""
+        line = self.history_entry(outcome, new, previous, by, **over)
+        if self.data.get("cluster") and not over:
+            self.data["history_line"] = line
+            return
+        self.store.append_history(line)
+
+    def history_entry(
+        self, outcome: str, new: dict[str, Any] | None, previous: dict[str, Any] | None, by: Asker, **over: str
+    ) -> dict[str, Any]:
         new, data = new or {}, self.data
         audit = {key: str(by.audit.get(key, "")) for key in contract.AUDIT_KEYS}
-        self.store.append_history(
-            {
-                "action": data.get("action", "deploy"),
-                "result": outcome,
-                "version": new.get("version") or data.get("version") or "",
-                "image": new.get("image") or data.get("image") or "",
-                "digest": new.get("image_id") or "",
-                "colour": new.get("colour") or data.get("colour") or "",
-                "config_hash": new.get("config_hash") or data.get("config_hash") or "",
-                "migration_revision": new.get("migration_revision") or data.get("migration_revision") or "",
-                "previous_version": (previous or {}).get("version", ""),
-                "who": by.who,
-                **audit,
-                "reason": "",
-                "run_id": self.run_id,
-                "failed_phase": data.get("failed_phase", ""),
-                "message": str(data.get("message", ""))[:2000],
-                "durations": data.get("durations", {}),
-                **({"start_to_healthy": data["start_to_healthy"]} if "start_to_healthy" in data else {}),
-                **over,
-            }
-        )
+        return {
+            "action": data.get("action", "deploy"),
+            "result": outcome,
+            "version": new.get("version") or data.get("version") or "",
+            "image": new.get("image") or data.get("image") or "",
+            "digest": new.get("image_id") or "",
+            "colour": new.get("colour") or data.get("colour") or "",
+            "config_hash": new.get("config_hash") or data.get("config_hash") or "",
+            "migration_revision": new.get("migration_revision") or data.get("migration_revision") or "",
+            "previous_version": (previous or {}).get("version", ""),
+            "who": by.who,
+            **audit,
+            "reason": "",
+            "run_id": self.run_id,
+            "failed_phase": data.get("failed_phase", ""),
+            "message": str(data.get("message", ""))[:2000],
+            "durations": data.get("durations", {}),
+            **({"start_to_healthy": data["start_to_healthy"]} if "start_to_healthy" in data else {}),
+            **over,
+        }

@@ -216,6 +216,9 @@ class Rollout(Colours):
     def record(self) -> None:
         """The new release is live: state.json, a history line, the lock released, the answer `deployed`."""
         data, spec = self.run.data, self.spec
+        if not data.get("migration_revision") and spec.get("migration_revision"):
+            # Across hosts the migration ran on the first app host, which read the revision: the controller says it.
+            data["migration_revision"] = str(spec["migration_revision"])
         with self.run.phase("record"):
             state = self.store.state()
             live = state.get("live")

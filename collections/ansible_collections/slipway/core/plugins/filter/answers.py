@@ -51,7 +51,8 @@ def last_answer(registered: Any, service: str = "") -> dict[str, Any]:
 
 def history_records(lines: Any, host: str) -> list[dict[str, Any]]:
     """History lines as `slipway history` shows them: the host, then the contract's HISTORY_SHOWN keys (empty when a
-    line has none: written before the audit, whose actor was `who`)."""
+    line has none: written before the audit, whose actor was `who`); the one record of a cluster rollout also has
+    `hosts`, each host's result (host, phase, result, message)."""
     if not isinstance(lines, list):
         raise AnsibleFilterError("history_records: give the list of history lines slipway-release answered")
     shown = load_contract().HISTORY_SHOWN
@@ -59,7 +60,10 @@ def history_records(lines: Any, host: str) -> list[dict[str, Any]]:
     for line in lines:
         if isinstance(line, Mapping):
             known = {**line, "actor": line.get("actor") or line.get("who") or ""}
-            records.append({"host": host, **{key: known.get(key, "") for key in shown}})
+            hosts = [h for h in line.get("hosts") or [] if isinstance(h, Mapping)]
+            records.append({"host": host, **{key: known.get(key, "") for key in shown},
+                            **({"hosts": [{k: str(h.get(k, "")) for k in ("host", "phase", "result", "message")}
+                                          for h in hosts]} if hosts else {})})
     return records
 
 

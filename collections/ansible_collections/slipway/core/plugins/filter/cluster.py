@@ -9,7 +9,8 @@ slipway_core.cluster's and slipway_core.cluster_rollout's):
   every service, one per (app host, replica), from its own addresses and each other app host's slot table (the fact
   `slipway_colour_slots` the app hosts' play of infra.yml sets).
 - `results | slipway.core.cluster_record(previous, phase)`, `hostvars | slipway.core.cluster_verdict(...)`: what a
-  host answered in a phase, and whether a service goes on, is a noop or failed (naming the host and phase).
+  host answered in a phase, and whether a service goes on, is a noop or failed (naming the host and phase);
+  `hostvars | slipway.core.cluster_hosts(...)`: each host's result, for the rollout's one history record.
 """
 
 from __future__ import annotations
@@ -112,15 +113,37 @@ def cluster_record(results: Any, previous: Any, phase: str, step: str = "") -> d
     return mine
 
 
-def cluster_verdict(hostvars: Any, apps: Any, edges: Any, service: str, through: str) -> dict[str, Any]:
+def cluster_verdict(  # noqa: PLR0917 - a Jinja filter's arguments are positional
+    hostvars: Any, apps: Any, edges: Any, service: str, through: str, action: str = "deploy"
+) -> dict[str, Any]:
     apps, edges = [str(h) for h in apps or []], [str(h) for h in edges or []]
     records = {host: _vars(hostvars, host).get(RECORD_FACT) for host in [*apps, *edges]}
-    verdict: dict[str, Any] = load_cluster_rollout().verdict(records, apps, edges, str(service), str(through))
+    try:
+        verdict: dict[str, Any] = load_cluster_rollout().verdict(records, apps, edges, str(service), str(through),
+                                                                 str(action or "deploy"))
+    except ValueError as err:
+        raise AnsibleFilterError(f"cluster_verdict: {err}") from err
     return verdict
 
 
+def cluster_hosts(  # noqa: PLR0917 - a Jinja filter's arguments are positional
+    hostvars: Any, apps: Any, edges: Any, service: str, through: str, action: str = "deploy"
+) -> list[dict[str, str]]:
+    """Each host's result in the rollout of `service` (host, phase, result, message): the rollout's one history
+    record carries them (`slipway-release record-rollout`)."""
+    apps, edges = [str(h) for h in apps or []], [str(h) for h in edges or []]
+    records = {host: _vars(hostvars, host).get(RECORD_FACT) for host in [*apps, *edges]}
+    try:
+        found: list[dict[str, str]] = load_cluster_rollout().host_results(records, apps, edges, str(service),
+                                                                          str(through), str(action or "deploy"))
+    except ValueError as err:
+        raise AnsibleFilterError(f"cluster_hosts: {err}") from err
+    return found
+
+
 def cluster_results(  # noqa: PLR0917 - a Jinja filter's arguments are positional
-    services: Any, hostvars: Any, apps: Any, edges: Any, host: str, registered: Any, through: str = "switch"
+    services: Any, hostvars: Any, apps: Any, edges: Any, host: str, registered: Any, through: str = "switch",
+    action: str = "deploy",
 ) -> list[Any]:
     """The result items of this app host (`slipway_results`, docs/cli-json.md), one per service: the host's last
     answer (from `registered`, newest first: finish, then drain), or its record; a service the cluster rollout
@@ -139,7 +162,7 @@ def cluster_results(  # noqa: PLR0917 - a Jinja filter's arguments are positiona
             if answer is not None:
                 break
         mine = ((_vars(hostvars, host).get(RECORD_FACT) or {}).get(name)) or {}
-        verdict = cluster_verdict(hostvars, apps, edges, name, through)
+        verdict = cluster_verdict(hostvars, apps, edges, name, through, action)
         if answer is None:
             answer = contract.result(name, str(mine.get("result") or "unknown"), message=str(mine.get("message", "")))
         if verdict["failed"]:
@@ -157,4 +180,4 @@ class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {"rollout_hosts": rollout_hosts, "publish_address": publish_address, "edge_members": edge_members,
                 "cluster_record": cluster_record, "cluster_verdict": cluster_verdict,
-                "cluster_results": cluster_results}
+                "cluster_results": cluster_results, "cluster_hosts": cluster_hosts}

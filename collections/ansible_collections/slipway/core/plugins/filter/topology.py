@@ -43,9 +43,8 @@ options:
     type: dict
     required: false
   request:
-    description: What the playbook does (preflight's request, e.g. C(deploy) or C(rollback)); a rollback also needs
-      the edge, app and data roles on one host (a deploy across hosts is the cluster rollout; a rollback is not built
-      yet).
+    description: What the playbook does (preflight's request, e.g. C(deploy) or C(rollback)); both run on any
+      topology that passed (across hosts, the cluster rollout's plays).
     type: str
     required: false
   known_envs:

@@ -1,0 +1,110 @@
+"""The one history record of a cluster rollout (issue 12): a run begun with `begin --cluster` (or `rollback --begin`)
+keeps its history line in its record; `record-rollout` appends it once, on the app host the controller picks, with
+every host's result (`hosts`). A run without --cluster (one VM) appends its line as always. Fake engine and edge."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+from world import SERVICE, World
+
+from slipway_core import contract
+from slipway_core.host import main
+
+Capsys = pytest.CaptureFixture[str]
+HOSTS = [{"host": "app-1", "phase": "settle", "result": "ok", "message": ""},
+         {"host": "app-2", "phase": "settle", "result": "ok", "message": ""},
+         {"host": "edge-1", "phase": "switch", "result": "ok", "message": ""}]
+
+
+@pytest.fixture
+def release(world: World, monkeypatch: pytest.MonkeyPatch, capsys: Capsys) -> Any:
+    """`slipway-release ARGS` on the fake host, with `stdin`: (exit code, the JSON answer)."""
+    monkeypatch.setattr(main, "make_host", lambda args: world.host)
+
+    def call(*argv: str, stdin: Any = None) -> tuple[int, Any]:
+        capsys.readouterr()
+        text = stdin if isinstance(stdin, str) else json.dumps(stdin) if stdin is not None else ""
+        monkeypatch.setattr("sys.stdin", io.StringIO(text))
+        code = main.main(["--root", world.root, *argv], prog="/usr/local/sbin/slipway-release")
+        out = capsys.readouterr().out
+        return code, json.loads(out) if out.strip() else None
+
+    return call
+
+
+def deploy(release: Any, spec: dict[str, Any], run_id: str) -> dict[str, Any]:
+    code, begun = release("begin", SERVICE, "--run-id", run_id, "--cluster", stdin=spec)
+    assert code == 0, begun
+    code, done = release("run", SERVICE, "--run-id", run_id, "--steps", ",".join(begun["todo"]), stdin=spec)
+    assert code == 0, done
+    return dict(done)
+
+
+def test_a_cluster_run_appends_one_line_with_every_host_s_result_when_asked(world: World, release: Any) -> None:
+    world.image("v1.0.0")
+    assert deploy(release, world.spec("v1.0.0"), "r1")["result"] == "deployed"
+    assert world.history() == []  # kept in the run's record until the controller asks
+    assert world.state()["live"]["run_id"] == "r1"  # state.json as always
+
+    code, answer = release("record-rollout", SERVICE, "--run-id", "r1", stdin={"hosts": HOSTS})
+
+    assert (code, answer["result"]) == (0, "deployed")
+    lines = world.history()
+    assert len(lines) == 1
+    assert (lines[0]["run_id"], lines[0]["result"], lines[0]["version"], lines[0]["hosts"]) == (
+        "r1", "deployed", "v1.0.0", HOSTS)
+    assert set(contract.HISTORY_KEYS) <= set(lines[0])
+    release("record-rollout", SERVICE, "--run-id", "r1", stdin={"hosts": HOSTS})
+    assert len(world.history()) == 1  # asked again (a re-run of the task): once only
+
+
+def test_a_failed_cluster_run_keeps_its_line_too(world: World, release: Any) -> None:
+    world.image("v1.0.0")
+    deploy(release, world.spec("v1.0.0"), "r1")
+    release("record-rollout", SERVICE, "--run-id", "r1", stdin={"hosts": HOSTS})
+    world.image("v2.0.0")
+    assert release("begin", SERVICE, "--run-id", "r2", "--cluster", stdin=world.spec("v2.0.0"))[0] == 0
+    release("run", SERVICE, "--run-id", "r2", "--steps", "start,health", stdin=world.spec("v2.0.0"))
+    why = "notes-api: the cluster rollout stopped ...: app-2 failed in phase health: GET /health answered 500"
+    assert world.finish("r2", "health", why)["result"] == "failed"
+    assert [line["run_id"] for line in world.history()] == ["r1"]
+    failed = [{"host": "app-1", "phase": "start", "result": "ok", "message": ""},
+              {"host": "app-2", "phase": "health", "result": "failed", "message": "GET /health answered 500"}]
+    code, answer = release("record-rollout", SERVICE, "--run-id", "r2", stdin={"hosts": failed})
+    assert (code, answer["result"]) == (0, "failed")
+    line = world.history()[-1]
+    assert (line["run_id"], line["result"], line["failed_phase"], line["hosts"]) == ("r2", "failed", "health", failed)
+    assert "app-2 failed in phase health" in line["message"]
+
+
+def test_a_host_that_kept_no_line_records_what_its_run_knows(world: World, release: Any) -> None:
+    """The first app host that answered stopped before its lock (or never began): the line comes from its record."""
+    assert release("record-rollout", SERVICE, "--run-id", "r9", stdin={"hosts": HOSTS[:1]})[0] == 0
+    line = world.history()[-1]
+    assert (line["run_id"], line["result"], line["hosts"]) == ("r9", "failed", HOSTS[:1])
+
+
+@pytest.mark.parametrize("stdin", ["", "{", {"hosts": []}, {"hosts": [{"host": "a", "result": "great"}]},
+                                   {"hosts": [{"phase": "settle", "result": "ok"}]}, [1]])
+def test_bad_host_results_are_refused_and_nothing_is_written(world: World, release: Any, stdin: Any) -> None:
+    code, answer = release("record-rollout", SERVICE, "--run-id", "r1", stdin=stdin)
+    assert code == contract.EXIT_USAGE
+    assert "record-rollout" in answer["message"]
+    assert world.history() == []
+
+
+def test_one_vm_appends_its_line_as_always_and_unlock_lines_are_never_held(world: World, release: Any) -> None:
+    world.image("v1.0.0")
+    spec = world.spec("v1.0.0")
+    code, begun = release("begin", SERVICE, "--run-id", "r1", stdin=spec)
+    release("run", SERVICE, "--run-id", "r1", "--steps", ",".join(begun["todo"]), stdin=spec)
+    assert [(line["run_id"], "hosts" in line) for line in world.history()] == [("r1", False)]
+    world.image("v2.0.0")
+    release("begin", SERVICE, "--run-id", "r2", "--cluster", stdin=world.spec("v2.0.0"))
+    code, answer = release("unlock", SERVICE, "--force", "--reason", "test: the controller died")
+    assert code == 0, answer
+    assert [(line["run_id"], line["action"]) for line in world.history()] == [("r1", "deploy"), ("r2", "unlock")]
