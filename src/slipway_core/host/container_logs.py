@@ -19,6 +19,7 @@ import threading
 from typing import Callable
 
 from slipway_core import contract, operator_commands, release_rules
+from slipway_core.host import workers
 from slipway_core.host.docker import Docker
 from slipway_core.host.store import Store
 from slipway_core.host.system import Clock
@@ -38,7 +39,8 @@ def target(docker: Docker, store: Store, colour: str | None) -> tuple[list[str],
         raise NotHere(f"{store.service} has no live release on this host; name a colour with --colour blue|green")
     kept = state.get("kept") or {}
     release = live if chosen == live.get("colour") else kept if chosen == kept.get("colour") else {}
-    names = contract.colour_containers(store.service, chosen, release_rules.replicas_of(release))
+    names = contract.colour_containers(store.service, chosen, release_rules.replicas_of(release)) or [
+        workers.first_container(store.service, chosen, release)]  # a worker-only service: its first worker
     if docker.inspect(names[0]) is None:
         raise NotHere(f"{names[0]} does not exist on this host")
     if chosen == live.get("colour"):
