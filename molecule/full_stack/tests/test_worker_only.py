@@ -81,10 +81,15 @@ def test_converge_ran_only_its_worker_and_the_edge_has_no_backend_for_it(host: A
 
 
 def test_v1_to_v2_while_a_job_runs_loses_no_job(host: Any, run_playbook: RunPlaybook) -> None:
+    first = deploy(run_playbook, live(host)["version"])  # the scenario's registry (a no-op after converge)
+    assert first.returncode == 0, first.stdout[-4000:]
     before = live(host)
+    assert before["version"] == "v1.0.0", before
     old, new = f"{SERVICE}-{before['colour']}-mailer", f"{SERVICE}-{other(before['colour'])}-mailer"
     start = queue(host, old, "stats")
-    [long_job] = queue(host, old, "enqueue", "--seconds", "8")["ids"]
+    # The job must outlast the rollout up to the old worker's SIGTERM (10-35 s measured here, other scenarios beside
+    # it), and end within its stop_timeout (60 s) after it.
+    [long_job] = queue(host, old, "enqueue", "--seconds", "45")["ids"]
     wait_for(lambda: f"job {long_job} started" in logs(host, old), 20, "the old worker took the job")
 
     began = time.monotonic()
