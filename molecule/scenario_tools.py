@@ -11,12 +11,14 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -27,12 +29,43 @@ PROJECT = Path(__file__).resolve().parent.parent
 EDGE_ADDRESS = "127.0.0.1"
 # The type of conftest.py's run_playbook fixture (this module's run_playbook).
 RunPlaybook = Callable[..., subprocess.CompletedProcess[str]]
+SLIPWAY = str(Path(sys.executable).parent / "slipway")  # this virtualenv's CLI (its Ansible beside it)
 
 
 def inventory_path() -> str:
     """Molecule's inventory of this scenario's instances."""
     found = os.environ.get("MOLECULE_INVENTORY_FILE")
     return found or str(Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory")
+
+
+def make_project(root: Path, variables: dict[str, Any], container: str) -> Path:
+    """An operations repository whose environment `local` is the host container `container`, with `variables` as its
+    group_vars (for the `slipway` CLI, which reaches it through docker)."""
+    (root / "inventories/local/group_vars/local").mkdir(parents=True)
+    for name in ("playbooks", "roles", "collections", "scripts"):
+        (root / name).symlink_to(PROJECT / name)
+    cfg = (PROJECT / "ansible.cfg").read_text(encoding="utf-8")
+    (root / "ansible.cfg").write_text(
+        "\n".join("inventory = inventories/local/hosts.yml" if line.startswith("inventory =") else line
+                  for line in cfg.splitlines()) + "\n", encoding="utf-8")
+    hosts = {"all": {"children": {"local": {"hosts": {container: {
+        "ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"}}}}}}
+    (root / "inventories/local/hosts.yml").write_text(yaml.safe_dump(hosts), encoding="utf-8")
+    (root / "inventories/local/group_vars/local/main.yml").write_text(yaml.safe_dump(variables), encoding="utf-8")
+    return root
+
+
+def cli_environment() -> dict[str, str]:
+    """The CLI's environment: this one without Molecule's Ansible settings (ANSIBLE_CONFIG would point the CLI at the
+    project's own inventories, whose `local` host is the demo's), CI's variables or any SLIPWAY_ secret."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "SLIPWAY_", "ANSIBLE_", "MOLECULE_"))}
+
+
+def slipway(project: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    env = cli_environment()
+    return subprocess.run([SLIPWAY, *args, "--project-dir", str(project)] if "--" not in args else
+                          [SLIPWAY, *args[:args.index("--")], "--project-dir", str(project), *args[args.index("--"):]],
+                          capture_output=True, text=True, env=env, check=False, timeout=timeout)
 
 
 def run_playbook(

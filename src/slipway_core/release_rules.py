@@ -31,8 +31,16 @@ def check_replicas(value: Any) -> int:
 
 
 def replicas_of(release: Mapping[str, Any] | None) -> int:
-    """The containers per colour of a release or a spec (1 when it says none: recorded before replicas existed)."""
-    return int((release or {}).get("replicas") or 1)
+    """The web containers per colour of a release or a spec (1 when it says none: recorded before replicas existed;
+    0 for a worker-only service, which has no web process)."""
+    value = (release or {}).get("replicas")
+    return 1 if value is None or value == "" else int(value)
+
+
+def has_web(release: Mapping[str, Any] | None) -> bool:
+    """Whether a release (or spec) has the routed web process: a worker-only service's has none (replicas 0, no
+    port, no domain, no edge backend)."""
+    return replicas_of(release) > 0
 
 
 def replica_env_var(service: str, replica: int) -> str:

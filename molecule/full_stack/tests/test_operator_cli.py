@@ -23,7 +23,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -34,7 +33,8 @@ from typing import Any
 
 import pytest
 import yaml
-from scenario_tools import EDGE_ADDRESS
+from scenario_tools import EDGE_ADDRESS, SLIPWAY, cli_environment, slipway
+from scenario_tools import make_project as make_project_for
 
 PROJECT = Path(__file__).resolve().parents[3]
 SCENARIO = Path(__file__).resolve().parents[1]
@@ -42,7 +42,6 @@ CONTAINER = os.environ.get("SLIPWAY_E2E_HOST") or "slipway-full_stack"
 SERVICE = "notes-api"
 VERSION = "v2.0.0"
 STATE = f"/var/lib/slipway/services/{SERVICE}/state.json"
-SLIPWAY = str(Path(sys.executable).parent / "slipway")  # this virtualenv's CLI (its Ansible beside it)
 PROBE = (
     "import http.client,sys;c=http.client.HTTPConnection(sys.argv[1],80,timeout=5);"
     "c.request('GET',sys.argv[3],headers={'Host':sys.argv[2]});print(c.getresponse().status)"
@@ -62,32 +61,7 @@ def scenario_vars() -> dict[str, Any]:
 
 
 def make_project(root: Path, variables: dict[str, Any]) -> Path:
-    """An operations repository whose environment `local` is this host, with `variables` as its group_vars."""
-    (root / "inventories/local/group_vars/local").mkdir(parents=True)
-    for name in ("playbooks", "roles", "collections", "scripts"):
-        (root / name).symlink_to(PROJECT / name)
-    cfg = (PROJECT / "ansible.cfg").read_text(encoding="utf-8")
-    (root / "ansible.cfg").write_text(
-        "\n".join("inventory = inventories/local/hosts.yml" if line.startswith("inventory =") else line
-                  for line in cfg.splitlines()) + "\n", encoding="utf-8")
-    hosts = {"all": {"children": {"local": {"hosts": {CONTAINER: {
-        "ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"}}}}}}
-    (root / "inventories/local/hosts.yml").write_text(yaml.safe_dump(hosts), encoding="utf-8")
-    (root / "inventories/local/group_vars/local/main.yml").write_text(yaml.safe_dump(variables), encoding="utf-8")
-    return root
-
-
-def cli_environment() -> dict[str, str]:
-    """The CLI's environment: this one without Molecule's Ansible settings (ANSIBLE_CONFIG would point the CLI at the
-    project's own inventories, whose `local` host is the demo's), CI's variables or any SLIPWAY_ secret."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "SLIPWAY_", "ANSIBLE_", "MOLECULE_"))}
-
-
-def slipway(project: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    env = cli_environment()
-    return subprocess.run([SLIPWAY, *args, "--project-dir", str(project)] if "--" not in args else
-                          [SLIPWAY, *args[:args.index("--")], "--project-dir", str(project), *args[args.index("--"):]],
-                          capture_output=True, text=True, env=env, check=False, timeout=timeout)
+    return make_project_for(root, variables, CONTAINER)
 
 
 def on_host(*argv: str) -> subprocess.CompletedProcess[str]:

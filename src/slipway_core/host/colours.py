@@ -42,6 +42,11 @@ class Colours:
         return release_rules.replicas_of(self.spec)
 
     @property
+    def web(self) -> bool:
+        """Whether this release has the routed web process (a worker-only service's has none: no edge, no HTTP)."""
+        return release_rules.has_web(self.spec)
+
+    @property
     def restarts_kept(self) -> bool:
         """A rollback to the kept release: it starts the kept (stopped) containers instead of new ones."""
         return self.run.data.get("action") == "rollback" and not self.run.data.get("to_release")
@@ -51,7 +56,13 @@ class Colours:
 
     def containers(self, colour: str | None = None, replicas: int | None = None) -> list[str]:
         """Every replica's container of a colour (this release's count unless `replicas` says otherwise)."""
-        return contract.colour_containers(self.name, colour or self.colour, replicas or self.replicas)
+        return contract.colour_containers(self.name, colour or self.colour,
+                                          self.replicas if replicas is None else replicas)
+
+    def first(self) -> str:
+        """The release's first container on the run's colour: its first web replica, or (worker-only) its first
+        worker (the one whose image the record keeps and whose logs a failure saves)."""
+        return workers.first_container(self.name, self.colour, self.spec)
 
     def set_aside(self, colour: str, replica: int = 0) -> str:
         return contract.kept_container_name(self.name, colour, replica)
@@ -68,7 +79,7 @@ class Colours:
     def check_edge_servers(self, phase: str) -> None:
         """The edge on this host must route as many servers per colour as the release runs replicas; it learns a
         new count from the services registry when it is provisioned."""
-        if self.host.proxy is None:
+        if self.host.proxy is None or not self.web:
             return
         try:  # this host's own servers: those of app hosts on other hosts are named <container>.<index>
             servers = self.host.proxy.colour_servers(self.name, contract.COLOURS[0])
@@ -103,7 +114,7 @@ class Colours:
     def discard_new(self) -> bool:
         """The new colour goes: out of the proxy's rotation, then removed (the kept release put back); a rollback's
         kept containers are only stopped. True when this run's containers were removed."""
-        if self.host.proxy is not None and self.host.proxy.live(self.name) != self.colour:
+        if self.host.proxy is not None and self.web and self.host.proxy.live(self.name) != self.colour:
             with contextlib.suppress(ProxyError):  # the proxy is down or never had the colour: nothing routes there
                 self.host.proxy.set_server(self.name, self.colour, "state drain")
         workers.discard(self)
@@ -138,7 +149,7 @@ class Colours:
             state = self.store.state()
             # Never replace what serves: the recorded live colour, or the one the proxy routes while its container
             # runs (a failed switch-back leaves them apart; a fresh edge names a colour with no container yet).
-            routed = self.host.proxy.live(self.name) if self.host.proxy is not None else None
+            routed = self.host.proxy.live(self.name) if self.host.proxy is not None and self.web else None
             if colour == (state.get("live") or {}).get("colour") or (
                 colour == routed and running(self.docker.inspect(name))
             ):
@@ -222,7 +233,7 @@ class Colours:
     def prepare_proxy(self) -> None:
         """Have the proxy start fresh checks of the new colour now (best effort: the switch does it otherwise)."""
         try:
-            if self.host.proxy is not None:
+            if self.host.proxy is not None and self.web:
                 self.host.proxy.prepare(self.name, self.colour)
                 self.run.data["proxy_prepared"] = True
         except ProxyError:

@@ -41,17 +41,19 @@ def target(docker: Docker, store: Store, colour: str | None) -> tuple[list[str],
         raise NotHere(f"{store.service} has no live release on this host; name a colour with --colour blue|green")
     kept = state.get("kept") or {}
     release = live if chosen == live.get("colour") else kept if chosen == kept.get("colour") else {}
-    names = contract.colour_containers(store.service, chosen, release_rules.replicas_of(release))
-    if docker.inspect(names[0]) is None:
-        raise NotHere(f"{names[0]} does not exist on this host")
+    # The web replicas (none for a worker-only service), then the workers.
+    names = contract.colour_containers(store.service, chosen, release_rules.replicas_of(release)) + [
+        name for _, _, name in worker_rules.containers(store.service, chosen, worker_rules.workers_of(release))]
+    if not names or docker.inspect(names[0]) is None:
+        raise NotHere(f"{names[0] if names else contract.container_name(store.service, chosen)} does not exist on "
+                      "this host")
     if chosen == live.get("colour"):
         what = f"{live.get('version')}, live"
     elif chosen == kept.get("colour"):
         what = f"{kept.get('version')}, kept for a rollback"
     else:
         what = "not a recorded release"
-    workers = [name for _, _, name in worker_rules.containers(store.service, chosen, worker_rules.workers_of(release))]
-    return [name for name in names + workers if name == names[0] or docker.inspect(name) is not None], what
+    return [name for name in names if name == names[0] or docker.inspect(name) is not None], what
 
 
 def logs_argv(  # noqa: PLR0917 - docker logs' options, in its order

@@ -27,7 +27,7 @@ import sys
 from typing import Any, Callable
 
 from slipway_core import contract, job_rules
-from slipway_core.host import job_records, one_off
+from slipway_core.host import job_records, one_off, workers
 from slipway_core.host.docker import Docker, DockerError, running
 from slipway_core.host.job_records import JobFiles
 from slipway_core.host.store import Store
@@ -42,12 +42,13 @@ class NotConfigured(Exception):
 
 
 def live_env(docker: Docker, store: Store, live: dict[str, Any]) -> dict[str, str]:
-    """The environment of the live web container (its first replica), secrets included; one_off.Refused when it
-    does not run (a job runs beside the release it belongs to, not instead of it)."""
-    name = contract.container_name(store.service, str(live.get("colour", "")))
-    info = docker.inspect(name)
+    """The environment of the live web container (its first replica; a worker-only service's first worker),
+    secrets included; one_off.Refused when it does not run (a job runs beside the release it belongs to, not
+    instead of it)."""
+    name = workers.first_container(store.service, str(live.get("colour", "")), live)
+    info = docker.inspect(name) if name else None
     if not running(info):
-        raise one_off.Refused(f"the live web container {name} is not running: the job runs with its environment; "
+        raise one_off.Refused(f"the live container {name} is not running: the job runs with its environment; "
                               f"start it (or deploy {store.service}) and run the job again")
     pairs = ((info or {}).get("Config") or {}).get("Env") or []
     return dict(str(p).split("=", 1) for p in pairs if "=" in str(p))

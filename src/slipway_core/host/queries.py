@@ -25,8 +25,9 @@ def status(host: Host, store: Store) -> dict[str, Any]:
         names = contract.colour_containers(store.service, live["colour"], replicas)
         infos = [host.docker.inspect(name) for name in names]
         checked = [host.healthy(store.service, live["colour"], info) for info in infos]
-        try:
-            routed = host.proxy.live(store.service) if host.proxy is not None else live["colour"]
+        try:  # a worker-only service has nothing routed: its live colour is its workers'
+            web = release_rules.has_web(live)
+            routed = host.proxy.live(store.service) if host.proxy is not None and web else live["colour"]
         except ProxyError:
             routed = None
         up = all(running(info) for info in infos)
@@ -34,11 +35,12 @@ def status(host: Host, store: Store) -> dict[str, Any]:
         # Running passes (its gate proved it); Docker's first health_command runs may still be starting.
         workers_up = all(w["state"] in ("running", "running, healthy", "running, starting") for w in item["workers"])
         item["healthy"] = up and workers_up and all(ok for ok, _ in checked) and routed == live["colour"]
-        status_ = next((words for ok, words in checked if not ok), checked[0][1])
+        status_ = next((words for ok, words in checked if not ok), checked[0][1] if checked else "")
         what = "container" if replicas == 1 else f"{replicas} replicas"
         down = [name for name, info in zip(names, infos) if not running(info)]
         parts = [f"{what} {'running' if up else 'NOT running'}" + (f" ({', '.join(down)})" if down and replicas > 1
-                                                                    else "") + (f", {status_}" if status_ else "")]
+                                                                    else "") + (f", {status_}" if status_ else "")
+                 ] if web else ["worker-only (no web process)"]
         if item["workers"]:
             parts.append("workers: " + ", ".join(f"{w['name']} {w['state']}" for w in item["workers"]))
         if routed != live["colour"]:

@@ -74,6 +74,8 @@ def recover(host: Host, store: Store, run: Run) -> str:
     if live.get("run_id") == run.run_id:  # recorded; only the answer (or the unlock) was missing
         data.update({"result": "deployed", "todo": []})
         return "; it had been recorded as live before it stopped"
+    if not rollout.web:
+        return recover_worker_only(rollout, data)
     routed = host.proxy.live(store.service) if host.proxy is not None else None
     info = host.docker.inspect(rollout.container())
     ours = rollout.restarts_kept or labels(info).get("slipway.run-id") == run.run_id
@@ -90,6 +92,17 @@ def recover(host: Host, store: Store, run: Run) -> str:
         rollout.record()
         return "; rolled forward: the proxy already routed the new colour when the run stopped"
     return f"; removed the unfinished {rollout.container()}" if rollout.discard_new() else ""
+
+
+def recover_worker_only(rollout: Rollout, data: dict[str, Any]) -> str:
+    """A worker-only release has no edge to ask: past its `switch` (its new workers passed their gate, nothing else
+    moves but the old workers' stop) it is rolled forward; before, its new workers are removed."""
+    if "switch" in (data.get("done") or []):
+        rollout.drain()
+        rollout.record()
+        return "; rolled forward: its new workers had passed their gate when the run stopped"
+    rollout.discard_new()
+    return ""
 
 
 def recorded_release(data: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from slipway_core.host.proxy import Proxy, ProxyError
 from slipway_core.host.run import Failed
 from slipway_core.host.system import Clock
 
-REQUIRED = ("service", "version", "image_ref", "port", "domain", "health_path", "network", "env")
+REQUIRED = ("service", "version", "image_ref", "network", "env")
+WEB_REQUIRED = ("port", "domain", "health_path")  # not for a worker-only service (replicas 0: no web process)
 SECRET = ("secret_env", "migrate_secret_env", "registry_username", "registry_password")
 HASHED = ("port", "domain", "health_path", "network", "env", "secret_env", "resources", "container", "pin_hosts")
 
@@ -77,14 +78,20 @@ def public(spec: dict[str, Any]) -> dict[str, Any]:
 def check_spec(spec: Any) -> dict[str, Any]:
     if not isinstance(spec, dict):
         raise Failed("preflight", "the release on stdin is not a JSON object", contract.EXIT_USAGE)
-    missing = [key for key in REQUIRED if key not in spec]
+    try:
+        web = release_rules.has_web(spec)
+    except (TypeError, ValueError) as err:
+        raise Failed("preflight", f"the release on stdin: replicas {spec.get('replicas')!r} is not a whole number",
+                     contract.EXIT_USAGE) from err
+    missing = [key for key in REQUIRED + (WEB_REQUIRED if web else ()) if key not in spec]
     if missing:
         raise Failed("preflight", f"the release on stdin lacks {missing[0]!r}", contract.EXIT_USAGE)
     mounts(spec)
     publish.check(spec)
     try:
         release_rules.check_keep_releases(int(spec.get("keep_releases") or release_rules.KEEP_RELEASES_DEFAULT))
-        release_rules.check_replicas(release_rules.replicas_of(spec))
+        if web:
+            release_rules.check_replicas(release_rules.replicas_of(spec))
     except (contract.InputRefused, ValueError) as err:
         raise Failed("preflight", f"the release on stdin: {err} (app_release_keep_releases, replicas)",
                      contract.EXIT_USAGE) from err
@@ -92,7 +99,21 @@ def check_spec(spec: Any) -> dict[str, Any]:
         worker_rules.check_workers(spec.get("workers"))
     except worker_rules.WorkerRefused as err:
         raise Failed("preflight", f"the release on stdin: {err.field}: {err}", contract.EXIT_USAGE) from err
+    if not web:
+        check_worker_only(spec)
     return spec
+
+
+def check_worker_only(spec: dict[str, Any]) -> None:
+    """A worker-only release (replicas 0) has at least one worker, and runs on one VM only for now: across hosts
+    (a publish_address: an edge on another host) it is refused before anything changes."""
+    if not spec.get("workers"):
+        raise Failed("preflight", "the release on stdin has no web process (replicas 0) and no worker: give the "
+                                  "service a port and a domain, or at least one worker", contract.EXIT_USAGE)
+    if spec.get("publish_address"):
+        raise Failed("preflight", f"{spec['service']} is a worker-only service (no port, no domain): those run on one "
+                                  "VM only for now, not across hosts (issue 15); give it a port and a domain, or "
+                                  "deploy it to a one-VM environment", contract.EXIT_USAGE)
 
 
 def mounts(spec: dict[str, Any]) -> list[tuple[str, str]]:

@@ -40,7 +40,8 @@ class Rollout(Colours):
                 return None, f"{name} is {status}"
             if (info or {}).get("Image") != live.get("image_id"):
                 return None, f"{name} runs another image than recorded"
-        if self.host.proxy is not None and self.host.proxy.live(self.name) != live["colour"]:
+        if self.host.proxy is not None and release_rules.has_web(live) and self.host.proxy.live(self.name) != live[
+                "colour"]:
             return None, f"the proxy does not route {self.name} to {live['colour']}"
         stopped = workers.not_running(self.name, live, self.docker.inspect)
         return (None, f"worker {stopped} is not running") if stopped else (live, "live and healthy")
@@ -141,8 +142,14 @@ class Rollout(Colours):
 
     # ------------------------------------------------------------------------------- switch, drain, record
     def switch(self) -> None:
-        """One call to the edge: switch, confirm the new version through it, drain the old colour."""
+        """One call to the edge: switch, confirm the new version through it, drain the old colour. A worker-only
+        release has nothing routed: its new workers passed their gate, so this only reads the schema revision."""
         proxy, spec = self.host.proxy, self.spec
+        if not self.web:
+            with self.run.phase("switch"):
+                self.run.data["migration_revision"] = (
+                    self.run.data.get("migration_revision") or prepare.revision(self.docker, spec))
+            return
         if proxy is None:
             raise Failed(
                 "switch",
@@ -188,7 +195,7 @@ class Rollout(Colours):
 
     def write_file_sd(self) -> None:
         directory = self.spec.get("file_sd_dir")
-        if not directory or not os.path.isdir(directory):
+        if not directory or not os.path.isdir(directory) or not self.web:
             return
         targets = [
             {
@@ -239,7 +246,7 @@ class Rollout(Colours):
                     "colour": self.colour,
                     "version": spec["version"],
                     "image": spec["image_ref"],
-                    "image_id": (self.docker.inspect(self.container()) or {}).get("Image"),
+                    "image_id": (self.docker.inspect(self.first()) or {}).get("Image"),
                     "config_hash": data["config_hash"],
                     "migration_revision": data.get("migration_revision"),
                     # Its own Alembic head: the schema its migration left, or the rolled-back-to release's own.
@@ -247,7 +254,7 @@ class Rollout(Colours):
                     "replicas": self.replicas,
                     "deployed_at": self.host.clock.iso(),
                     "run_id": self.run.run_id,
-                    **{k: spec[k] for k in ("network", "port", "domain", "health_path")},
+                    **{k: spec[k] for k in ("network", "port", "domain", "health_path") if k in spec},
                     **({"workers": spec["workers"]} if spec.get("workers") else {}),
                 }
                 outcome, verb = (

@@ -15,7 +15,7 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING, Any
 
-from slipway_core import contract, worker_rules
+from slipway_core import contract, release_rules, worker_rules
 from slipway_core.host.docker import DockerError, labels, running
 from slipway_core.host.run import Failed
 from slipway_core.host.system import Background, tail_text
@@ -31,6 +31,14 @@ LOG_LINES = 200
 def names(service: str, colour: str, release: dict[str, Any] | None) -> list[str]:
     """Every worker container of a release (or spec) on a colour."""
     return [name for _, _, name in worker_rules.containers(service, colour, worker_rules.workers_of(release))]
+
+
+def first_container(service: str, colour: str, release: dict[str, Any] | None) -> str:
+    """A release's first container on a colour: its first web replica, or for a worker-only service (no web process)
+    its first worker ('' when it has none)."""
+    if release_rules.has_web(release):
+        return contract.container_name(service, colour)
+    return next(iter(names(service, colour, release)), "")
 
 
 def aside(name: str) -> str:

@@ -124,6 +124,26 @@ def _workers(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     return workers
 
 
+def _web(name: str, spec: Mapping[str, Any], workers: Mapping[str, Any]) -> bool:
+    """Whether the service has the routed web process: `port` and `domain` both, or neither for a worker-only
+    service, which needs at least one worker and takes no web setting."""
+    given = [field for field in ("port", "domain") if spec.get(field) is not None]
+    if len(given) == 2:
+        return True
+    if given:
+        other = "domain" if given == ["port"] else "port"
+        raise _fail(name, other, f"missing: a service with a {given[0]} is routed by the edge and needs a {other} too; "
+                                 f"give both, or neither for a worker-only service (workers: only)")
+    if not workers:
+        raise _fail(name, "port", "missing: give the web process's port and domain, or at least one worker under "
+                                  "workers: for a worker-only service")
+    for field in ("health_path", "replicas"):
+        if field in spec:
+            raise _fail(name, field, "a worker-only service (no port, no domain) has no web process to set this for; "
+                                     "remove it (each worker has its own replicas)")
+    return False
+
+
 def service_id(name: Any) -> str:
     """The identifier form of a service name: `lark-service` -> `lark_service` (databases, roles, variables)."""
     contract = load_contract()
@@ -150,13 +170,16 @@ def normalise(name: str, spec: Any) -> dict[str, Any]:
         version: str = contract.check_image_tag(spec.get("version"))
     except contract.InputRefused as err:
         raise _fail(name, "version", str(err)) from err
-    port = spec.get("port")
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise _fail(name, "port", f"{port!r} is not valid; use the container port, 1-65535")
-    domain = _str_field(name, spec, "domain", DOMAIN_RE, "use a lower-case host name such as app.example.com")
-    health_path = spec.get("health_path", "/health")
-    if not isinstance(health_path, str) or not PATH_RE.fullmatch(health_path):
-        raise _fail(name, "health_path", f"{health_path!r} is not valid; use a path such as /health")
+    workers = _workers(name, spec)
+    web = _web(name, spec, workers)
+    if web:
+        port = spec.get("port")
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise _fail(name, "port", f"{port!r} is not valid; use the container port, 1-65535")
+        domain = _str_field(name, spec, "domain", DOMAIN_RE, "use a lower-case host name such as app.example.com")
+        health_path = spec.get("health_path", "/health")
+        if not isinstance(health_path, str) or not PATH_RE.fullmatch(health_path):
+            raise _fail(name, "health_path", f"{health_path!r} is not valid; use a path such as /health")
     migrate = spec.get("migrate_command") or []
     if not isinstance(migrate, list) or not all(isinstance(arg, str) and arg for arg in migrate):
         raise _fail(name, "migrate_command", "must be a list of strings, e.g. [alembic, upgrade, head]")
@@ -167,7 +190,7 @@ def normalise(name: str, spec: Any) -> dict[str, Any]:
         raise _fail(name, "resources.memory", f"{resources['memory']!r} is not valid; use a size such as 512m")
     release_rules = load_release_rules()
     try:
-        replicas: int = release_rules.check_replicas(spec.get("replicas", 1))
+        replicas: int = release_rules.check_replicas(spec.get("replicas", 1)) if web else 0
     except contract.InputRefused as err:
         raise _fail(name, "replicas", str(err)) from err
     return {
@@ -175,9 +198,10 @@ def normalise(name: str, spec: Any) -> dict[str, Any]:
         "image": image,
         "version": version,
         "image_ref": f"{image}:{version}",
-        "port": port,
-        "domain": domain,
-        "health_path": health_path,
+        # False for a worker-only service: no port, domain or health path, no edge backend, no web colour.
+        "web": web,
+        **({"port": port, "domain": domain, "health_path": health_path} if web else
+           {"port": None, "domain": "", "health_path": ""}),
         "migrate_command": list(migrate),
         "postgres": _bool_field(name, spec, "postgres"),
         "redis": _bool_field(name, spec, "redis"),
@@ -187,9 +211,9 @@ def normalise(name: str, spec: Any) -> dict[str, Any]:
         "replicas": replicas,
         "jobs": _jobs_field(name, spec),
         # The edge's servers of each colour, one per replica (name, and the variable enabling it after a reload).
-        "servers": release_rules.edge_servers(name, replicas),
+        "servers": release_rules.edge_servers(name, replicas) if web else {"blue": [], "green": []},
         # Processes other than the web one (slipway_core.worker_rules): name -> settings, every field present.
-        "workers": _workers(name, spec),
+        "workers": workers,
         # Derived names (id, db_name, db_owner, db_user, redis_user, redis_key_prefix, the vault_* variable names,
         # backend, live_env_var, blue, green): every role uses these, never builds its own.
         **contract.service_names(name),
@@ -206,7 +230,7 @@ def services(registry: Any) -> list[dict[str, Any]]:
         )
     entries = [normalise(str(name), spec) for name, spec in registry.items()]
     domains: dict[str, str] = {}
-    for entry in entries:
+    for entry in (e for e in entries if e["web"]):
         other = domains.setdefault(entry["domain"], entry["name"])
         if other != entry["name"]:
             raise _fail(
