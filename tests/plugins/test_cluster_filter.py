@@ -87,3 +87,13 @@ def test_a_check_run_reports_the_plan() -> None:
     results = module.cluster_results([{"name": "api"}], hostvars, ["app-1", "app-2"], ["edge-1"], "app-1",
                                      [{"results": [{"skipped": True}]}], "begin")
     assert [(r["result"], r["version"]) for r in results] == [("planned", "v2")]
+
+
+def test_scrape_targets_from_the_slot_table() -> None:
+    labels = {"service": "api", "colour": "green", "version": "v2", "host": "app-2"}
+    assert module.scrape_targets({"api": 3}, SERVICES[0], "green", "10.0.1.12", labels) == [
+        {"targets": ["10.0.1.12:20056"], "labels": labels}]
+    with pytest.raises(AnsibleFilterError, match="api has no address slot"):
+        module.scrape_targets({}, SERVICES[0], "green", "10.0.1.12", labels)
+    with pytest.raises(AnsibleFilterError, match="give the slot table"):
+        module.scrape_targets([], SERVICES[0], "green", "10.0.1.12", labels)
