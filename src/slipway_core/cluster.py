@@ -44,6 +44,20 @@ def publish_binding(address: str, slot: int, colour: str, replica: int, port: in
     return f"{check_publish_address(address)}:{published_port(slot, colour, replica)}:{int(port)}"
 
 
+def scrape_targets(service: str, colour: str, replicas: Any, address: str, slot: Any, *,
+                   labels: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The Prometheus file_sd entry for the live colour of a service on an app host whose colours are published
+    (docs/topology.md, "Monitoring across hosts"): each replica at its published port on the host's private address,
+    with `labels` (service, colour, version, host)."""
+    address = check_publish_address(address)
+    if not address:
+        raise InputRefused(f"{service}: no publish_address, so Prometheus on another host cannot reach its colours")
+    if isinstance(slot, bool) or not isinstance(slot, int):
+        raise InputRefused(f"{service} has no address slot ({shown(slot)}) on this host")
+    targets = [f"{address}:{published_port(slot, colour, r)}" for r in range(check_replicas(replicas))]
+    return [{"targets": targets, "labels": {str(k): str(v) for k, v in labels.items()}}]
+
+
 def remote_server_name(service: str, colour: str, replica: int, host_index: int) -> str:
     """The edge's server of a replica on another app host: its container's name and the app host's index (1 for
     the first app host of the inventory), e.g. notes-api-blue.2."""

@@ -100,7 +100,8 @@ _ROLE_FIX = {"edge": "the host that receives the traffic on ports 80 and 443",
              "app": "the hosts that run the services' colours",
              "data": "the one host that runs PostgreSQL and Redis (or makes their databases and users when they are "
                      "managed)",
-             "monitoring": "the host that runs Prometheus: the data host for now"}
+             "monitoring": "the host that runs Prometheus (any host: it scrapes the others over their private "
+                           "addresses)"}
 
 
 def _check_roles(env: str, hosts: Sequence[str], members: Mapping[str, Sequence[str]], where: str) -> None:
@@ -119,11 +120,6 @@ def _check_roles(env: str, hosts: Sequence[str], members: Mapping[str, Sequence[
                 f"one in group {role_group(env, role)} ({_ROLE_FIX[role]}"
                 + ("; two would each hold their own databases, and the services' data would depend on the host "
                    "that answered)" if role == "data" else ")"))
-    if members["monitoring"] != members["data"]:
-        raise InputRefused(
-            f"the monitoring host {members['monitoring'][0]} is not the data host {members['data'][0]}: Prometheus's "
-            "exporters read PostgreSQL and Redis on their own host until scraping across hosts is built (issue 12); "
-            f"put the data host in group {role_group(env, 'monitoring')} instead")
     idle = [host for host in hosts if not any(host in members[role] for role in HOST_ROLES)]
     if idle:
         raise InputRefused(f"host {idle[0]} of environment {env} holds no role: add it to one of the groups "
@@ -259,3 +255,28 @@ def rollout_hosts(env: str, groups: Mapping[str, Sequence[str]]) -> dict[str, li
     if len(apps) == 1 and all(edge == apps[0] for edge in edges):
         return {**none, "one_host": apps}
     return {**none, "apps": apps, "first_app": apps[:1], "edges": edges}
+
+
+def scrape_plan(env: str, groups: Mapping[str, Sequence[str]],
+                host_vars: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """What the monitoring host scrapes on the other hosts (docs/topology.md, "Monitoring across hosts"):
+    {monitoring_host, data_host, remote: [{host, address, edge, app, data}]}: every host of `env` but the monitoring
+    host, in inventory order, with its private address (where it publishes its exporters, and an edge its stats) and
+    the roles that say what else it exposes. The monitoring host's own exporters stay inside Prometheus' network
+    namespace as on one VM. No environment (a role run outside the playbooks), or one host: nothing remote."""
+    found = _roles_or_one_vm(env, groups)
+    if found is None:
+        return {"monitoring_host": "", "data_host": "", "remote": []}
+    monitoring = found["monitoring"][0]
+    where = f"inventories/{env}/hosts.yml"
+    remote = []
+    for host in found["hosts"]:
+        if host == monitoring:
+            continue
+        address = _address(host, (host_vars.get(host) or {}).get(ADDRESS_VAR), where)
+        if address is None:
+            raise InputRefused(f"host {host} has no {ADDRESS_VAR}, and the monitoring host {monitoring} scrapes its "
+                               f"exporters there: set {ADDRESS_VAR} to its private IPv4 address for {host} in {where}")
+        remote.append({"host": host, "address": str(address),
+                       **{role: host in found[role] for role in ("edge", "app", "data")}})
+    return {"monitoring_host": monitoring, "data_host": found["data"][0], "remote": remote}

@@ -125,8 +125,6 @@ REFUSED = [
      "hosts app-1 and app-2 have the same slipway_private_address 10.0.1.11"),
     ("a public address", cluster(addresses={"app-2": "8.8.4.4"}),
      "slipway_private_address '8.8.4.4' of host app-2 is not a private IPv4 address"),
-    ("Prometheus away from the data", cluster(monitoring="edge-1"),
-     "the monitoring host edge-1 is not the data host data-1"),
 ]
 
 
@@ -199,6 +197,7 @@ def test_infra_plays_target_the_hosts_of_their_role(tmp_path: Path) -> None:
         "Read the app hosts' address slots for the edges": ["app-1", "app-2", "app-3"],
         "Provision the data host": ["data-1"],
         "Provision the edge proxy on the edge hosts": ["edge-1"],
+        "Run the exporters the monitoring host scrapes on the other hosts": ["app-1", "app-2", "app-3", "edge-1"],
         "Provision Prometheus on the monitoring host": ["data-1"],
     }
     for playbook in ("status.yml", "history.yml", "unlock.yml"):
@@ -230,7 +229,8 @@ def test_exec_on_a_host_that_is_not_an_app_host_is_refused_on_the_controller(tmp
 def test_one_vm_holds_every_role_and_runs_the_roles_in_the_same_order(tmp_path: Path) -> None:
     root = project(tmp_path, hosts_yml("hosts:\n  vm-1: {}\n"))
     listed = plays_and_hosts(run(root, "infra.yml", "--list-hosts").stdout)
-    assert list(listed.values())[1:] == [["vm-1"], [], ["vm-1"], ["vm-1"], ["vm-1"]]  # no app host's slots to read
+    # No app host's slots to read, no other host's exporters to run.
+    assert list(listed.values())[1:] == [["vm-1"], [], ["vm-1"], ["vm-1"], [], ["vm-1"]]
     for playbook in ("status.yml", "history.yml", "unlock.yml"):
         assert list(plays_and_hosts(run(root, playbook, "--list-hosts").stdout).values())[1:] == [["vm-1"]]
     deploy = plays_and_hosts(run(root, "deploy.yml", "--list-hosts").stdout)

@@ -117,3 +117,13 @@ def test_each_host_s_result_for_the_rollout_s_one_record() -> None:
         {"host": "edge-1", "phase": "", "result": "not run", "message": ""}]
     with pytest.raises(AnsibleFilterError, match="cluster_hosts: unknown action 'undo'"):
         module.cluster_hosts(hostvars, ["app-1", "app-2"], ["edge-1"], "api", "begin", "undo")
+
+
+def test_scrape_targets_from_the_slot_table() -> None:
+    labels = {"service": "api", "colour": "green", "version": "v2", "host": "app-2"}
+    assert module.scrape_targets({"api": 3}, SERVICES[0], "green", "10.0.1.12", labels) == [
+        {"targets": ["10.0.1.12:20056"], "labels": labels}]
+    with pytest.raises(AnsibleFilterError, match="api has no address slot"):
+        module.scrape_targets({}, SERVICES[0], "green", "10.0.1.12", labels)
+    with pytest.raises(AnsibleFilterError, match="give the slot table"):
+        module.scrape_targets([], SERVICES[0], "green", "10.0.1.12", labels)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from slipway_core import cluster, contract, release_rules
@@ -61,3 +63,20 @@ def test_an_edge_on_no_app_host_routes_only_to_the_others_and_needs_one() -> Non
     assert members["blue"] == [{"name": "notes-api-blue.1", "address": "10.0.1.21", "port": 20016, "enabled_by": ""}]
     with pytest.raises(contract.InputRefused, match="the edge has no server for notes-api"):
         cluster.edge_members("notes-api", 1, 8000, None, [])
+
+
+def test_scrape_targets_name_each_replica_of_the_live_colour_at_its_published_port() -> None:
+    labels = {"service": "api", "colour": "green", "version": "v2", "host": "app-1"}
+    assert cluster.scrape_targets("api", "green", 2, "10.0.1.21", 3, labels=labels) == [
+        {"targets": ["10.0.1.21:20056", "10.0.1.21:20057"], "labels": labels}]
+
+
+@pytest.mark.parametrize(("address", "slot", "replicas", "message"), [
+    ("", 0, 1, "api: no publish_address"),
+    ("10.0.1.21", None, 1, "api has no address slot (None) on this host"),
+    ("10.0.1.21", 0, 0, "replicas 0 is not valid"),
+])
+def test_scrape_targets_refuse_what_cannot_be_scraped(address: str, slot: int | None, replicas: int,
+                                                        message: str) -> None:
+    with pytest.raises(contract.InputRefused, match=re.escape(message)):
+        cluster.scrape_targets("api", "blue", replicas, address, slot, labels={})

@@ -138,7 +138,7 @@ def test_two_data_hosts() -> None:
         ("app", "the hosts that run the services' colours"),
         ("data", "the one host that runs PostgreSQL and Redis (or makes their databases and users when they are "
                  "managed)"),
-        ("monitoring", "the host that runs Prometheus: the data host for now"),
+        ("monitoring", "the host that runs Prometheus (any host: it scrapes the others over their private addresses)"),
     ],
 )
 def test_a_missing_role(role: str, fix: str) -> None:
@@ -154,12 +154,14 @@ def test_two_monitoring_hosts() -> None:
                               "prod_monitoring")
 
 
-def test_the_monitoring_host_is_the_data_host_for_now() -> None:
-    message = refusal(topology.topology, "prod", cluster(prod_monitoring=["edge-1"]))
-    assert message == (
-        "the monitoring host edge-1 is not the data host data-1: Prometheus's exporters read PostgreSQL and Redis on "
-        "their own host until scraping across hosts is built (issue 12); put the data host in group "
-        "prod_monitoring instead")
+def test_the_monitoring_host_may_be_any_host() -> None:
+    """Prometheus scrapes the other hosts over their private addresses: monitoring away from the data is fine, and
+    then the data host needs its address for the monitoring host too."""
+    groups = cluster(prod_monitoring=["edge-1"])
+    assert checked(groups, ADDRESSES)["monitoring"] == ["edge-1"]
+    assert refusal(topology.check_hosts, "prod", topology.topology("prod", groups), without("data-1")) == (
+        "host data-1 (data) has no slipway_private_address, and app-1 (app) must reach PostgreSQL and Redis on it: "
+        f"set slipway_private_address to its private IPv4 address for data-1 in {WHERE}")
 
 
 def test_a_role_host_outside_the_environment() -> None:
@@ -340,3 +342,32 @@ def test_data_tier_refuses_a_missing_or_bad_address_naming_the_host() -> None:
         "host app-2 has no slipway_private_address, and the data host data-1 admits it by that address (app)")
     public = {**ADDRESSES, "app-1": {"slipway_private_address": "203.0.113.5"}}
     assert "203.0.113.5" in refusal(topology.data_tier, "prod", cluster(), public)
+
+
+# ------------------------------------------------------------------------------------------------ scrape_plan
+def test_scrape_plan_on_one_vm_or_without_an_environment_scrapes_nothing_remote() -> None:
+    one = {"all": ["vm-1"], "local": ["vm-1"]}
+    assert topology.scrape_plan("local", one, {}) == {"monitoring_host": "vm-1", "data_host": "vm-1", "remote": []}
+    assert topology.scrape_plan("", one, {}) == {"monitoring_host": "", "data_host": "", "remote": []}
+
+
+def test_scrape_plan_lists_every_other_host_with_its_address_and_roles() -> None:
+    plan = topology.scrape_plan("prod", cluster(prod_monitoring=["edge-1"]), ADDRESSES)
+    assert plan == {
+        "monitoring_host": "edge-1",
+        "data_host": "data-1",
+        "remote": [
+            {"host": "app-1", "address": "10.0.1.11", "edge": False, "app": True, "data": False},
+            {"host": "app-2", "address": "10.0.1.12", "edge": False, "app": True, "data": False},
+            {"host": "data-1", "address": "10.0.1.13", "edge": False, "app": False, "data": True},
+        ],
+    }
+    # The monitoring host on the data host (the old layout): the edge is scraped from afar, the data host is not.
+    remote = topology.scrape_plan("prod", cluster(), ADDRESSES)["remote"]
+    assert [(h["host"], h["edge"]) for h in remote] == [("edge-1", True), ("app-1", False), ("app-2", False)]
+
+
+def test_scrape_plan_refuses_a_scraped_host_without_an_address() -> None:
+    assert refusal(topology.scrape_plan, "prod", cluster(prod_monitoring=["edge-1"]), without("app-2")) == (
+        "host app-2 has no slipway_private_address, and the monitoring host edge-1 scrapes its exporters there: set "
+        f"slipway_private_address to its private IPv4 address for app-2 in {WHERE}")

@@ -16,9 +16,12 @@ import pytest
 import yaml
 
 # The containers each host runs after infra.yml (docs/topology.md): exactly these, no more.
-EDGE = {"edge-proxy"}
-DATA = {"postgres", "redis", "prometheus", "node-exporter", "postgres-exporter", "redis-exporter"}
-EXPECTED = {"cluster-edge": EDGE, "cluster-app-1": set(), "cluster-app-2": set(), "cluster-data": DATA}
+# cluster-app-2 is also the monitoring host; every host runs its node exporter (docs/topology.md, "Monitoring across
+# hosts").
+EDGE = {"edge-proxy", "node-exporter"}
+APP = {"node-exporter"}
+DATA = {"postgres", "redis", "node-exporter", "postgres-exporter", "redis-exporter"}
+EXPECTED = {"cluster-edge": EDGE, "cluster-app-1": APP, "cluster-app-2": APP | {"prometheus"}, "cluster-data": DATA}
 DEBIAN = {"cluster-edge": "12", "cluster-app-1": "13", "cluster-app-2": "12", "cluster-data": "12"}
 NETWORK = "infra-shared-network"
 GATEWAY = "10.213.0.1"  # the machine running Molecule, on cluster-private

@@ -7,7 +7,8 @@ play of every playbook) also passes `hostvars`, for the rules on host variables 
 PostgreSQL), and its request, before any host is touched. The rules and their messages are the contract's.
 
 `data_tier` says, for the postgresql, redis and app_release roles, where the data host publishes PostgreSQL and
-Redis for app hosts on other VMs (its private address, or nothing on one VM) and which addresses it admits.
+Redis for app hosts on other VMs (its private address, or nothing on one VM) and which addresses it admits;
+`scrape_plan` says, for the prometheus and edge_proxy roles, what the monitoring host scrapes on the other hosts.
 """
 
 from __future__ import annotations
@@ -119,6 +120,22 @@ def data_tier(groups: Any, env: Any, hostvars: Any = None) -> dict[str, Any]:
     return tier
 
 
+def scrape_plan(groups: Any, env: Any, hostvars: Any = None) -> dict[str, Any]:
+    """`groups | slipway.core.scrape_plan(env, hostvars)`: what the monitoring host scrapes on the other hosts, over
+    their private addresses (slipway_core.topology.scrape_plan): {monitoring_host, data_host, remote: [{host,
+    address, edge, app, data}]}. No or an unknown environment (a role run outside the playbooks): nothing remote."""
+    rules = load_topology()
+    if not isinstance(groups, Mapping):
+        raise AnsibleFilterError(f"scrape_plan: give Ansible's groups, not {type(groups).__name__}")
+    env = str(env or "")
+    hosts = list(groups.get(env) or []) if env else []
+    try:
+        plan: dict[str, Any] = rules.scrape_plan(env, groups, host_settings(hostvars, hosts) if hosts else {})
+    except load_contract().InputRefused as err:
+        raise AnsibleFilterError(str(err)) from err
+    return plan
+
+
 def topology_problem(groups: Any, env: Any, hostvars: Any = None, request: str = "", known_envs: Any = ()) -> str:
     """`groups | slipway.core.topology_problem(env, hostvars, request=...)`: the refusal's message, or "" when the
     topology works: preflight fails its task with this message as it is (an error raised inside a filter reaches
@@ -134,4 +151,5 @@ class FilterModule:
     """Filters of the environment's topology."""
 
     def filters(self) -> dict[str, Any]:
-        return {"topology": topology, "topology_problem": topology_problem, "data_tier": data_tier}
+        return {"topology": topology, "topology_problem": topology_problem, "data_tier": data_tier,
+                "scrape_plan": scrape_plan}
