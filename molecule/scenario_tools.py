@@ -13,6 +13,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +97,25 @@ def run_playbook(
             extra.flush()
             cmd += ["--extra-vars", "@" + extra.name]
         return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False, cwd=PROJECT)
+
+
+def inspect(host: Any, name: str) -> dict[str, Any]:
+    """`docker inspect` of a container on the testinfra host ({} when there is none)."""
+    out = host.run(f"docker inspect {name}")
+    return dict(json.loads(out.stdout)[0]) if out.rc == 0 else {}
+
+
+def container_logs(host: Any, name: str) -> str:
+    """A container's docker logs on the testinfra host, output and errors."""
+    return str(host.run(f"docker logs {name} 2>&1").stdout)
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str) -> None:
+    """Poll `check` every 0.5 s until it is true; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what} within {timeout:g}s"
+        time.sleep(0.5)
 
 
 def recap_changed(output: str, host: str) -> int:

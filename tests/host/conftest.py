@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import gc
+import io
+import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fake_edge import FakeHAProxy, FakeHttp
 from fakes import FakeClock, FakeDocker
 from world import World, proxy_settings
 
+from slipway_core.host import main
 from slipway_core.host.addresses import Slots
 from slipway_core.host.proxy import Proxy
 from slipway_core.host.release import Host
@@ -21,6 +25,22 @@ if [ -n "$SLIPWAY_FAKE_BACKUP_FAIL" ]; then echo "pg_dump: connection refused" >
 echo "dumping $1"
 echo "/var/backups/postgresql/$1-20260101T000000Z.dump"
 """
+
+
+@pytest.fixture
+def release(world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
+    """`slipway-release ARGS` on the fake host, with `stdin`: (exit code, the JSON answer)."""
+    monkeypatch.setattr(main, "make_host", lambda args: world.host)
+
+    def call(*argv: str, stdin: Any = None) -> tuple[int, Any]:
+        capsys.readouterr()
+        text = stdin if isinstance(stdin, str) else json.dumps(stdin) if stdin is not None else ""
+        monkeypatch.setattr("sys.stdin", io.StringIO(text))
+        code = main.main(["--root", world.root, *argv], prog="/usr/local/sbin/slipway-release")
+        out = capsys.readouterr().out
+        return code, json.loads(out) if out.strip() else None
+
+    return call
 
 
 @pytest.fixture

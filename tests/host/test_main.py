@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import runpy
@@ -21,22 +20,6 @@ from slipway_core.host.proxy import Proxy
 
 Capsys = pytest.CaptureFixture[str]
 BUILD_ID: str = vars(main)["BUILD_ID"]  # "source": not built into a zipapp
-
-
-@pytest.fixture
-def release(world: World, monkeypatch: pytest.MonkeyPatch, capsys: Capsys) -> Any:
-    """`slipway-release ARGS` on the fake host, with `stdin`: (exit code, the JSON answer)."""
-    monkeypatch.setattr(main, "make_host", lambda args: world.host)
-
-    def call(*argv: str, stdin: Any = None) -> tuple[int, Any]:
-        capsys.readouterr()
-        text = stdin if isinstance(stdin, str) else json.dumps(stdin) if stdin is not None else ""
-        monkeypatch.setattr("sys.stdin", io.StringIO(text))
-        code = main.main(["--root", world.root, *argv], prog="/usr/local/sbin/slipway-release")
-        out = capsys.readouterr().out
-        return code, json.loads(out) if out.strip() else None
-
-    return call
 
 
 def test_expect_build_and_build(capsys: Capsys) -> None:

@@ -4,36 +4,17 @@ every host's result (`hosts`). A run without --cluster (one VM) appends its line
 
 from __future__ import annotations
 
-import io
-import json
 from typing import Any
 
 import pytest
 from world import SERVICE, World
 
 from slipway_core import contract
-from slipway_core.host import main
 
 Capsys = pytest.CaptureFixture[str]
 HOSTS = [{"host": "app-1", "phase": "settle", "result": "ok", "message": ""},
          {"host": "app-2", "phase": "settle", "result": "ok", "message": ""},
          {"host": "edge-1", "phase": "switch", "result": "ok", "message": ""}]
-
-
-@pytest.fixture
-def release(world: World, monkeypatch: pytest.MonkeyPatch, capsys: Capsys) -> Any:
-    """`slipway-release ARGS` on the fake host, with `stdin`: (exit code, the JSON answer)."""
-    monkeypatch.setattr(main, "make_host", lambda args: world.host)
-
-    def call(*argv: str, stdin: Any = None) -> tuple[int, Any]:
-        capsys.readouterr()
-        text = stdin if isinstance(stdin, str) else json.dumps(stdin) if stdin is not None else ""
-        monkeypatch.setattr("sys.stdin", io.StringIO(text))
-        code = main.main(["--root", world.root, *argv], prog="/usr/local/sbin/slipway-release")
-        out = capsys.readouterr().out
-        return code, json.loads(out) if out.strip() else None
-
-    return call
 
 
 def deploy(release: Any, spec: dict[str, Any], run_id: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from scenario_tools import RunPlaybook, make_project, slipway
+from scenario_tools import RunPlaybook, container_logs, inspect, make_project, slipway, wait_for
 
 PLAYBOOKS = Path(__file__).resolve().parents[3] / "playbooks"
 VARS: dict[str, Any] = yaml.safe_load((Path(__file__).resolve().parents[1] / "molecule.yml").read_text())[
@@ -37,27 +37,11 @@ def live(host: Any) -> dict[str, Any]:
     return found
 
 
-def inspect(host: Any, name: str) -> dict[str, Any]:
-    out = host.run(f"docker inspect {name}")
-    return dict(json.loads(out.stdout)[0]) if out.rc == 0 else {}
-
-
 def queue(host: Any, container: str, *args: str) -> dict[str, Any]:
     """notes_api.jobs in a worker container (its REDIS_URL: this service's own ACL user)."""
     found: dict[str, Any] = json.loads(host.check_output(f"docker exec {container} python -m notes_api.jobs "
                                                          f"{' '.join(args)}"))
     return found
-
-
-def logs(host: Any, name: str) -> str:
-    return str(host.run(f"docker logs {name} 2>&1").stdout)
-
-
-def wait_for(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{what} within {timeout:g}s"
-        time.sleep(0.5)
 
 
 def other(colour: str) -> str:
@@ -90,7 +74,7 @@ def test_v1_to_v2_while_a_job_runs_loses_no_job(host: Any, run_playbook: RunPlay
     # The job must outlast the rollout up to the old worker's SIGTERM (10-35 s measured here, other scenarios beside
     # it), and end within its stop_timeout (60 s) after it.
     [long_job] = queue(host, old, "enqueue", "--seconds", "45")["ids"]
-    wait_for(lambda: f"job {long_job} started" in logs(host, old), 20, "the old worker took the job")
+    wait_for(lambda: f"job {long_job} started" in container_logs(host, old), 20, "the old worker took the job")
 
     began = time.monotonic()
     result = deploy(run_playbook, "v2.0.0")
@@ -99,14 +83,14 @@ def test_v1_to_v2_while_a_job_runs_loses_no_job(host: Any, run_playbook: RunPlay
     assert result.returncode == 0, result.stdout[-4000:]
     now = live(host)
     assert (now["version"], now["colour"]) == ("v2.0.0", other(before["colour"]))
-    stopped, old_log = inspect(host, old)["State"], logs(host, old)
+    stopped, old_log = inspect(host, old)["State"], container_logs(host, old)
     print(f"worker-only rollout with a job in hand: {took:.1f}s; old worker exit {stopped['ExitCode']}")
     assert (stopped["Running"], stopped["ExitCode"]) == (False, 0), old_log
     assert old_log.index(f"job {long_job} finished") > old_log.index("signal 15: finishing the job in hand"), old_log
     assert inspect(host, new)["State"]["Running"]
 
     [next_job] = queue(host, new, "enqueue", "--seconds", "1")["ids"]
-    wait_for(lambda: f"job {next_job} finished" in logs(host, new), 20, "the new worker finished the job")
+    wait_for(lambda: f"job {next_job} finished" in container_logs(host, new), 20, "the new worker finished the job")
     end = queue(host, new, "stats")
     assert end["enqueued"] - start["enqueued"] == 2
     assert end["finished_ids"][start["finished"]:] == [long_job, next_job]  # each once, nothing lost

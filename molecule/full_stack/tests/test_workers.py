@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from scenario_tools import EDGE_ADDRESS, RunPlaybook
+from scenario_tools import EDGE_ADDRESS, RunPlaybook, container_logs, inspect, wait_for
 
 PLAYBOOKS = Path(__file__).resolve().parents[3] / "playbooks"
 VARS: dict[str, Any] = yaml.safe_load((Path(__file__).resolve().parents[1] / "molecule.yml").read_text())[
@@ -43,27 +43,11 @@ def live(host: Any) -> dict[str, Any]:
     return found
 
 
-def inspect(host: Any, name: str) -> dict[str, Any]:
-    out = host.run(f"docker inspect {name}")
-    return dict(json.loads(out.stdout)[0]) if out.rc == 0 else {}
-
-
 def jobs(host: Any, colour: str, *args: str) -> dict[str, Any]:
     """notes_api.jobs in the live web container (its REDIS_URL: the service's ACL user)."""
     found: dict[str, Any] = json.loads(host.check_output(
         f"docker exec {SERVICE}-{colour} python -m notes_api.jobs {' '.join(args)}"))
     return found
-
-
-def logs(host: Any, name: str) -> str:
-    return str(host.run(f"docker logs {name} 2>&1").stdout)
-
-
-def wait_for(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{what} within {timeout:g}s"
-        time.sleep(0.5)
 
 
 def served(host: Any) -> str:
@@ -76,11 +60,11 @@ def test_a_rollout_while_a_job_runs_loses_no_job(host: Any, run_playbook: RunPla
     before = live(host)
     old, new = before["colour"], "green" if before["colour"] == "blue" else "blue"
     old_worker, new_worker = f"{SERVICE}-{old}-mailer", f"{SERVICE}-{new}-mailer"
-    assert inspect(host, old_worker)["State"]["Running"], logs(host, old_worker)
+    assert inspect(host, old_worker)["State"]["Running"], container_logs(host, old_worker)
     start = jobs(host, old, "stats")
 
     [long_job] = jobs(host, old, "enqueue", "--seconds", "15")["ids"]
-    wait_for(lambda: f"job {long_job} started" in logs(host, old_worker), 20, "the old worker took the job")
+    wait_for(lambda: f"job {long_job} started" in container_logs(host, old_worker), 20, "the old worker took the job")
     began = time.monotonic()
     # The same image with another environment: a new release (no migration), both colours' workers in play.
     env = {**VARS["slipway_services"][SERVICE]["env"], "WORKER_TEST_MARK": str(int(time.time()))}
@@ -90,7 +74,7 @@ def test_a_rollout_while_a_job_runs_loses_no_job(host: Any, run_playbook: RunPla
     assert result.returncode == 0, result.stdout[-4000:]
     assert (live(host)["colour"], served(host)) == (new, before["version"])
     stopped = inspect(host, old_worker)["State"]
-    old_log = logs(host, old_worker)
+    old_log = container_logs(host, old_worker)
     print(f"rollout with a job in hand: {took:.1f}s; old worker exit {stopped['ExitCode']}\n{old_log[-1500:]}")
     assert (stopped["Running"], stopped["ExitCode"]) == (False, 0), old_log
     signalled = old_log.index("signal 15: finishing the job in hand")
@@ -99,7 +83,8 @@ def test_a_rollout_while_a_job_runs_loses_no_job(host: Any, run_playbook: RunPla
     assert inspect(host, new_worker)["State"]["Running"]
 
     [next_job] = jobs(host, new, "enqueue", "--seconds", "1")["ids"]
-    wait_for(lambda: f"job {next_job} finished" in logs(host, new_worker), 20, "the new worker finished the job")
+    wait_for(lambda: f"job {next_job} finished" in container_logs(host, new_worker), 20,
+             "the new worker finished the job")
     end = jobs(host, new, "stats")
     assert end["enqueued"] - start["enqueued"] == 2
     assert end["finished_ids"][start["finished"]:] == [long_job, next_job]  # each once, nothing lost
