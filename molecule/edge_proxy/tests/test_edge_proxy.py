@@ -281,8 +281,15 @@ def test_switch_marks_up_a_colour_the_caller_verified_at_the_same_address(host: 
             f'for i in $(seq 40); do {PROXY} status shop-web | python3 -c "{check}" && exit 0; sleep 0.25; done; exit 1'
         )
         assert resolved.rc == 0, proxy(host, "status", "shop-web")
-        proxy(host, "prepare", "shop-web", "green")  # fresh checks: down until `rise` of them pass
-        elsewhere = host.run(f"{PROXY} switch shop-web green --timeout 0.2 --prepared --verified-address 10.255.0.1")
+        # Elsewhere: the proxy waits for its own fresh checks, which cannot pass while the container is paused (the
+        # pause comes first: between two testinfra calls under load, `rise` checks of a running one can pass).
+        host.run_expect([0], "docker pause shop-web-green")
+        try:
+            proxy(host, "prepare", "shop-web", "green")  # fresh checks: down until `rise` of them pass
+            elsewhere = host.run(
+                f"{PROXY} switch shop-web green --timeout 0.2 --prepared --verified-address 10.255.0.1")
+        finally:
+            host.run("docker unpause shop-web-green")
         assert elsewhere.rc == 1 and "did not pass its health checks" in elsewhere.stderr, elsewhere.stderr
         assert get(host, "shop.localhost")["body"].startswith("shop-web blue")
         proxy(host, "prepare", "shop-web", "green")
