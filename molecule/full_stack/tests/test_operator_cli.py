@@ -25,7 +25,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -224,10 +224,14 @@ def test_logs_follow_streams_new_lines_until_ctrl_c(ops: Ops) -> None:
 
     threading.Thread(target=read, daemon=True).start()
 
-    def wait_for(text: str, seconds: float) -> list[str]:
+    def wait_for(text: str, seconds: float, poke: Callable[[], Any] | None = None) -> list[str]:
         seen: list[str] = []
         deadline = time.monotonic() + seconds
+        next_poke = 0.0
         while time.monotonic() < deadline:
+            if poke is not None and time.monotonic() >= next_poke:
+                poke()
+                next_poke = time.monotonic() + 2
             try:
                 seen.append(lines.get(timeout=0.5))
             except queue.Empty:
@@ -240,8 +244,9 @@ def test_logs_follow_streams_new_lines_until_ctrl_c(ops: Ops) -> None:
     try:
         wait_for("slipway-release: logs of", 30)
         marker = f"follow-{secrets.token_hex(4)}"
-        request(f"/version?{marker}")  # made after the follow started
-        wait_for(marker, 20)
+        # Made after the follow started, and again every 2 s until one shows: each container's `docker logs
+        # --follow --tail 0` attaches a moment after the header line, and a request before that is not streamed.
+        wait_for(marker, 30, poke=lambda: request(f"/version?{marker}"))
         follow.send_signal(signal.SIGINT)
         assert follow.wait(timeout=10) == 0
     finally:
