@@ -104,36 +104,32 @@ def topology(groups: Any, env: Any, hostvars: Any = None, request: str = "", kno
     return found
 
 
+def _env_plan(rule: str, groups: Any, env: Any, hostvars: Any) -> dict[str, Any]:
+    """slipway_core.topology's `rule(env, groups, host settings)` for an environment, its refusal as a filter error."""
+    if not isinstance(groups, Mapping):
+        raise AnsibleFilterError(f"{rule}: give Ansible's groups, not {type(groups).__name__}")
+    env = str(env or "")
+    hosts = list(groups.get(env) or []) if env else []
+    try:
+        plan: dict[str, Any] = getattr(load_topology(), rule)(env, groups,
+                                                              host_settings(hostvars, hosts) if hosts else {})
+    except load_contract().InputRefused as err:
+        raise AnsibleFilterError(str(err)) from err
+    return plan
+
+
 def data_tier(groups: Any, env: Any, hostvars: Any = None) -> dict[str, Any]:
     """`groups | slipway.core.data_tier(env, hostvars)`: where PostgreSQL and Redis are published for app hosts on
     other VMs and whom they admit (slipway_core.topology.data_tier): {data_host, address, clients}. No or an unknown
     environment (a role run outside the playbooks): one VM, nothing published."""
-    rules = load_topology()
-    if not isinstance(groups, Mapping):
-        raise AnsibleFilterError(f"data_tier: give Ansible's groups, not {type(groups).__name__}")
-    env = str(env or "")
-    hosts = list(groups.get(env) or []) if env else []
-    try:
-        tier: dict[str, Any] = rules.data_tier(env, groups, host_settings(hostvars, hosts) if hosts else {})
-    except load_contract().InputRefused as err:
-        raise AnsibleFilterError(str(err)) from err
-    return tier
+    return _env_plan("data_tier", groups, env, hostvars)
 
 
 def scrape_plan(groups: Any, env: Any, hostvars: Any = None) -> dict[str, Any]:
     """`groups | slipway.core.scrape_plan(env, hostvars)`: what the monitoring host scrapes on the other hosts, over
     their private addresses (slipway_core.topology.scrape_plan): {monitoring_host, data_host, remote: [{host,
     address, edge, app, data}]}. No or an unknown environment (a role run outside the playbooks): nothing remote."""
-    rules = load_topology()
-    if not isinstance(groups, Mapping):
-        raise AnsibleFilterError(f"scrape_plan: give Ansible's groups, not {type(groups).__name__}")
-    env = str(env or "")
-    hosts = list(groups.get(env) or []) if env else []
-    try:
-        plan: dict[str, Any] = rules.scrape_plan(env, groups, host_settings(hostvars, hosts) if hosts else {})
-    except load_contract().InputRefused as err:
-        raise AnsibleFilterError(str(err)) from err
-    return plan
+    return _env_plan("scrape_plan", groups, env, hostvars)
 
 
 def topology_problem(groups: Any, env: Any, hostvars: Any = None, request: str = "", known_envs: Any = ()) -> str:
