@@ -91,14 +91,20 @@ molecule-%: venv prepare
 
 # prepare first: it installs what the other steps run (a target-specific variable reaches the prerequisites).
 # Then the unit tests and the Molecule scenarios side by side: the unit tests are mostly CPU, the scenarios mostly
-# wait on their hosts; the unit tests' output is printed when they end, and either one failing fails the target.
+# wait on their hosts; the unit tests' output is printed when they end, then a summary (each scenario's time, the
+# failed tests, the end of a failed lane's log: the part a CI shows), and either one failing fails the target.
 test: PREPARE_ARGS := --test-packages
 test: prepare lint
 	@mkdir -p .cache
 	@( $(MAKE) --no-print-directory unit > .cache/unit.log 2>&1; echo $$? > .cache/unit.rc ) & \
 	  molecule_rc=0; $(MAKE) --no-print-directory molecule || molecule_rc=$$?; \
 	  wait; echo "---- unit tests (run beside the scenarios) ----"; cat .cache/unit.log; \
-	  unit_rc=$$(cat .cache/unit.rc); echo "unit tests: exit $$unit_rc; Molecule scenarios: exit $$molecule_rc"; \
+	  unit_rc=$$(cat .cache/unit.rc); echo "---- summary ----"; \
+	  grep -h "^molecule scenario " $(foreach l,$(LANES),.cache/molecule-$(l).log) || true; \
+	  grep -h -E "^(FAILED|ERROR) " .cache/unit.log $(foreach l,$(LANES),.cache/molecule-$(l).log) || true; \
+	  for l in $(LANES); do [ "$$(cat .cache/molecule-$$l.rc 2>/dev/null)" = 0 ] || \
+	    { echo "---- the end of the failed Molecule lane $$l ----"; tail -n 40 .cache/molecule-$$l.log; }; done; \
+	  echo "unit tests: exit $$unit_rc; Molecule scenarios: exit $$molecule_rc"; \
 	  [ "$$unit_rc" = 0 ] && [ "$$molecule_rc" = 0 ]
 
 demo: venv prepare
