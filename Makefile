@@ -57,7 +57,7 @@ lint: venv
 
 # Everything under tests/: unit tests of the package and plugins, playbook checks, image-level tests.
 unit: venv
-	$(BIN)/pytest tests --cov=slipway_core --cov-report=term --cov-fail-under=90
+	$(BIN)/pytest tests --cov=slipway_core --cov-report=term --cov-fail-under=90 --durations=15
 
 # Two lanes of scenarios side by side, each lane one scenario at a time (they mostly wait on their hosts), balanced
 # by measured time: lane A runs full_stack (about 22 min alone), then infra_network and prometheus; lane B the cluster,
