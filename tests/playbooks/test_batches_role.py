@@ -106,6 +106,8 @@ def test_a_failing_host_stops_the_rollout_and_the_failure_names_which_host_runs_
     assert textwrap.dedent("""\
         api after the batches: app-1: v2 (deployed); app-2: failed in phase health, v1 still serving; app-3: not
         reached (a later batch), left as it was""").replace("\n", " ") in message, result.stdout[-4000:]
+    # First in the message: the CLI's progress line shows its first 300 characters.
+    assert message.index("api after the batches:") < message.index("api: rollout failed in phase health")
 
 
 def test_a_rollback_in_batches_stops_after_a_failing_host_too(tmp_path: Path) -> None:
