@@ -31,6 +31,7 @@ SERVICE = "notes-api"
 DOMAIN = "notes.localhost"
 APPS = ("cluster-app-1", "cluster-app-2")
 WORK = "/tmp/cluster-batches-load"  # noqa: S108 - inside each app host container
+HAPROXY = "slipway/test-haproxy:bookworm"
 
 
 @pytest.fixture
@@ -52,6 +53,11 @@ def batches(first: Any) -> Iterator[Any]:
     children[f"{cluster_run.ENV}_edge"]["hosts"] = {name: None for name in APPS}
     hosts_file.write_text(yaml.safe_dump(hosts, sort_keys=False), encoding="utf-8")
     setting.write_text("---\nslipway_rollout_batch_size: 1\n", encoding="utf-8")
+    # The edge's test image, which prepare.yml loads on cluster-edge only (molecule.yml): from the mounted cache.
+    for name in APPS:
+        first.get_host(f"docker://{name}").run_expect(
+            [0], f"docker image inspect {HAPROXY} >/dev/null 2>&1 || docker load -q -i "
+                 "\"$(ls /opt/slipway-test-images/slipway_test-haproxy_bookworm-*.tar | head -n 1)\"")
     try:
         yield first
     finally:
