@@ -44,7 +44,8 @@ elif command == "rollback":
     answer.update(result="deployed", version="v1", previous_version="v2", colour="blue")
 else:  # finish: after a rollback, the release it left serving is the newer one
     rolled_back = f"{{host}} rollback " in open(os.path.join(base, "calls.log")).read()
-    answer.update(result="failed", failed_phase="health", message="health gate failed on " + host,
+    # Its message spans lines, as a failed gate's does (the container's last log lines).
+    answer.update(result="failed", failed_phase="health", message="health gate failed on " + host + ":\\nlog: down",
                   previous_version="v2" if rolled_back else "v1")
 print(json.dumps(answer))
 """
