@@ -11,11 +11,14 @@ each app host, routing only to its own colours), then:
   message says which host runs which release.
 
 The inventory is put back afterwards; the hosts stay as this test left them (a later converge provisions them back).
+Opt-in (SLIPWAY_CLUSTER_BATCHES=1): measured 2026-12-03 after a converge, 597 s (provision 356 s, deploys 53, 90 and
+84 s), with 0 failed of about 9,500-10,000 requests through each edge in each rollout under load.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -36,6 +39,10 @@ HAPROXY = "slipway/test-haproxy:bookworm"
 
 @pytest.fixture
 def first(host: Any) -> Any:
+    # Opt-in: it adds about 10 min to the scenario (the provision as batches alone took 356 s; measured 2026-12-03),
+    # past make test's 30-minute budget. SLIPWAY_CLUSTER_BATCHES=1 molecule verify -s cluster runs it.
+    if os.environ.get("SLIPWAY_CLUSTER_BATCHES") != "1":
+        pytest.skip("opt-in: set SLIPWAY_CLUSTER_BATCHES=1 (about 10 min more; docs/testing.md)")
     if str(host.backend.get_hostname()) != "cluster-app-1":
         pytest.skip("runs once, from cluster-app-1")
     return host
