@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Iterable, Mapping, Sequence
 
+from . import batches
 from .contract import NETWORK_SUBNET_DEFAULT, PRIVATE_NETWORKS, InputRefused, network_plan, shown
 
 # The roles a host holds in an environment (docs/topology.md). The inventory puts hosts in groups `<env>_<role>`
@@ -65,8 +66,10 @@ def check_hosts(env: str, found: Mapping[str, Sequence[str]], host_vars: Mapping
     """The rules on the host variables of a topology (`found`, from topology()): `host_vars` gives per host
     `slipway_private_address`, `infra_network_subnet`, `postgresql_managed` and `redis_managed` (anything true:
     set). Every host another host must reach has a private address, no two share one, none lies in a shared Docker
-    network, and a managed PostgreSQL or Redis is set for the whole environment or for none of it."""
+    network, and a managed PostgreSQL or Redis is set for the whole environment or for none of it. With
+    `slipway_rollout_batch_size` (read from `host_vars` too), a good value, set once, on a topology batches work on."""
     hosts = list(found["hosts"])
+    _in_batches(env, found, host_vars)
     for name in MANAGED_VARS:
         managed = {host: bool((host_vars.get(host) or {}).get(name)) for host in hosts}
         if len(set(managed.values())) > 1:
@@ -219,6 +222,8 @@ def publish_address(env: str, groups: Mapping[str, Sequence[str]], host_vars: Ma
     found = _roles_or_one_vm(env, groups)
     if found is None or host not in found["app"] or all(edge == host for edge in found["edge"]):
         return ""
+    if _in_batches(env, found, host_vars):  # its own edge is its only one: nothing published
+        return ""
     address = _address(host, (host_vars.get(host) or {}).get(ADDRESS_VAR), f"inventories/{env}/hosts.yml")
     if address is None:
         raise InputRefused(f"host {host} has no {ADDRESS_VAR}, and the edge {found['edge'][0]} reaches its colours "
@@ -231,10 +236,13 @@ def edge_sources(env: str, groups: Mapping[str, Sequence[str]], host_vars: Mappi
                  edge: str) -> dict[str, Any]:
     """Where edge `edge` finds each service's colours: {local, remote}. `local`: the edge is an app host (or there
     is no environment: one VM), its own colours are servers at their fixed addresses; `remote`: every other app
-    host, {host, index (1-based among the app hosts, the server names' suffix), address}, in inventory order."""
+    host, {host, index (1-based among the app hosts, the server names' suffix), address}, in inventory order; none
+    in batches (`slipway_rollout_batch_size` in `host_vars`: each edge routes only to its own host's colours)."""
     found = _roles_or_one_vm(env, groups)
     if found is None:
         return {"local": True, "remote": []}
+    if _in_batches(env, found, host_vars):
+        return {"local": edge in found["app"], "remote": []}
     return {
         "local": edge in found["app"],
         "remote": [{"host": app, "index": i + 1,
@@ -243,17 +251,32 @@ def edge_sources(env: str, groups: Mapping[str, Sequence[str]], host_vars: Mappi
     }
 
 
-def rollout_hosts(env: str, groups: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+def _in_batches(env: str, found: Mapping[str, Sequence[str]], host_vars: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether `env` rolls out in batches (its setting, refused when bad or on a topology batches cannot work on)."""
+    if batches.setting(env, list(found["hosts"]), host_vars) is None:
+        return False
+    batches.check_topology(env, found)
+    return True
+
+
+def rollout_hosts(env: str, groups: Mapping[str, Sequence[str]],
+                  host_vars: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, list[Any]]:
     """The hosts of each play of a deploy (playbooks/deploy.yml): `one_host` when one app host also holds every
-    edge (the rollout as on one VM: that host switches its own edge), else the cluster rollout's `apps`,
-    `first_app` (image, backup and migration once) and `edges`. Each list empty when its path is not taken."""
-    none: dict[str, list[str]] = {"one_host": [], "apps": [], "first_app": [], "edges": []}
+    edge (the rollout as on one VM: that host switches its own edge), or in batches (`slipway_rollout_batch_size` in
+    `host_vars`: every app host, each its own edge, as on one VM, `serial` the batches' sizes); else the cluster
+    rollout's `apps`, `first_app` (image, backup and migration once) and `edges`. Each list empty when its path is
+    not taken (`serial` empty: one batch of all)."""
+    none: dict[str, list[Any]] = {"one_host": [], "apps": [], "first_app": [], "edges": [], "serial": []}
     found = _roles_or_one_vm(env, groups)
     if found is None:
         return none
     apps, edges = list(found["app"]), list(found["edge"])
     if len(apps) == 1 and all(edge == apps[0] for edge in edges):
         return {**none, "one_host": apps}
+    batch = batches.setting(env, list(found["hosts"]), host_vars or {})
+    if batch is not None:
+        batches.check_topology(env, found)
+        return {**none, "one_host": apps, "serial": batches.sizes(len(apps), batch)}
     return {**none, "apps": apps, "first_app": apps[:1], "edges": edges}
 
 

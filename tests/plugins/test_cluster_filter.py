@@ -35,7 +35,7 @@ def test_the_edge_routes_each_app_host_s_published_port() -> None:
          "enabled_by": "SLIPWAY_LIVE_api_R2"},
     ]
     assert module.publish_address(GROUPS, "prod", HOSTVARS, "app-2") == "10.0.1.12"
-    assert module.rollout_hosts(GROUPS, "prod")["edges"] == ["edge-1"]
+    assert module.rollout_hosts(GROUPS, "prod", HOSTVARS)["edges"] == ["edge-1"]
 
 
 def test_one_vm_routes_its_own_colours() -> None:
@@ -52,7 +52,22 @@ def test_an_app_host_whose_slots_were_not_read_is_named() -> None:
     with pytest.raises(AnsibleFilterError, match="app host app-1 has no address slot for other"):
         module.edge_members([{"name": "other", "port": 80}], {}, GROUPS, "prod", HOSTVARS, "edge-1")
     with pytest.raises(AnsibleFilterError, match="rollout_hosts: give Ansible's groups"):
-        module.rollout_hosts(["not", "groups"], "prod")
+        module.rollout_hosts(["not", "groups"], "prod", {})
+
+
+def test_in_batches_every_app_host_is_its_own_edge_and_rolls_out_as_on_one_vm() -> None:
+    """slipway_rollout_batch_size, read from hostvars: the one-host play's hosts and batches, no remote server."""
+    groups = {"prod": ["app-1", "app-2", "data-1"], "prod_edge": ["app-1", "app-2"], "prod_app": ["app-1", "app-2"],
+              "prod_data": ["data-1"], "prod_monitoring": ["data-1"]}
+    hostvars = {host: {**HOSTVARS.get(host, {}), "slipway_rollout_batch_size": 1} for host in groups["prod"]}
+    assert module.rollout_hosts(groups, "prod", hostvars) == {
+        "one_host": ["app-1", "app-2"], "apps": [], "first_app": [], "edges": [], "serial": [1, 1]}
+    local = {"api": {"blue": ["172.30.2.16"], "green": ["172.30.2.24"]}}
+    members = module.edge_members(SERVICES, local, groups, "prod", hostvars, "app-2")
+    assert members["api"]["green"] == [{"name": "api-green", "address": "172.30.2.24", "port": 8000, "enabled_by": ""}]
+    assert module.publish_address(groups, "prod", hostvars, "app-2") == ""
+    with pytest.raises(AnsibleFilterError, match="slipway_rollout_batch_size 'x' is not a batch size"):
+        module.rollout_hosts(groups, "prod", {**hostvars, "app-1": {"slipway_rollout_batch_size": "x"}})
 
 
 def item(stdout: Any, rc: int = 0, **more: Any) -> dict[str, Any]:

@@ -122,9 +122,10 @@ def test_a_value_is_templated_only_when_it_is_an_expression() -> None:
     hostvars = FakeHostVars(raw, {"{{ app_address }}": "10.0.1.11"})
     assert host_settings(hostvars, ["app-1", "gone"]) == {
         "app-1": {"slipway_private_address": "10.0.1.11", "infra_network_subnet": "10.9.0.0/24",
+                  "slipway_rollout_batch_size": None,
                   "postgresql_managed": {"host": "{{ nope }}"}, "redis_managed": {"host": "{{ nope }}"}},
-        "gone": {"slipway_private_address": None, "infra_network_subnet": None, "postgresql_managed": None,
-                 "redis_managed": None},
+        "gone": {"slipway_private_address": None, "infra_network_subnet": None, "slipway_rollout_batch_size": None,
+                 "postgresql_managed": None, "redis_managed": None},
     }
 
 

@@ -260,7 +260,7 @@ def test_a_deploy_across_hosts_is_the_cluster_rollout() -> None:
     found = topology.topology("prod", cluster())
     topology.check_rollout_topology("prod", found, "deploy")
     assert topology.rollout_hosts("prod", cluster()) == {
-        "one_host": [], "apps": ["app-1", "app-2"], "first_app": ["app-1"], "edges": ["edge-1"]}
+        "one_host": [], "apps": ["app-1", "app-2"], "first_app": ["app-1"], "edges": ["edge-1"], "serial": []}
 
 
 def test_a_rollback_across_hosts_is_the_cluster_rollout_too() -> None:
@@ -278,8 +278,8 @@ def test_a_rollout_with_edge_app_and_data_on_one_host_is_accepted_whatever_else(
         topology.check_rollout_topology("prod", topology.topology("prod", groups), request_)
     assert topology.rollout_hosts("prod", groups)["one_host"] == ["vm-1"]
     assert topology.rollout_hosts("local", {"local": ["vm-1"]}) == {
-        "one_host": ["vm-1"], "apps": [], "first_app": [], "edges": []}
-    assert topology.rollout_hosts("", {}) == {"one_host": [], "apps": [], "first_app": [], "edges": []}
+        "one_host": ["vm-1"], "apps": [], "first_app": [], "edges": [], "serial": []}
+    assert topology.rollout_hosts("", {}) == {"one_host": [], "apps": [], "first_app": [], "edges": [], "serial": []}
 
 
 def test_a_second_edge_makes_it_a_cluster_rollout() -> None:
@@ -287,7 +287,7 @@ def test_a_second_edge_makes_it_a_cluster_rollout() -> None:
     groups = {"prod": ["vm-1", "vm-2"], "prod_edge": ["vm-1", "vm-2"], "prod_app": ["vm-1"], "prod_data": ["vm-1"],
               "prod_monitoring": ["vm-1"]}
     assert topology.rollout_hosts("prod", groups) == {
-        "one_host": [], "apps": ["vm-1"], "first_app": ["vm-1"], "edges": ["vm-1", "vm-2"]}
+        "one_host": [], "apps": ["vm-1"], "first_app": ["vm-1"], "edges": ["vm-1", "vm-2"], "serial": []}
     topology.check_rollout_topology("prod", topology.topology("prod", groups), "rollback")
 
 

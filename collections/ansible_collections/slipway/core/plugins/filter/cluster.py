@@ -1,8 +1,9 @@
 """The cluster rollout's filters (docs/rollout.md, "Across hosts"; the rules are slipway_core.topology's,
 slipway_core.cluster's and slipway_core.cluster_rollout's):
 
-- `groups | slipway.core.rollout_hosts(env)`: the hosts of each play of a deploy (one host, or the cluster's app
-  hosts, first app host and edges).
+- `groups | slipway.core.rollout_hosts(env, hostvars)`: the hosts of each play of a deploy (one host, the app
+  hosts in batches with the sizes of their batches when the environment sets slipway_rollout_batch_size, or the
+  cluster's app hosts, first app host and edges).
 - `groups | slipway.core.publish_address(env, hostvars, inventory_hostname)`: where an app host publishes its
   colours for an edge on another host ('' on one VM).
 - `services | slipway.core.edge_members(local, groups, env, hostvars, inventory_hostname)`: an edge's servers of
@@ -40,8 +41,13 @@ def _vars(hostvars: Any, host: str) -> Mapping[str, Any]:
     return found if isinstance(found, Mapping) or hasattr(found, "get") else {}
 
 
+# The host variables the topology's rules read here: the address, and the rollout in batches' setting (an edge
+# routes only to its own host's colours then, and nothing is published for another edge).
+_HOST_VARS = ("slipway_private_address", "slipway_rollout_batch_size")
+
+
 def _addresses(hostvars: Any, hosts: list[str]) -> dict[str, dict[str, Any]]:
-    return {host: {"slipway_private_address": _vars(hostvars, host).get("slipway_private_address")} for host in hosts}
+    return {host: {name: _vars(hostvars, host).get(name) for name in _HOST_VARS} for host in hosts}
 
 
 def _refused(call: Any, *args: Any) -> Any:
@@ -51,10 +57,14 @@ def _refused(call: Any, *args: Any) -> Any:
         raise AnsibleFilterError(str(err)) from err
 
 
-def rollout_hosts(groups: Any, env: Any) -> dict[str, list[str]]:
+def rollout_hosts(groups: Any, env: Any, hostvars: Any) -> dict[str, list[Any]]:
+    """{one_host, apps, first_app, edges, serial}: `hostvars` for the environment's slipway_rollout_batch_size."""
     if not isinstance(groups, Mapping):
         raise AnsibleFilterError(f"rollout_hosts: give Ansible's groups, not {type(groups).__name__}")
-    found: dict[str, list[str]] = _refused(load_topology().rollout_hosts, str(env or ""), groups)
+    env = str(env or "")
+    hosts = list(groups.get(env) or []) if env else []
+    found: dict[str, list[Any]] = _refused(load_topology().rollout_hosts, env, groups,
+                                           _addresses(hostvars, hosts))
     return found
 
 

@@ -40,7 +40,9 @@ options:
     required: true
   hostvars:
     description: Ansible's C(hostvars), to check the host variables too; only C(slipway_private_address),
-      C(infra_network_subnet) and whether C(postgresql_managed) and C(redis_managed) are set are read.
+      C(infra_network_subnet), C(slipway_rollout_batch_size) (a whole number of app hosts or a percentage, on a
+      topology where every app host is its own edge) and whether C(postgresql_managed) and C(redis_managed) are set
+      are read.
     type: dict
     required: false
   request:
@@ -57,7 +59,7 @@ options:
 
 # The host variables the rule reads. The managed settings (the topology's MANAGED_VARS) are only tested for being set:
 # their raw values are read, so a CA lookup or an admin password is never templated for that.
-ADDRESS_VARS = ("slipway_private_address", "infra_network_subnet")
+ADDRESS_VARS = ("slipway_private_address", "infra_network_subnet", "slipway_rollout_batch_size")
 
 
 def _templated(value: Any) -> bool:

@@ -15,6 +15,7 @@ NO_CORE = (
     "the slipway Python package is not installed in the Python that runs Ansible; pip install -e . in the repository"
 )
 try:
+    from slipway_core import batches as _batches
     from slipway_core import build as _build
     from slipway_core import cluster as _cluster
     from slipway_core import cluster_rollout as _cluster_rollout
@@ -25,7 +26,7 @@ try:
     from slipway_core import worker_rules as _worker_rules
 except ImportError:  # said at the first use, naming the fix
     _build = _cluster = _cluster_rollout = _contract = _job_rules = _release_rules = _topology = None  # type: ignore[assignment]
-    _worker_rules = None  # type: ignore[assignment]
+    _worker_rules = _batches = None  # type: ignore[assignment]
 
 
 def _loaded(module: ModuleType | None) -> ModuleType:
@@ -57,6 +58,11 @@ def load_worker_rules() -> ModuleType:
 def load_topology() -> ModuleType:
     """slipway_core.topology, or AnsibleError(NO_CORE)."""
     return _loaded(_topology)
+
+
+def load_batches() -> ModuleType:
+    """slipway_core.batches (the rollout in batches' rules), or AnsibleError(NO_CORE)."""
+    return _loaded(_batches)
 
 
 def load_build() -> ModuleType:
