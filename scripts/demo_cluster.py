@@ -50,12 +50,15 @@ DEBIAN_13 = frozenset({"slipway-dc-app-1"})
 TRIXIE_IMAGE = "slipway/test-host-ssh:trixie"
 ROLES = ("edge", "app", "data", "monitoring")
 # Which of the environment's image variables (images.yml) each role runs; app hosts run the sample service's builds.
+# Every host runs the node exporter the monitoring host scrapes, the data host its PostgreSQL and Redis exporters
+# (docs/topology.md, "Monitoring across hosts").
 ROLE_IMAGES: Mapping[str, tuple[str, ...]] = {
-    "edge": ("edge_proxy_image",),
-    "data": ("postgresql_image", "redis_image"),
+    "edge": ("edge_proxy_image", "prometheus_node_exporter_image"),
+    "data": ("postgresql_image", "redis_image", "prometheus_postgres_exporter_image", "prometheus_redis_exporter_image",
+             "prometheus_node_exporter_image"),
     "monitoring": ("prometheus_image", "prometheus_node_exporter_image", "prometheus_postgres_exporter_image",
                    "prometheus_redis_exporter_image"),
-    "app": (),
+    "app": ("prometheus_node_exporter_image",),
 }
 # The bench's one-VM host (bench/cluster_bench.py) lives on the same network; `down` removes it too.
 SOLO = "slipway-dc-solo"

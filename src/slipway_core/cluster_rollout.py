@@ -19,6 +19,9 @@ PHASES = ("begin", "prepare", "start", "switch", "settle")
 _FIRST_ONLY = ("prepare",)
 _EDGE = ("switch",)
 _GOOD = (CONTINUE, "noop", "planned", "deployed")
+# What the start phase does on an app host; a begin that answers none of them left (`begin --gate-when-ready`: the
+# common path, nothing had to run once before) passed the start phase in the same call.
+_START_STEPS = ("start", "health")
 # What the cluster plays do: a deploy (begin) or a rollback (rollback --begin); the phases are the same.
 ACTIONS = ("deploy", "rollback")
 
@@ -34,6 +37,8 @@ def record(previous: Mapping[str, Any] | None, phase: str, service: str, stdout:
     ok = rc == 0 and (phase in _EDGE or answer["result"] in _GOOD)
     passed = [p for p in mine.get("phases", []) if p != phase]
     mine["phases"] = [*passed, phase] if ok else passed
+    if ok and phase == "begin" and _gated(answer):
+        mine["phases"] = [*[p for p in mine["phases"] if p != "start"], "start"]
     for key in ("result", "colour", "todo", "version", "previous_version", "migration_revision"):
         if answer.get(key) not in (None, "", []) or (key == "todo" and key in answer):
             mine[key] = answer[key]
@@ -42,6 +47,14 @@ def record(previous: Mapping[str, Any] | None, phase: str, service: str, stdout:
         mine.update({"result": "failed" if answer.get("result") != "unknown" else "unknown",
                      "failed_phase": str(answer.get("failed_phase") or phase), "message": why[:1000]})
     return {**(previous or {}), service: mine}
+
+
+def _gated(answer: Mapping[str, Any]) -> bool:
+    """A begin that started the new colour and passed its gate already: it goes on with none of the start phase's
+    steps left (a noop or a plan is no start)."""
+    todo = answer.get("todo") or []
+    return answer.get("result") == CONTINUE and bool(todo) and not set(todo) & {*_START_STEPS, "image", "backup",
+                                                                                 "migrate"}
 
 
 def record_failure(previous: Mapping[str, Any] | None, phase: str, service: str, step: str,
@@ -75,7 +88,10 @@ def verdict(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str
         hosts = edges if phase in _EDGE else apps[:1] if phase in _FIRST_ONLY else apps
         for host in hosts:
             mine = (records.get(host) or {}).get(service) or {}
-            if phase in mine.get("phases", []) or (phase in _FIRST_ONLY and not _prepares(mine)):
+            # The first app host with nothing to prepare passes prepare without a play; one whose image, backup or
+            # migration failed does not (its failed answer leaves no `todo`).
+            skipped = phase in _FIRST_ONLY and not _prepares(mine) and mine.get("result") not in ("failed", "unknown")
+            if phase in mine.get("phases", []) or skipped:
                 if phase == "begin":
                     colours[host] = str(mine.get("colour") or "")
                     noop += [host] if mine.get("result") == "noop" else []
@@ -172,3 +188,34 @@ def host_results(records: Mapping[str, Any], apps: Sequence[str], edges: Sequenc
             out.append({"host": host, "phase": passed[-1] if passed else "", "result": "ok" if passed else "not run",
                         "message": ""})
     return out
+
+
+# The plays whose hosts depend on what the hosts answered before (playbooks/cluster/rollout.yml): begin and settle run
+# on every app host always (settle also cleans up, records and reports).
+PLAY_PHASES = ("prepare", "start", "switch")
+
+
+def play_hosts(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str], phase: str,
+               action: str = "deploy") -> list[str]:
+    """The hosts the play of `phase` has work for, from every host's record so far (the services are those the app
+    hosts answered for); [] skips the play, which costs next to nothing:
+
+    - prepare: the first app host, when a service goes on and it must get the image, back up or migrate first
+      (never for a rollback: the kept images are on every app host);
+    - start: each app host where a service goes on and its begin did not already start and gate the new colour;
+    - switch: every edge, when a service goes on (every edge switches or none; an edge also switches back when
+      another failed), else none: a noop or a failure before the switch leaves every edge as it is."""
+    if phase not in PLAY_PHASES:
+        raise ValueError(f"unknown phase {phase!r}: the plays that may be skipped are {', '.join(PLAY_PHASES)}")
+    before = PHASES[PHASES.index(phase) - 1]
+    services = sorted({name for host in apps for name in ((records.get(host) or {}) or {})})
+    going = [s for s in services if verdict(records, apps, edges, s, before, action)["go"]]
+    if phase == "prepare":
+        first = apps[:1]
+        wanted = action != "rollback" and any(_prepares((records.get(h) or {}).get(s) or {}) for h in first
+                                              for s in going)
+        return list(first) if wanted else []
+    if phase == "start":
+        return [h for h in apps if any("start" not in ((records.get(h) or {}).get(s) or {}).get("phases", [])
+                                       for s in going)]
+    return list(edges) if going else []

@@ -89,3 +89,26 @@ def test_one_vm_appends_its_line_as_always_and_unlock_lines_are_never_held(world
     code, answer = release("unlock", SERVICE, "--force", "--reason", "test: the controller died")
     assert code == 0, answer
     assert [(line["run_id"], line["action"]) for line in world.history()] == [("r1", "deploy"), ("r2", "unlock")]
+
+
+def test_a_noop_host_records_the_rollout_another_host_failed_in_its_begin(world: World, release: Any) -> None:
+    """app-1 answered noop, app-2 failed its gate inside its begin (`--gate-when-ready`): app-1 was never begun again,
+    so its run is a noop; the rollout's one record still says failed, naming app-2 and the phase (the Molecule run of
+    2026-12-03 11:34 found a `noop` record here)."""
+    world.image("v1.0.0")
+    assert deploy(release, world.spec("v1.0.0"), "r1")["result"] == "deployed"
+    release("record-rollout", SERVICE, "--run-id", "r1", stdin={"hosts": HOSTS})
+    code, begun = release("begin", SERVICE, "--run-id", "r2", "--cluster", "--gate-when-ready",
+                          stdin=world.spec("v1.0.0"))
+    assert (code, begun["result"]) == (0, "noop")
+    hosts = [{"host": "app-1", "phase": "begin", "result": "ok", "message": ""},
+             {"host": "app-2", "phase": "health", "result": "failed", "message": "GET /health answered 500"},
+             {"host": "edge-1", "phase": "", "result": "not run", "message": ""}]
+
+    code, _ = release("record-rollout", SERVICE, "--run-id", "r2", stdin={"hosts": hosts})
+
+    assert code == 0
+    line = world.history()[-1]
+    assert (line["run_id"], line["result"], line["failed_phase"]) == ("r2", "failed", "health")
+    assert line["message"] == "app-2 failed in phase health: GET /health answered 500"
+    assert line["hosts"] == hosts

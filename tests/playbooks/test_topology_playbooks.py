@@ -152,14 +152,13 @@ def test_a_role_group_outside_the_environment_is_refused(tmp_path: Path) -> None
 
 
 def test_a_rollback_across_hosts_is_the_cluster_rollout_with_nothing_to_prepare(tmp_path: Path) -> None:
-    """Preflight accepts it; the one-host play has no host, the cluster's plays the hosts of each role except the
-    first app host's preparation (no image, backup or migration in a rollback)."""
+    """Preflight accepts it; the one-host play has no host, the cluster's begin and settle the app hosts; the plays
+    between pick theirs from the hosts' answers at run time (slipway.core.cluster_play_hosts): none when listed."""
     root = project(tmp_path, hosts_yml(cluster()))
     assert run(root, "preflight.yml", "-e", "slipway_preflight_request=rollback", "-e", "service=api").returncode == 0
     listed = plays_and_hosts(run(root, "rollback.yml", "-e", "service=api", "--list-hosts").stdout)
     assert listed["Roll back"] == []
-    assert [listed[name] for name in CLUSTER_PLAYS] == [["app-1", "app-2"], [], ["app-1", "app-2"], ["edge-1"],
-                                                        ["app-1", "app-2"]]
+    assert [listed[name] for name in CLUSTER_PLAYS] == [["app-1", "app-2"], [], [], [], ["app-1", "app-2"]]
 
 
 CLUSTER_PLAYS = ["Cluster | Lock and compare on every app host",
@@ -170,13 +169,13 @@ CLUSTER_PLAYS = ["Cluster | Lock and compare on every app host",
 
 @pytest.mark.parametrize("playbook", ["deploy.yml", "site.yml"])
 def test_a_deploy_across_hosts_is_the_cluster_rollout(tmp_path: Path, playbook: str) -> None:
-    """Preflight accepts it; the one-host play has no host, each phase's play the hosts of its role."""
+    """Preflight accepts it; the one-host play has no host, begin and settle every app host; the plays between
+    (prepare, start, switch) take their hosts from the app hosts' answers at run time, so none when listed."""
     root = project(tmp_path, hosts_yml(cluster()))
     assert run(root, "preflight.yml", "-e", "slipway_preflight_request=deploy").returncode == 0
     listed = plays_and_hosts(run(root, playbook, "--list-hosts").stdout)
     assert listed["Roll out"] == []
-    assert [listed[name] for name in CLUSTER_PLAYS] == [["app-1", "app-2"], ["app-1"], ["app-1", "app-2"],
-                                                        ["edge-1"], ["app-1", "app-2"]]
+    assert [listed[name] for name in CLUSTER_PLAYS] == [["app-1", "app-2"], [], [], [], ["app-1", "app-2"]]
 
 
 @pytest.mark.parametrize("request_", ["env", "status"])

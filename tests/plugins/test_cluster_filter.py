@@ -142,3 +142,25 @@ def test_scrape_targets_from_the_slot_table() -> None:
         module.scrape_targets({}, SERVICES[0], "green", "10.0.1.12", labels)
     with pytest.raises(AnsibleFilterError, match="give the slot table"):
         module.scrape_targets([], SERVICES[0], "green", "10.0.1.12", labels)
+
+
+def test_each_play_s_hosts_from_the_app_hosts_records() -> None:
+    """cluster_play_hosts: the common path (each begin started and gated) skips prepare and start; a failed gate
+    skips the switch: no edge is touched."""
+    rollout = module.rollout_hosts(GROUPS, "prod")
+    gated = json.dumps(contract.result("api", contract.CONTINUE, colour="green", todo=["switch", "drain", "record"],
+                                       version="v2", previous_version="v1"))
+    hostvars: dict[str, Any] = {
+        host: {module.RECORD_FACT: module.cluster_record({"results": [
+            {"__app_release_svc": {"name": "api"}, "rc": 0, "stdout": gated}]}, {}, "begin")}
+        for host in ("app-1", "app-2")}
+    found = {phase: module.cluster_play_hosts(hostvars, rollout, phase) for phase in ("prepare", "start", "switch")}
+    assert found == {"prepare": [], "start": [], "switch": ["edge-1"]}
+    failed = json.dumps(contract.result("api", "failed", failed_phase="health", message="unhealthy"))
+    hostvars["app-2"] = {module.RECORD_FACT: module.cluster_record({"results": [
+        {"__app_release_svc": {"name": "api"}, "rc": 1, "stdout": failed}]}, {}, "begin")}
+    assert module.cluster_play_hosts(hostvars, rollout, "switch") == []
+    with pytest.raises(AnsibleFilterError, match="give rollout_hosts' answer"):
+        module.cluster_play_hosts(hostvars, ["app-1"], "start")
+    with pytest.raises(AnsibleFilterError, match="unknown phase 'begin'"):
+        module.cluster_play_hosts(hostvars, rollout, "begin")

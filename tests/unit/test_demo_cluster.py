@@ -62,8 +62,9 @@ def test_each_host_gets_the_images_its_roles_run_and_only_those() -> None:
     hosts = {h.name: h for h in demo_cluster.hosts_of(CLUSTER, "dc")}
     image_vars = {var: f"img/{var}" for role in demo_cluster.ROLE_IMAGES.values() for var in role}
     sample = ["slipway/notes-api:v1.0.0", "slipway/notes-api:v2.0.0"]
-    assert demo_cluster.images_for(hosts["e"], image_vars, sample) == ["img/edge_proxy_image"]
-    assert demo_cluster.images_for(hosts["a2"], image_vars, sample) == sample
+    node = "img/prometheus_node_exporter_image"  # every host: the monitoring host scrapes its node exporter
+    assert demo_cluster.images_for(hosts["e"], image_vars, sample) == ["img/edge_proxy_image", node]
+    assert demo_cluster.images_for(hosts["a2"], image_vars, sample) == [node, *sample]
     data = demo_cluster.images_for(hosts["d"], image_vars, sample)
     assert data[:2] == ["img/postgresql_image", "img/redis_image"] and len(data) == 6
     assert not set(sample) & set(data)

@@ -186,14 +186,18 @@ def test_an_app_host_cut_off_mid_rollout_switches_no_edge(edge: Any) -> None:
     before = json.loads(edge.check_output(f"slipway-proxy status {SERVICE}"))
     app2 = app(edge, "cluster-app-2")
     lock = f"/var/lib/slipway/services/{SERVICE}/lock.json"
-    rule = "INPUT -s 10.213.0.1 -p tcp --dport 22 -j DROP"
-    cutter = threading.Thread(target=_cut_when_locked, args=(app2, lock, rule), daemon=True)
+    # Both ways: its begin starts and gates the new colour in the same call (`--gate-when-ready`), so with only the
+    # controller's packets dropped its answer (sent before the cut's effect) could still arrive, and it would have
+    # passed its gate: the edges would switch (docs/topology.md, "Which plays run").
+    rules = ["INPUT -s 10.213.0.1 -p tcp --dport 22 -j DROP", "OUTPUT -d 10.213.0.1 -p tcp --sport 22 -j DROP"]
+    cutter = threading.Thread(target=_cut_when_locked, args=(app2, lock, rules), daemon=True)
     cutter.start()
     try:
         run = deploy("v1.0.0")
     finally:
         cutter.join(timeout=5)
-        app2.run(f"iptables -D {rule}")
+        for rule in rules:
+            app2.run(f"iptables -D {rule}")
     assert run.returncode == 3, run.output[-4000:]
     assert "cluster-app-2" in run.output and "unreachable" in run.output.lower(), run.output[-4000:]
     found = {r["host"]: r for r in results(run)}
@@ -208,10 +212,10 @@ def test_an_app_host_cut_off_mid_rollout_switches_no_edge(edge: Any) -> None:
     assert not app2.file(lock).exists
 
 
-def _cut_when_locked(target: Any, lock: str, rule: str) -> None:
+def _cut_when_locked(target: Any, lock: str, rules: list[str]) -> None:
     for _ in range(600):
         if target.file(lock).exists:
-            target.run_expect([0], f"iptables -I {rule}")
+            target.run_expect([0], " && ".join(f"iptables -I {rule}" for rule in rules))
             return
         time.sleep(0.1)
 

@@ -68,14 +68,18 @@ class Lock:
             fcntl.flock(handle, fcntl.LOCK_UN)
         return False
 
-    def working(self) -> str | None:
+    def working(self, own_run: str = "") -> str | None:
         """Which command works for the lock's run right now, other than this process; None when none does."""
         held = self.held() or {}
         found = held.get("command")
         command: dict[str, Any] = found if isinstance(found, dict) else {}
         pid = command.get("pid")
-        alive = pid != os.getpid() and process_alive(pid, command.get("start"))
-        if not alive and not self.busy():
+        # `own_run`: the caller works for that run, in this process; when the lock names that run and this process
+        # as the last to work for it (a begin failing in its own health gate, cleaning up in the same process), the
+        # flock on .active is the caller's own, taken through another Lock object.
+        mine = bool(own_run) and held.get("run_id") == own_run and command == this_command()
+        alive = not mine and pid != os.getpid() and process_alive(pid, command.get("start"))
+        if not alive and (mine or not self.busy()):
             return None
         what = f"pid {pid}" if alive else "a process holding the flock on .active"
         return (f"a host command of run {held.get('run_id')} is still running ({what}, last progress "

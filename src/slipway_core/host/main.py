@@ -79,7 +79,8 @@ def cmd_begin(host: Host, store: Store, run: Run, args: argparse.Namespace) -> d
         return rollout.plan()
     if getattr(args, "cluster", False):
         run.data["cluster"] = True  # one history record per rollout (rollout_record.py)
-    return rollout.begin(args.stale_after, args.force, args.start_when_ready)
+    return rollout.begin(args.stale_after, args.force, args.start_when_ready,
+                         getattr(args, "gate_when_ready", False))
 
 
 def cmd_run(host: Host, store: Store, run: Run, args: argparse.Namespace) -> dict[str, Any]:
@@ -184,6 +185,8 @@ def release_parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="also start the idle colour when nothing has to come first",
             )
+            p.add_argument("--gate-when-ready", action="store_true", help="also start the idle colour and pass its "
+                           "health gate when nothing has to come first and its colour is settled (the cluster rollout)")
             p.add_argument("--cluster", action="store_true",
                            help="a run of the cluster rollout: its history line waits for record-rollout")
         if name == "rollback":

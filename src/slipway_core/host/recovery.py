@@ -116,7 +116,7 @@ def finish(host: Host, store: Store, run: Run, failed_phase: str, message: str) 
     """The controller's last word on a run that failed outside the host program (or was interrupted): recover,
     release the lock, record the failure (unless it was rolled forward) and answer the result."""
     lock = Lock(store)
-    working = lock.working() if lock.holds(run.run_id) else None
+    working = lock.working(run.run_id) if lock.holds(run.run_id) else None
     if working:  # its command still works (the controller lost the connection): it ends the run itself
         answer = run.report()
         unlock_line = contract.unlock_command(host.audit.get("env", ""), store.service)

@@ -42,6 +42,13 @@ def record(host: Host, store: Store, run: Run, hosts: Any) -> dict[str, Any]:
         if not isinstance(line, dict):  # this host wrote none (it stopped before taking its lock): from the record
             outcome = str(run.data.get("result") or "failed")
             line = run.history_entry("failed" if outcome == contract.CONTINUE else outcome, None, store.live(), host)
+        failed = [h for h in shown if h["result"] == "failed"]
+        if failed and line.get("result") != "failed":
+            # This host's own run did not fail (a noop: another app host failed in its begin, so this one was never
+            # begun again): the rollout did, and its record says where.
+            first = failed[0]
+            line = {**line, "result": "failed", "failed_phase": first["phase"],
+                    "message": f"{first['host']} failed in phase {first['phase']}: {first['message']}"[:2000]}
         store.append_history({**line, "hosts": shown})
         run.data["rollout_recorded"] = True
         run.save()

@@ -73,8 +73,12 @@ class Rollout(Colours):
             message="unchanged" if same else f"would deploy {self.spec['version']} ({why})",
         )
 
-    def begin(self, stale_after: float, force: bool, start_when_ready: bool) -> dict[str, Any]:
-        """Lock, compare with the live release: noop, or continue with the steps left (`todo`)."""
+    def begin(self, stale_after: float, force: bool, start_when_ready: bool, gate: bool = False) -> dict[str, Any]:
+        """Lock, compare with the live release: noop, or continue with the steps left (`todo`). On the common path
+        (the image here, no migration) `start_when_ready` starts the idle colour in this call; `gate` (the cluster
+        rollout's begin) also passes its health gate, when the colour is settled: the other one than a live release,
+        or the one the controller asked for (`first_colour`); an app host without either may begin again with
+        another colour (cluster_rollout.verdict), so it starts in the start play."""
         spec, data = self.spec, self.run.data
         data.update(
             {"action": "deploy", "version": spec["version"], "image": spec["image_ref"], "release": public(spec)}
@@ -122,10 +126,15 @@ class Rollout(Colours):
                 "upload": self.store.paths.image_archive if want_id is None else "",
             }
         )
-        if start_when_ready and not todo:  # the common path: start the idle colour in this same call
-            self.run.save()  # recovery must know the colour should this process die while starting it
-            self.start()
-            self.run.done("start")
+        settled = bool(live.get("colour") or spec.get("first_colour"))
+        if todo or not (start_when_ready or (gate and settled)):
+            return self.run.answer(contract.CONTINUE)
+        # The common path: start the idle colour in this same call (and gate it, when asked and its colour is settled).
+        self.run.save()  # recovery must know the colour should this process die while starting it
+        if gate and settled:
+            return self.advance(["start", "health"])
+        self.start()
+        self.run.done("start")
         return self.run.answer(contract.CONTINUE)
 
     def advance(self, steps: list[str]) -> dict[str, Any]:

@@ -14,6 +14,8 @@ slipway_core.cluster's and slipway_core.cluster_rollout's):
 - `results | slipway.core.cluster_record(previous, phase)`, `hostvars | slipway.core.cluster_verdict(...)`: what a
   host answered in a phase, and whether a service goes on, is a noop or failed (naming the host and phase);
   `hostvars | slipway.core.cluster_hosts(...)`: each host's result, for the rollout's one history record.
+- `hostvars | slipway.core.cluster_play_hosts(rollout, phase, action)`: the hosts the play of a phase (prepare,
+  start, switch) has work for, [] to skip it (`rollout`: rollout_hosts' answer).
 """
 
 from __future__ import annotations
@@ -153,6 +155,18 @@ def cluster_hosts(  # noqa: PLR0917 - a Jinja filter's arguments are positional
     return found
 
 
+def cluster_play_hosts(hostvars: Any, rollout: Any, phase: str, action: str = "deploy") -> list[str]:
+    if not isinstance(rollout, Mapping):
+        raise AnsibleFilterError(f"cluster_play_hosts: give rollout_hosts' answer, not {type(rollout).__name__}")
+    apps, edges = [str(h) for h in rollout.get("apps") or []], [str(h) for h in rollout.get("edges") or []]
+    records = {host: _vars(hostvars, host).get(RECORD_FACT) for host in [*apps, *edges]}
+    try:
+        found: list[str] = load_cluster_rollout().play_hosts(records, apps, edges, str(phase), str(action or "deploy"))
+    except ValueError as err:
+        raise AnsibleFilterError(f"cluster_play_hosts: {err}") from err
+    return found
+
+
 def cluster_results(  # noqa: PLR0917 - a Jinja filter's arguments are positional
     services: Any, hostvars: Any, apps: Any, edges: Any, host: str, registered: Any, through: str = "switch",
     action: str = "deploy",
@@ -204,4 +218,5 @@ class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {"rollout_hosts": rollout_hosts, "publish_address": publish_address, "edge_members": edge_members,
                 "cluster_record": cluster_record, "cluster_verdict": cluster_verdict,
-                "cluster_results": cluster_results, "cluster_hosts": cluster_hosts, "scrape_targets": scrape_targets}
+                "cluster_results": cluster_results, "cluster_hosts": cluster_hosts,
+                "cluster_play_hosts": cluster_play_hosts, "scrape_targets": scrape_targets}
