@@ -147,7 +147,7 @@ def test_scrape_targets_from_the_slot_table() -> None:
 def test_each_play_s_hosts_from_the_app_hosts_records() -> None:
     """cluster_play_hosts: the common path (each begin started and gated) skips prepare and start; a failed gate
     skips the switch: no edge is touched."""
-    rollout = module.rollout_hosts(GROUPS, "prod")
+    rollout = module.rollout_hosts(GROUPS, "prod", HOSTVARS)
     gated = json.dumps(contract.result("api", contract.CONTINUE, colour="green", todo=["switch", "drain", "record"],
                                        version="v2", previous_version="v1"))
     hostvars: dict[str, Any] = {
