@@ -22,8 +22,8 @@ restarted, a wanted timer not enabled is enabled, one not active started.
 
 Answer: {"changed", "plan", "installed", "removed", "restarted", "enabled", "started", "stopped", "jobs_files",
 "daemon_reload"} (with --plan: what would be done; nothing is). Exit 0 done, 1 systemctl or the file system failed
-(the answer says what was done and `error` what failed), 2 bad input (refused before anything is touched, naming the
-field).
+(the answer lists what the call set out to do, `error` what failed; the next call picks up from what is on disk and
+what systemd says), 2 bad input (refused before anything is touched, naming the field).
 """
 
 from __future__ import annotations
