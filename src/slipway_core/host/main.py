@@ -3,7 +3,7 @@
   slipway-release   the rollout on an app host: begin, run, rollback, finish, record-rollout (a cluster rollout's one
                     history record), unlock, status, history; for
                     operators: exec (a one-off container of the live release), logs (its docker logs); for
-                    scheduled jobs: job run (their timers' units, slipway job run)
+                    scheduled jobs: job run (their timers' units, slipway job run), jobs sync (their units)
                     (`--audit JSON`: who asks and from where, kept in the lock and every history line)
   slipway-proxy     the edge proxy: switch, prepare, status, live, wait-drained, check, reload
 
@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 
 from slipway_core import contract
 from slipway_core.host import addresses, container_logs, jobs, one_off, queries, recovery, rollback_to, rollout_record
+from slipway_core.host import job_units as job_sync  # jobs sync: the scheduled jobs' units
 from slipway_core.host.docker import Docker, DockerError
 from slipway_core.host.health import http_get
 from slipway_core.host.lock import LockRefused, NotHolder
@@ -159,6 +160,7 @@ OPERATOR_COMMANDS: dict[str, Callable[[Docker, str, argparse.Namespace, Clock], 
     "exec": one_off.main,
     "logs": container_logs.main,
     "job": jobs.main,
+    "jobs": job_sync.main,
 }
 
 
@@ -213,6 +215,7 @@ def release_parser() -> argparse.ArgumentParser:
     one_off.add_parser(sub)  # operators' commands: exec (slipway exec), logs (slipway logs)
     container_logs.add_parser(sub)
     jobs.add_parser(sub)  # job run (a scheduled job's timer, slipway job run)
+    job_sync.add_parser(sub)  # jobs sync (the role, after a rollout: the jobs' units follow the release)
     return parser
 
 
