@@ -22,7 +22,7 @@ from typing import IO, Any, Iterator
 
 from slipway_core import job_rules
 from slipway_core.host.store import Store
-from slipway_core.host.system import iso_time, read_json, write_json
+from slipway_core.host.system import iso_time, read_json, write_json, write_text
 
 METRICS = (
     ("slipway_job_last_exit_code", "gauge", "Exit status of the job's last run (124: killed at its timeout, -1: it "
@@ -129,11 +129,7 @@ def write_metrics(files: JobFiles, textfile_dir: str) -> str:
     if not textfile_dir or not os.path.isdir(textfile_dir):
         return ""
     path = os.path.join(textfile_dir, f"slipway_jobs_{files.store.service}.prom")
-    tmp = os.path.join(textfile_dir, f".slipway_jobs_{files.store.service}.tmp.{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(metrics_text(files))
-    os.chmod(tmp, 0o644)  # the node exporter runs as another user
-    os.replace(tmp, path)
+    write_text(path, metrics_text(files), 0o644)  # the node exporter runs as another user
     return path
 
 

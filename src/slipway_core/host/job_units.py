@@ -38,7 +38,7 @@ from typing import Any, Callable, Dict
 
 from slipway_core import contract, job_rules
 from slipway_core.host.jobs import RELEASE_KEYS
-from slipway_core.host.system import Clock, read_json, tail_text, write_json
+from slipway_core.host.system import Clock, read_json, tail_text, write_json, write_text
 
 PREFIX = "slipway-job-"
 SUFFIXES = (".service", ".timer")
@@ -292,18 +292,6 @@ def sync(settings: Settings, systemd: Systemctl, dry: bool, answer: dict[str, An
     if todo["start"]:
         systemd("start", *todo["start"])
     return answer
-
-
-def write_text(path: str, text: str, mode: int) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it (systemd never reads half a unit)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp.{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------------------------- the command

@@ -20,7 +20,7 @@ from typing import IO, Any, Sequence
 from slipway_core import contract, release_rules
 from slipway_core.host.docker import Docker, DockerError
 from slipway_core.host.health import HttpGet
-from slipway_core.host.system import Clock, wait_for
+from slipway_core.host.system import Clock, wait_for, write_text
 
 SETTINGS_PATH = "/etc/slipway/edge-proxy/slipway-proxy.json"
 # srv_admin_state bits (HAProxy's server state file format).
@@ -173,13 +173,7 @@ class Proxy:
             f"# Live colour of {name}, written by slipway-proxy or the edge_proxy role.\n"
             f"global\n    setenv {contract.live_env_var(name)} {colour}\n{replicas}"
         )
-        tmp = os.path.join(self.settings["live_dir"], f".{name}.tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, self.live_file(name))
+        write_text(self.live_file(name), content, 0o644)
 
     def status(self, name: str) -> dict[str, Any]:
         servers = self.servers(name)

@@ -45,16 +45,23 @@ def wait_for(clock: Clock, check: Callable[[], bool], timeout: float, interval: 
         clock.sleep(interval)
 
 
-def write_json(path: str, data: Any, mode: int) -> None:
-    """Write `data` as JSON: to a temporary file, fsync, then rename (a reader sees the old or the new file)."""
-    tmp = f"{path}.tmp.{os.getpid()}"
+def write_text(path: str, text: str, mode: int) -> None:
+    """Write `text` to a hidden temporary file beside `path`, fsync, then rename: a reader (systemd, HAProxy, the node
+    exporter, the host program itself) sees the old or the new file, never half of one, and no reader's pattern
+    (*.json, *.timer, *.cfg, *.prom) matches the temporary name."""
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".{name}.tmp.{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
     os.chmod(tmp, mode)
     os.replace(tmp, path)
+
+
+def write_json(path: str, data: Any, mode: int) -> None:
+    """Write `data` as JSON, atomically (write_text)."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n", mode)
 
 
 def read_json(path: str) -> dict[str, Any] | None:
