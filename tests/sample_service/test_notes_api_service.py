@@ -165,13 +165,12 @@ def test_sigterm_finishes_in_flight_request_and_exits_0(
     assert isinstance(response, Response), f"in-flight request failed: {response}\n{v2.logs()}"
     assert response.status == 200
     assert response.json()["slept"] == 3
+    # It exits by itself (a TERM, no KILL follows): the 20 s are a generous bound, not a speed target.
     deadline = time.monotonic() + 20
     while v2.running() and time.monotonic() < deadline:
         time.sleep(0.1)
-    took = time.monotonic() - start
-    assert not v2.running()
+    assert not v2.running(), f"still running {time.monotonic() - start:.1f} s after its TERM"
     assert v2.inspect("{{.State.ExitCode}}") == "0", v2.logs()
-    assert took < 10, f"shutdown took {took:.1f} s"
     assert "shut down gracefully" in v2.logs()
 
 
@@ -201,16 +200,15 @@ def test_slow_build_listens_late(images: dict[str, str], pg: Postgres, redis_srv
     assert took >= 3, f"the slow build answered after {took:.1f} s, before its STARTUP_DELAY=5"
     assert slow.request("/version").json()["version"] == "v2.0.0-slow"
 
-    # SIGTERM while it is still waiting: a clean exit 0, not a kill.
+    # SIGTERM while it is still waiting: a clean exit 0, not a kill. A process that ignored the signal would be
+    # killed at the stop's timeout and exit 137; no wall-clock bound here (one failed at load 20: 16.5 s, exit 0).
     waiting = start_app(images["v2.0.0-slow"], env, wait=False)
     deadline = time.monotonic() + 20
     while "waiting before listening" not in waiting.logs():
         assert time.monotonic() < deadline, waiting.logs()
         time.sleep(0.1)
-    start = time.monotonic()
     docker("stop", "-t", "20", waiting.name, timeout=60)
     assert waiting.inspect("{{.State.ExitCode}}") == "0", waiting.logs()
-    assert time.monotonic() - start < 10, "the stop waited for the kill timeout"
     assert "exiting without serving" in waiting.logs()
 
 
