@@ -133,7 +133,8 @@ def run_step(step: Step, action: Callable[[], str], stats: Stats) -> bool:
     after = counts(stats)
     step.requests, step.non_2xx, step.conn_errors = after[0] - before[0], after[1] - before[1], after[2] - before[2]
     step.errors = {k: v - before[3].get(k, 0) for k, v in after[3].items() if v != before[3].get(k, 0)}
-    print(f"step {step.number:3} {step.wall:6.1f}s {step.result[:160]}  (requests {step.requests}, non-2xx "
+    shown = step.result if not ok else step.result[:160]  # a failure whole: the table keeps 300 characters
+    print(f"step {step.number:3} {step.wall:6.1f}s {shown}  (requests {step.requests}, non-2xx "
           f"{step.non_2xx}, connection errors {step.conn_errors})", file=sys.stderr, flush=True)
     return ok
 
