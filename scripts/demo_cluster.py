@@ -218,13 +218,26 @@ def pin_host_keys(hosts: Sequence[Host], known_hosts: Path, tries: int = 30) -> 
     raise DemoError(f"ssh-keyscan got no key from some of {', '.join(addresses)}: is sshd running in each host?")
 
 
-def up(inventory_dir: Path = INVENTORY, env: str = ENV, http_port: int = HTTP_PORT) -> list[Host]:
-    """Bring the hosts of `inventory_dir` up, ready for `slipway provision` over SSH; the edge's port 80 on
-    127.0.0.1:`http_port`."""
+@dataclass(frozen=True)
+class Site:
+    """Where a set of hosts lives on this machine: its Docker network and the key `deploy` accepts (the demo's by
+    default; bench/move_to_three.py brings its own up beside it)."""
+
+    network: str = NETWORK
+    subnet: str = SUBNET
+    gateway: str = GATEWAY
+    key: Path = KEY
+
+
+def up(inventory_dir: Path = INVENTORY, env: str = ENV, http_port: int = HTTP_PORT,
+       site: Site | None = None) -> list[Host]:
+    """Bring the hosts of `inventory_dir` up on `site`'s network (default: the demo's), ready for `slipway
+    provision` over SSH with its key; the edge's port 80 on 127.0.0.1:`http_port`."""
+    site = site or Site()
     chosen, image_vars = read_inventory(inventory_dir, env, http_port)
-    ensure_network()
-    start_hosts(chosen)
-    public_key = ensure_key()
+    ensure_network(site.network, site.subnet, site.gateway)
+    start_hosts(chosen, site.network)
+    public_key = ensure_key(site.key)
     for host in chosen:
         authorize(host, public_key)
     later = load_images(chosen, image_vars)
@@ -245,11 +258,12 @@ def load_images_after_provisioning(inventory_dir: Path = INVENTORY, env: str = E
         raise DemoError(f"{', '.join(h.name for h in later)} still ha(s) no docker command: did provisioning run?")
 
 
-def down(names: Sequence[str]) -> None:
+def down(names: Sequence[str], network: str = NETWORK, known_hosts: Path = INVENTORY / "known_hosts") -> None:
+    """Remove the host containers `names` (and their volumes), then `network` and the pinned keys."""
     for name in names:
         subprocess.run([str(LOCAL_HOST), "down"], env={**os.environ, "SLIPWAY_LOCAL_HOST": name}, check=False)
-    subprocess.run(["docker", "network", "rm", NETWORK], capture_output=True, check=False)
-    (INVENTORY / "known_hosts").unlink(missing_ok=True)
+    subprocess.run(["docker", "network", "rm", network], capture_output=True, check=False)
+    known_hosts.unlink(missing_ok=True)
 
 
 def slipway(args: Sequence[str]) -> int:

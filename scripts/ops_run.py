@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -82,6 +84,26 @@ def playbook(project: Path, key: Path, path: str | Path, *args: str, extra_env: 
         [str(BIN / "ansible-playbook"), str(path), *args],
         capture_output=True, text=True, env=env, cwd=project, timeout=timeout, check=False,
     )
+
+
+def ops_directory(project: Path, dest: Path, inventory: Path, env: str) -> Path:
+    """An operations directory at `dest` whose only environment is `env`, a copy of the inventory directory
+    `inventory` (links resolved): the repository's ansible.cfg with that inventory alone and absolute roles and
+    collections paths, and the repository's playbooks linked file by file (a linked playbook directory would be
+    resolved, and preflight reads playbook_dir/../inventories, which must be this one's). As the Molecule scenario
+    `cluster`'s prepare.yml writes its ops/. Returns the environment's directory in it."""
+    cfg = (project / "ansible.cfg").read_text(encoding="utf-8")
+    for key, value in (("inventory", f"inventories/{env}/hosts.yml"), ("roles_path", str(project / "roles")),
+                       ("collections_path", str(project / "collections"))):
+        cfg = re.sub(rf"(?m)^{key} = .*$", f"{key} = {value}", cfg)
+    dest.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (dest / "ansible.cfg").write_text(cfg, encoding="utf-8")
+    if not (dest / "playbooks").exists():
+        shutil.copytree(project / "playbooks", dest / "playbooks", copy_function=os.symlink)
+    target = dest / "inventories" / env
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(inventory, target)
+    return target
 
 
 def failing_health_services(services: Mapping[str, Any], service: str) -> dict[str, Any]:
