@@ -7,9 +7,19 @@ publishes each replica of a service's colours on its private address, and the ed
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any, Mapping, Sequence
 
-from .contract import COLOURS, MAX_REPLICAS, SLOT_SIZE, InputRefused, container_name, shown
+from .contract import (
+    COLOURS,
+    MAX_REPLICAS,
+    SLOT_SIZE,
+    InputRefused,
+    check_service_name,
+    check_version,
+    container_name,
+    shown,
+)
 from .release_rules import check_replicas, replica_env_var
 
 # Published ports: one block of SLOT_SIZE per slot, blue replicas first, then green (the fixed addresses' layout),
@@ -44,18 +54,43 @@ def publish_binding(address: str, slot: int, colour: str, replica: int, port: in
     return f"{check_publish_address(address)}:{published_port(slot, colour, replica)}:{int(port)}"
 
 
-def scrape_targets(service: str, colour: str, replicas: Any, address: str, slot: Any, *,
-                   labels: Mapping[str, str]) -> list[dict[str, Any]]:
-    """The Prometheus file_sd entry for the live colour of a service on an app host whose colours are published
-    (docs/topology.md, "Monitoring across hosts"): each replica at its published port on the host's private address,
-    with `labels` (service, colour, version, host)."""
-    address = check_publish_address(address)
-    if not address:
-        raise InputRefused(f"{service}: no publish_address, so Prometheus on another host cannot reach its colours")
-    if isinstance(slot, bool) or not isinstance(slot, int):
-        raise InputRefused(f"{service} has no address slot ({shown(slot)}) on this host")
-    targets = [f"{address}:{published_port(slot, colour, r)}" for r in range(check_replicas(replicas))]
-    return [{"targets": targets, "labels": {str(k): str(v) for k, v in labels.items()}}]
+_HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+def _scrape_target(value: Any) -> str:
+    """`<IPv4 address>:<port>`, or InputRefused."""
+    address, _, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
+    try:
+        address = check_publish_address(address or None)
+    except InputRefused:
+        address = ""
+    if not address or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputRefused(f"scrape target {shown(value)} is not <IPv4 address>:<port>")
+    return f"{address}:{int(port)}"
+
+
+def scrape_files(plan: Any) -> dict[str, list[dict[str, Any]]]:
+    """The Prometheus file_sd files on the monitoring host for app hosts whose colours are published (docs/topology.md,
+    "Monitoring across hosts"), from the cluster rollout's plan (cluster_rollout.scrape_plan): for each service that
+    went live, {service, colour, version, hosts: {app host: its replicas' `<address>:<port>`}}. One file per service
+    and app host, `<service>.<host>.json`, naming each replica with the labels service, colour, host and version."""
+    if not isinstance(plan, list):
+        raise InputRefused(f"the scrape plan is {shown(plan)}: give a list of {{service, colour, version, hosts}}")
+    files: dict[str, list[dict[str, Any]]] = {}
+    for item in plan:
+        if not isinstance(item, dict) or not isinstance(item.get("hosts"), dict):
+            raise InputRefused(f"{shown(item)} is not {{service, colour, version, hosts: {{host: [targets]}}}}")
+        service, colour = check_service_name(item.get("service")), item.get("colour")
+        version = check_version(item.get("version"))
+        if colour not in COLOURS:
+            raise InputRefused(f"{service}: colour {shown(colour)} is not one of {', '.join(COLOURS)}")
+        for host, targets in item["hosts"].items():
+            if not isinstance(host, str) or not _HOST_RE.fullmatch(host) or not isinstance(targets, list) \
+                    or not targets:
+                raise InputRefused(f"{service}: host {shown(host)} with targets {shown(targets)} cannot be scraped")
+            labels = {"service": service, "colour": str(colour), "host": host, "version": version}
+            files[f"{service}.{host}.json"] = [{"targets": [_scrape_target(t) for t in targets], "labels": labels}]
+    return files
 
 
 def remote_server_name(service: str, colour: str, replica: int, host_index: int) -> str:

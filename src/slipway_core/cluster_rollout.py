@@ -4,8 +4,8 @@ the phase). playbooks/deploy.yml runs one play per phase; the linear strategy is
 through the collection's filters, decide between the plays. Hosts never need this module.
 
 A host's record is one fact per host (`__app_release_cluster`): service -> {phases, result, failed_phase, message,
-colour, todo, version, previous_version, migration_revision}. `phases` lists the phases the host passed; a host that
-should have passed a phase and has no record of it did not answer (unreachable), and is named so.
+colour, todo, version, previous_version, migration_revision, published}. `phases` lists the phases the host passed; a
+host that should have passed a phase and has no record of it did not answer (unreachable), and is named so.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def record(previous: Mapping[str, Any] | None, phase: str, service: str, stdout:
     mine["phases"] = [*passed, phase] if ok else passed
     if ok and phase == "begin" and _gated(answer):
         mine["phases"] = [*[p for p in mine["phases"] if p != "start"], "start"]
-    for key in ("result", "colour", "todo", "version", "previous_version", "migration_revision"):
+    for key in ("result", "colour", "todo", "version", "previous_version", "migration_revision", "published"):
         if answer.get(key) not in (None, "", []) or (key == "todo" and key in answer):
             mine[key] = answer[key]
     if not ok:
@@ -219,3 +219,19 @@ def play_hosts(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[
         return [h for h in apps if any("start" not in ((records.get(h) or {}).get(s) or {}).get("phases", [])
                                        for s in going)]
     return list(edges) if going else []
+
+
+def scrape_plan(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str],
+                services: Sequence[str], action: str = "deploy") -> list[dict[str, Any]]:
+    """What the monitoring host's Prometheus scrapes once every edge switched (cluster.scrape_files' plan): for each
+    service that goes on after the switch, its colour, version and each app host's `published` targets (answered
+    once its gate passed; an app host whose colours are not published has none and is left out). A service that
+    stopped is left out: its files keep naming the colour that still serves."""
+    plan = []
+    for service in services:
+        found = verdict(records, apps, edges, service, "switch", action)
+        hosts = {h: list(((records.get(h) or {}).get(service) or {}).get("published") or []) for h in apps}
+        hosts = {h: targets for h, targets in hosts.items() if targets}
+        if found["go"] and hosts:
+            plan.append({"service": service, "colour": found["colour"], "version": found["version"], "hosts": hosts})
+    return plan

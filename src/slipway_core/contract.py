@@ -171,9 +171,10 @@ CONTINUE = "continue"
 # todo: the steps left, in order (after `begin`); upload: where the controller puts an image archive for the image
 # step, when the host lacks the image (the step loads it from there, or pulls when there is none).
 # migration_revision: Alembic's revision after this run's migration, when known (the cluster rollout hands the first
-# app host's to the others' record step).
+# app host's to the others' record step). published: across hosts, where the new colour's replicas answer on the app
+# host's private address (`<address>:<port>`) once their gate passed (the monitoring host's file_sd targets).
 RESULT_KEYS = ("service", "result", "version", "previous_version", "colour", "failed_phase", "message", "durations",
-               "todo", "upload", "run_id", "migration_revision")
+               "todo", "upload", "run_id", "migration_revision", "published")
 
 # The audit of a run: who asked and from where, as the controller saw it (src/slipway/audit.py collects it; the role
 # passes it to the host program as `--audit JSON`). Every history line and every lock carries these keys.
@@ -256,7 +257,7 @@ def result(service: str, outcome: str, **fields: Any) -> dict[str, Any]:
     """A result in the schema: every key present."""
     out: dict[str, Any] = {"service": service, "result": outcome, "version": "", "previous_version": "",
                            "colour": "", "failed_phase": "", "message": "", "durations": {}, "todo": [],
-                           "upload": "", "run_id": "", "migration_revision": ""}
+                           "upload": "", "run_id": "", "migration_revision": "", "published": []}
     out.update({k: v for k, v in fields.items() if k in RESULT_KEYS})
     return out
 
@@ -278,6 +279,9 @@ def parse_result(obj: Any) -> dict[str, Any]:
     todo = obj.get("todo")
     todo = [s for s in todo if isinstance(s, str) and s in STEPS] if isinstance(todo, list) else []
     fields = {k: obj[k] for k in RESULT_KEYS if k in obj and k not in ("service", "result", "todo")}
+    if "published" in fields:
+        found = fields["published"]
+        fields["published"] = [str(t) for t in found if isinstance(t, str)] if isinstance(found, list) else []
     service = obj.get("service")
     return result("" if service is None else str(service), outcome, todo=todo, **fields)
 

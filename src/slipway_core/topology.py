@@ -264,9 +264,10 @@ def rollout_hosts(env: str, groups: Mapping[str, Sequence[str]],
     """The hosts of each play of a deploy (playbooks/deploy.yml): `one_host` when one app host also holds every
     edge (the rollout as on one VM: that host switches its own edge), or in batches (`slipway_rollout_batch_size` in
     `host_vars`: every app host, each its own edge, as on one VM, `serial` the batches' sizes); else the cluster
-    rollout's `apps`, `first_app` (image, backup and migration once) and `edges`. Each list empty when its path is
-    not taken (`serial` empty: one batch of all)."""
-    none: dict[str, list[Any]] = {"one_host": [], "apps": [], "first_app": [], "edges": [], "serial": []}
+    rollout's `apps`, `first_app` (image, backup and migration once), `edges` and `settle` (the last play's: the app
+    hosts, then the monitoring host when it is none of them: it writes Prometheus' targets beside their drain). Each
+    list empty when its path is not taken (`serial` empty: one batch of all)."""
+    none: dict[str, list[Any]] = {"one_host": [], "apps": [], "first_app": [], "edges": [], "settle": [], "serial": []}
     found = _roles_or_one_vm(env, groups)
     if found is None:
         return none
@@ -277,7 +278,8 @@ def rollout_hosts(env: str, groups: Mapping[str, Sequence[str]],
     if batch is not None:
         batches.check_topology(env, found)
         return {**none, "one_host": apps, "serial": batches.sizes(len(apps), batch)}
-    return {**none, "apps": apps, "first_app": apps[:1], "edges": edges}
+    settle = apps + [host for host in found["monitoring"] if host not in apps]
+    return {**none, "apps": apps, "first_app": apps[:1], "edges": edges, "settle": settle}
 
 
 def scrape_plan(env: str, groups: Mapping[str, Sequence[str]],

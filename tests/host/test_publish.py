@@ -32,6 +32,24 @@ def test_each_replica_is_published_on_the_private_address_at_its_slot_s_port(wor
     assert argv[argv.index("--publish") + 1] == f"{PRIVATE}:{cluster.PUBLISH_PORT_BASE + slot * 16 + 9}:8000"
 
 
+def test_the_gate_answers_where_the_new_colour_is_published_for_the_monitoring_host(world3: World) -> None:
+    """Once every replica passed its gate, the answer names each at `<private address>:<published port>`: what
+    Prometheus on the monitoring host scrapes after the switch (cluster_rollout.scrape_plan)."""
+    world = world3
+    world.image("v1.0.0")
+    world.begin("v1.0.0", "r1", replicas=3, publish_address=PRIVATE, start_when_ready=False)
+    answer = world.advance("v1.0.0", "r1", ["start", "health"], replicas=3, publish_address=PRIVATE)
+    base = cluster.PUBLISH_PORT_BASE + world.host.slots.read()[SERVICE] * 16  # blue: the first colour
+    assert answer["published"] == [f"{PRIVATE}:{base + r}" for r in range(3)]
+    assert contract.parse_result(answer)["published"] == answer["published"]
+
+
+def test_one_vm_answers_nothing_published(world: World) -> None:
+    world.image("v1.0.0")
+    assert world.deploy("v1.0.0", "r1")["published"] == []  # one VM: Prometheus there reads targets/<service>.json
+    assert contract.parse_result({"result": "continue", "published": "10.0.1.21:20000"})["published"] == []
+
+
 def test_without_a_publish_address_nothing_is_published_and_the_hash_is_unchanged(world: World) -> None:
     world.image("v1.0.0")
     assert world.deploy("v1.0.0", "r1")["result"] == "deployed"

@@ -158,7 +158,8 @@ def test_a_rollback_across_hosts_is_the_cluster_rollout_with_nothing_to_prepare(
     assert run(root, "preflight.yml", "-e", "slipway_preflight_request=rollback", "-e", "service=api").returncode == 0
     listed = plays_and_hosts(run(root, "rollback.yml", "-e", "service=api", "--list-hosts").stdout)
     assert listed["Roll back"] == []
-    assert [listed[name] for name in CLUSTER_PLAYS] == [["app-1", "app-2"], [], [], [], ["app-1", "app-2"]]
+    # settle: the app hosts and the monitoring host (data-1), which writes Prometheus' targets beside their drain
+    assert [listed[name] for name in CLUSTER_PLAYS] == [["app-1", "app-2"], [], [], [], ["app-1", "app-2", "data-1"]]
 
 
 CLUSTER_PLAYS = ["Cluster | Lock and compare on every app host",
@@ -175,7 +176,8 @@ def test_a_deploy_across_hosts_is_the_cluster_rollout(tmp_path: Path, playbook: 
     assert run(root, "preflight.yml", "-e", "slipway_preflight_request=deploy").returncode == 0
     listed = plays_and_hosts(run(root, playbook, "--list-hosts").stdout)
     assert listed["Roll out"] == []
-    assert [listed[name] for name in CLUSTER_PLAYS] == [["app-1", "app-2"], [], [], [], ["app-1", "app-2"]]
+    # settle: the app hosts and the monitoring host (data-1), which writes Prometheus' targets beside their drain
+    assert [listed[name] for name in CLUSTER_PLAYS] == [["app-1", "app-2"], [], [], [], ["app-1", "app-2", "data-1"]]
 
 
 @pytest.mark.parametrize("request_", ["env", "status"])

@@ -61,7 +61,7 @@ def test_in_batches_every_app_host_is_its_own_edge_and_rolls_out_as_on_one_vm() 
               "prod_data": ["data-1"], "prod_monitoring": ["data-1"]}
     hostvars = {host: {**HOSTVARS.get(host, {}), "slipway_rollout_batch_size": 1} for host in groups["prod"]}
     assert module.rollout_hosts(groups, "prod", hostvars) == {
-        "one_host": ["app-1", "app-2"], "apps": [], "first_app": [], "edges": [], "serial": [1, 1]}
+        "one_host": ["app-1", "app-2"], "apps": [], "first_app": [], "edges": [], "settle": [], "serial": [1, 1]}
     local = {"api": {"blue": ["172.30.2.16"], "green": ["172.30.2.24"]}}
     members = module.edge_members(SERVICES, local, groups, "prod", hostvars, "app-2")
     assert members["api"]["green"] == [{"name": "api-green", "address": "172.30.2.24", "port": 8000, "enabled_by": ""}]
@@ -134,14 +134,28 @@ def test_each_host_s_result_for_the_rollout_s_one_record() -> None:
         module.cluster_hosts(hostvars, ["app-1", "app-2"], ["edge-1"], "api", "begin", "undo")
 
 
-def test_scrape_targets_from_the_slot_table() -> None:
-    labels = {"service": "api", "colour": "green", "version": "v2", "host": "app-2"}
-    assert module.scrape_targets({"api": 3}, SERVICES[0], "green", "10.0.1.12", labels) == [
-        {"targets": ["10.0.1.12:20056"], "labels": labels}]
-    with pytest.raises(AnsibleFilterError, match="api has no address slot"):
-        module.scrape_targets({}, SERVICES[0], "green", "10.0.1.12", labels)
-    with pytest.raises(AnsibleFilterError, match="give the slot table"):
-        module.scrape_targets([], SERVICES[0], "green", "10.0.1.12", labels)
+def test_the_scrape_plan_names_each_app_host_s_published_colour_once_every_edge_switched() -> None:
+    """cluster_scrape_plan: from the app hosts' answers after their gate (`published`), for each service that went
+    live on every edge; nothing for a service that stopped."""
+    apps, edges = ["app-1", "app-2"], ["edge-1"]
+    hostvars: dict[str, Any] = {}
+    for host, target in (("app-1", "10.0.1.11:20008"), ("app-2", "10.0.1.12:20056")):
+        gated = json.dumps(contract.result("api", contract.CONTINUE, colour="green", version="v2.0.0",
+                                           todo=["switch", "drain", "record"], published=[target]))
+        hostvars[host] = {module.RECORD_FACT: module.cluster_record({"results": [
+            {"__app_release_svc": {"name": "api"}, "rc": 0, "stdout": gated}]}, {}, "begin")}
+    assert module.cluster_scrape_plan(hostvars, apps, edges, SERVICES) == []  # no edge switched yet
+    hostvars["edge-1"] = {module.RECORD_FACT: module.cluster_record({"results": [
+        {"__app_release_svc": {"name": "api"}, "rc": 0, "stdout": "{}"}]}, {}, "switch")}
+    assert module.cluster_scrape_plan(hostvars, apps, edges, SERVICES) == [
+        {"service": "api", "colour": "green", "version": "v2.0.0",
+         "hosts": {"app-1": ["10.0.1.11:20008"], "app-2": ["10.0.1.12:20056"]}}]
+    failed = module.cluster_record({"results": [{"__app_release_svc": {"name": "api"}, "rc": 1, "stdout": "{}"}]}, {},
+                                   "switch")
+    assert module.cluster_scrape_plan({**hostvars, "edge-1": {module.RECORD_FACT: failed}}, apps, edges,
+                                      SERVICES) == []
+    with pytest.raises(AnsibleFilterError, match="cluster_scrape_plan: unknown action 'undo'"):
+        module.cluster_scrape_plan(hostvars, apps, edges, SERVICES, "undo")
 
 
 def test_each_play_s_hosts_from_the_app_hosts_records() -> None:

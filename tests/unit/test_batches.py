@@ -82,7 +82,7 @@ def test_the_first_app_host_goes_alone_then_batches_of_the_setting(hosts: int, b
 def test_batches_roll_every_app_host_out_as_on_one_vm_in_serial_batches() -> None:
     groups = fleet()
     found = topology.rollout_hosts("prod", groups, with_setting(groups, 2))
-    assert found == {"one_host": ["app-1", "app-2", "app-3"], "apps": [], "first_app": [], "edges": [],
+    assert found == {"one_host": ["app-1", "app-2", "app-3"], "apps": [], "first_app": [], "edges": [], "settle": [],
                      "serial": [1, 2]}
 
 
@@ -90,6 +90,7 @@ def test_without_the_setting_the_same_fleet_is_the_cluster_rollout() -> None:
     groups = fleet(apps=("app-1", "app-2"))
     assert topology.rollout_hosts("prod", groups, with_setting(groups, None)) == {
         "one_host": [], "apps": ["app-1", "app-2"], "first_app": ["app-1"], "edges": ["app-1", "app-2"],
+        "settle": ["app-1", "app-2", *[h for h in groups["prod_monitoring"] if h not in ("app-1", "app-2")]],
         "serial": []}
     assert topology.rollout_hosts("prod", groups)["apps"] == ["app-1", "app-2"]
 
@@ -97,7 +98,7 @@ def test_without_the_setting_the_same_fleet_is_the_cluster_rollout() -> None:
 def test_one_vm_with_the_setting_is_one_host_one_batch() -> None:
     groups = {"local": ["vm-1"]}
     assert topology.rollout_hosts("local", groups, {"vm-1": {SETTING: 1}}) == {
-        "one_host": ["vm-1"], "apps": [], "first_app": [], "edges": [], "serial": []}
+        "one_host": ["vm-1"], "apps": [], "first_app": [], "edges": [], "settle": [], "serial": []}
 
 
 def test_an_edge_that_is_not_an_app_host_is_refused_in_batches() -> None:

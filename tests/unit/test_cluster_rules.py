@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -65,18 +66,31 @@ def test_an_edge_on_no_app_host_routes_only_to_the_others_and_needs_one() -> Non
         cluster.edge_members("notes-api", 1, 8000, None, [])
 
 
-def test_scrape_targets_name_each_replica_of_the_live_colour_at_its_published_port() -> None:
-    labels = {"service": "api", "colour": "green", "version": "v2", "host": "app-1"}
-    assert cluster.scrape_targets("api", "green", 2, "10.0.1.21", 3, labels=labels) == [
-        {"targets": ["10.0.1.21:20056", "10.0.1.21:20057"], "labels": labels}]
+def test_scrape_files_name_each_replica_of_the_live_colour_per_service_and_app_host() -> None:
+    plan = [{"service": "api", "colour": "green", "version": "v2.0.0",
+             "hosts": {"app-1": ["10.0.1.21:20056", "10.0.1.21:20057"], "app-2": ["10.0.1.22:20008"]}}]
+    assert cluster.scrape_files(plan) == {
+        "api.app-1.json": [{"targets": ["10.0.1.21:20056", "10.0.1.21:20057"],
+                            "labels": {"service": "api", "colour": "green", "host": "app-1", "version": "v2.0.0"}}],
+        "api.app-2.json": [{"targets": ["10.0.1.22:20008"],
+                            "labels": {"service": "api", "colour": "green", "host": "app-2", "version": "v2.0.0"}}]}
+    assert cluster.scrape_files([]) == {}
 
 
-@pytest.mark.parametrize(("address", "slot", "replicas", "message"), [
-    ("", 0, 1, "api: no publish_address"),
-    ("10.0.1.21", None, 1, "api has no address slot (None) on this host"),
-    ("10.0.1.21", 0, 0, "replicas 0 is not valid"),
+GOOD = {"service": "api", "colour": "blue", "version": "v1.0.0", "hosts": {"app-1": ["10.0.1.21:20000"]}}
+
+
+@pytest.mark.parametrize(("plan", "message"), [
+    ({"api": 1}, "give a list of"),
+    ([{**GOOD, "hosts": ["app-1"]}], "is not {service, colour, version, hosts"),
+    ([{**GOOD, "service": "../etc"}], "is not a service name"),
+    ([{**GOOD, "colour": "red"}], "colour 'red' is not one of blue, green"),
+    ([{**GOOD, "version": "latest"}], "is a moving tag"),
+    ([{**GOOD, "hosts": {"../app-1": ["10.0.1.21:20000"]}}], "host '../app-1'"),
+    ([{**GOOD, "hosts": {"app-1": []}}], "cannot be scraped"),
+    ([{**GOOD, "hosts": {"app-1": ["app-1:20000"]}}], "scrape target 'app-1:20000' is not <IPv4 address>:<port>"),
+    ([{**GOOD, "hosts": {"app-1": ["10.0.1.21:0"]}}], "is not <IPv4 address>:<port>"),
 ])
-def test_scrape_targets_refuse_what_cannot_be_scraped(address: str, slot: int | None, replicas: int,
-                                                        message: str) -> None:
+def test_scrape_files_refuse_what_cannot_be_scraped_or_named(plan: Any, message: str) -> None:
     with pytest.raises(contract.InputRefused, match=re.escape(message)):
-        cluster.scrape_targets("api", "blue", replicas, address, slot, labels={})
+        cluster.scrape_files(plan)

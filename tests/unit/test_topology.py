@@ -259,8 +259,11 @@ def test_a_managed_database_set_for_some_hosts_only(name: str) -> None:
 def test_a_deploy_across_hosts_is_the_cluster_rollout() -> None:
     found = topology.topology("prod", cluster())
     topology.check_rollout_topology("prod", found, "deploy")
+    # The settle play's hosts: the app hosts, then the monitoring host (the data host here), which writes Prometheus'
+    # targets beside their drain.
     assert topology.rollout_hosts("prod", cluster()) == {
-        "one_host": [], "apps": ["app-1", "app-2"], "first_app": ["app-1"], "edges": ["edge-1"], "serial": []}
+        "one_host": [], "apps": ["app-1", "app-2"], "first_app": ["app-1"], "edges": ["edge-1"],
+        "settle": ["app-1", "app-2", "data-1"], "serial": []}
 
 
 def test_a_rollback_across_hosts_is_the_cluster_rollout_too() -> None:
@@ -278,8 +281,9 @@ def test_a_rollout_with_edge_app_and_data_on_one_host_is_accepted_whatever_else(
         topology.check_rollout_topology("prod", topology.topology("prod", groups), request_)
     assert topology.rollout_hosts("prod", groups)["one_host"] == ["vm-1"]
     assert topology.rollout_hosts("local", {"local": ["vm-1"]}) == {
-        "one_host": ["vm-1"], "apps": [], "first_app": [], "edges": [], "serial": []}
-    assert topology.rollout_hosts("", {}) == {"one_host": [], "apps": [], "first_app": [], "edges": [], "serial": []}
+        "one_host": ["vm-1"], "apps": [], "first_app": [], "edges": [], "settle": [], "serial": []}
+    assert topology.rollout_hosts("", {}) == {"one_host": [], "apps": [], "first_app": [], "edges": [], "settle": [],
+                                              "serial": []}
 
 
 def test_a_second_edge_makes_it_a_cluster_rollout() -> None:
@@ -287,7 +291,8 @@ def test_a_second_edge_makes_it_a_cluster_rollout() -> None:
     groups = {"prod": ["vm-1", "vm-2"], "prod_edge": ["vm-1", "vm-2"], "prod_app": ["vm-1"], "prod_data": ["vm-1"],
               "prod_monitoring": ["vm-1"]}
     assert topology.rollout_hosts("prod", groups) == {
-        "one_host": [], "apps": ["vm-1"], "first_app": ["vm-1"], "edges": ["vm-1", "vm-2"], "serial": []}
+        "one_host": [], "apps": ["vm-1"], "first_app": ["vm-1"], "edges": ["vm-1", "vm-2"], "settle": ["vm-1"],
+        "serial": []}
     topology.check_rollout_topology("prod", topology.topology("prod", groups), "rollback")
 
 

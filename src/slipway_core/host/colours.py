@@ -269,4 +269,6 @@ class Colours:
                     )
                 verified.append(verdict.address)
             self.run.data["healthy_addresses"] = verified
+            if self.web:  # across hosts: where the monitoring host scrapes them once every edge switched
+                self.run.data["published"] = publish.targets(self.host.slots, self.spec, self.colour, self.replicas)
             workers.gate(self)

@@ -3,7 +3,8 @@
   slipway-release   the rollout on an app host: begin, run, rollback, finish, record-rollout (a cluster rollout's one
                     history record), unlock, status, history; for
                     operators: exec (a one-off container of the live release), logs (its docker logs); for
-                    scheduled jobs: job run (their timers' units, slipway job run), jobs sync (their units)
+                    scheduled jobs: job run (their timers' units, slipway job run), jobs sync (their units);
+                    targets (Prometheus' file_sd files on the monitoring host, after a cluster rollout)
                     (`--audit JSON`: who asks and from where, kept in the lock and every history line)
   slipway-proxy     the edge proxy: switch, prepare, status, live, wait-drained, check, reload
 
@@ -25,6 +26,7 @@ from typing import Any, Callable, Sequence
 from slipway_core import contract
 from slipway_core.host import addresses, container_logs, jobs, one_off, queries, recovery, rollback_to, rollout_record
 from slipway_core.host import job_units as job_sync  # jobs sync: the scheduled jobs' units
+from slipway_core.host import scrape_files as file_sd  # targets: the monitoring host's files after a cluster rollout
 from slipway_core.host.docker import Docker, DockerError
 from slipway_core.host.health import http_get
 from slipway_core.host.lock import LockRefused, NotHolder
@@ -161,6 +163,7 @@ OPERATOR_COMMANDS: dict[str, Callable[[Docker, str, argparse.Namespace, Clock], 
     "logs": container_logs.main,
     "job": jobs.main,
     "jobs": job_sync.main,
+    "targets": file_sd.main,
 }
 
 
@@ -216,6 +219,7 @@ def release_parser() -> argparse.ArgumentParser:
     container_logs.add_parser(sub)
     jobs.add_parser(sub)  # job run (a scheduled job's timer, slipway job run)
     job_sync.add_parser(sub)  # jobs sync (the role, after a rollout: the jobs' units follow the release)
+    file_sd.add_parser(sub)  # targets (the cluster rollout's settle, on the monitoring host)
     return parser
 
 
@@ -294,14 +298,8 @@ def proxy_parser() -> argparse.ArgumentParser:
     p.add_argument("colour", choices=contract.COLOURS)
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for health checks (30)")
     p.add_argument("--prepared", action="store_true", help="`prepare` ran since COLOUR's container started")
-    p.add_argument(
-        "--verified-address",
-        dest="verified",
-        action="append",
-        default=[],
-        metavar="IP",
-        help="the caller's health check of COLOUR at IP just passed: mark the server there up (repeat per replica)",
-    )
+    p.add_argument("--verified-address", dest="verified", action="append", default=[], metavar="IP", help="the "
+                   "caller's health check of COLOUR at IP just passed: mark the server there up (repeat per replica)")
     p = sub.add_parser(
         "switch-over",
         help="the rollout's one call to an edge: switch, confirm VERSION through the proxy (switch back on "

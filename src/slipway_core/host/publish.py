@@ -40,3 +40,13 @@ def bindings(slots: Slots, spec: dict[str, Any], colour: str, replica: int) -> l
     if slot is None:
         raise AddressError(f"{spec['service']} has no address slot in {slots.path} yet")
     return [cluster.publish_binding(address, slot, colour, replica, int(spec["port"]))]
+
+
+def targets(slots: Slots, spec: dict[str, Any], colour: str, replicas: int) -> list[str]:
+    """Where Prometheus on another host scrapes each replica of `colour` here (`<address>:<published port>`), answered
+    once its gate passed (`published`, cluster_rollout.scrape_plan); none without a publish_address or slot."""
+    address = cluster.check_publish_address(spec.get("publish_address"))
+    slot = slots.read().get(str(spec["service"])) if address else None
+    if slot is None:
+        return []
+    return [f"{address}:{cluster.published_port(slot, colour, r)}" for r in range(replicas)]

@@ -9,8 +9,8 @@ slipway_core.cluster's and slipway_core.cluster_rollout's):
 - `services | slipway.core.edge_members(local, groups, env, hostvars, inventory_hostname)`: an edge's servers of
   every service, one per (app host, replica), from its own addresses and each other app host's slot table (the fact
   `slipway_colour_slots` the app hosts' play of infra.yml sets).
-- `slots | slipway.core.scrape_targets(service, colour, address, labels)`: the file_sd entry Prometheus on another host
-  scrapes an app host's live colour with (each replica at its published port on the host's private address).
+- `hostvars | slipway.core.cluster_scrape_plan(apps, edges, services, action)`: what Prometheus on the monitoring
+  host scrapes once every edge switched (each app host's published targets of each service that went live).
 - `results | slipway.core.cluster_record(previous, phase)`, `hostvars | slipway.core.cluster_verdict(...)`: what a
   host answered in a phase, and whether a service goes on, is a noop or failed (naming the host and phase);
   `hostvars | slipway.core.cluster_hosts(...)`: each host's result, for the rollout's one history record.
@@ -200,15 +200,20 @@ def cluster_results(  # noqa: PLR0917 - a Jinja filter's arguments are positiona
     return out
 
 
-def scrape_targets(slots: Any, service: Any, colour: str, address: str, labels: Any) -> list[dict[str, Any]]:
-    """`slots | slipway.core.scrape_targets(service, colour, address, labels)`: `slots` is this host's slot table
-    (`slipway-proxy addresses`' answer), `service` the registry's entry (name, replicas)."""
-    if not isinstance(slots, Mapping) or not isinstance(service, Mapping) or not isinstance(labels, Mapping):
-        raise AnsibleFilterError("scrape_targets: give the slot table, the service's entry and the labels as dicts")
-    name = str(service.get("name", ""))
-    found: list[dict[str, Any]] = _refused(
-        lambda: load_cluster().scrape_targets(name, str(colour), service.get("replicas", 1), str(address),
-                                              slots.get(name), labels=labels))
+def cluster_scrape_plan(
+    hostvars: Any, apps: Any, edges: Any, services: Any, action: str = "deploy"
+) -> list[dict[str, Any]]:
+    """`hostvars | slipway.core.cluster_scrape_plan(apps, edges, services, action)`: for each service (the registry's
+    entries) that went live on every edge, each app host's published targets: the input of the monitoring host's one
+    `slipway-release targets` call (slipway_core.cluster_rollout.scrape_plan)."""
+    apps, edges = [str(h) for h in apps or []], [str(h) for h in edges or []]
+    names = [str(s["name"]) if isinstance(s, Mapping) else str(s) for s in services or []]
+    records = {host: _vars(hostvars, host).get(RECORD_FACT) for host in [*apps, *edges]}
+    try:
+        found: list[dict[str, Any]] = load_cluster_rollout().scrape_plan(records, apps, edges, names,
+                                                                         str(action or "deploy"))
+    except ValueError as err:
+        raise AnsibleFilterError(f"cluster_scrape_plan: {err}") from err
     return found
 
 
@@ -219,4 +224,4 @@ class FilterModule:
         return {"rollout_hosts": rollout_hosts, "publish_address": publish_address, "edge_members": edge_members,
                 "cluster_record": cluster_record, "cluster_verdict": cluster_verdict,
                 "cluster_results": cluster_results, "cluster_hosts": cluster_hosts,
-                "cluster_play_hosts": cluster_play_hosts, "scrape_targets": scrape_targets}
+                "cluster_play_hosts": cluster_play_hosts, "cluster_scrape_plan": cluster_scrape_plan}
