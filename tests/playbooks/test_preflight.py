@@ -79,3 +79,11 @@ def test_bad_request_is_refused_on_the_controller(playbook: str, args: list[str]
     assert message in result.stdout  # in the YAML result format: ' doubled
     recap = result.stdout.split("PLAY RECAP", 1)[1]
     assert "staging-app" not in recap
+
+
+@pytest.mark.parametrize("tags", ["edge_proxy", "postgresql,redis,edge_proxy,prometheus"])
+def test_a_run_limited_by_tags_still_checks_the_request_first(tags: str) -> None:
+    """docs/runbook.md's `infra.yml --tags ...` (add a service, scale one): the preflight runs whatever the tags."""
+    result = run_playbook("infra.yml", "-e", "env=nosuch", "--tags", tags)
+    assert result.returncode != 0
+    assert "environment 'nosuch' is unknown: use one of: demo_cluster, local, production, staging" in result.stdout

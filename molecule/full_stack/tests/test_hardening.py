@@ -4,8 +4,10 @@ is, and the runbook's "add a service" path end to end. Runs after test_full_stac
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -123,8 +125,13 @@ def test_every_parent_of_a_slipway_path_is_root_s_alone(host: Any) -> None:
     assert sorted(bad) == [], "\n".join(sorted(bad))
 
 
+# The roles that read the services registry (docs/runbook.md, "Add a service"): docker_engine and infra_network do not.
+SERVICE_ROLES = "postgresql,redis,edge_proxy,prometheus"
+
+
 def test_a_service_added_to_the_registry_is_provisioned_and_deployed(host: Any, run_playbook: RunPlaybook) -> None:
-    """The runbook's "Add a service": registry entry + vault values, infra.yml, deploy.yml --service."""
+    """The runbook's "Add a service": registry entry + vault values, infra.yml limited to the roles that read the
+    registry (its tags), deploy.yml --service: its database migrated, its Redis user, its route through the edge."""
     registry = {**VARS["slipway_services"]}
     registry["kite"] = {**registry["jotter"], "domain": "kite.localhost"}
     extra = {
@@ -134,8 +141,14 @@ def test_a_service_added_to_the_registry_is_provisioned_and_deployed(host: Any, 
         "vault_kite_redis_password": "fs-kite-redis-pw",  # pragma: allowlist secret
     }
     try:
-        infra = run_playbook(PLAYBOOKS / "infra.yml", "-e", "env=local", extra_vars=extra, timeout=900)
+        began = time.monotonic()
+        infra = run_playbook(PLAYBOOKS / "infra.yml", "-e", "env=local", "--tags", SERVICE_ROLES, extra_vars=extra,
+                             timeout=900)
+        print(f"infra.yml --tags {SERVICE_ROLES} for a new service: {time.monotonic() - began:.1f}s")
         assert infra.returncode == 0, infra.stdout[-4000:]
+        # Only those roles' tasks ran (Ansible tags each role's argument check `always`).
+        others = re.findall(r"TASK \[(?:docker_engine|infra_network) : (?!Validating arguments)[^\]]*\]", infra.stdout)
+        assert others == [], others
         deployed = run_playbook(
             PLAYBOOKS / "deploy.yml", "-e", "env=local", "-e", "service=kite", extra_vars=extra, timeout=600
         )
@@ -150,5 +163,11 @@ def test_a_service_added_to_the_registry_is_provisioned_and_deployed(host: Any, 
         assert answer.startswith("200 ") and json.loads(answer[4:])["version"] == "v1.0.0", answer
         tables = host.check_output("docker exec -u postgres postgres psql -X -qtAd kite -c '\\dt'")
         assert "notes" in tables, tables  # its own database, migrated before traffic moved
+        # Its own Redis ACL user, limited to its own keys (the redis role made it from the registry).
+        redis = f"docker exec -e REDISCLI_AUTH={extra['vault_kite_redis_password']} redis redis-cli --no-auth-warning "
+        redis += "--user kite"
+        assert host.check_output(f"{redis} SET kite:probe 1") == "OK"
+        denied = host.run(f"{redis} SET jotter:probe 1")
+        assert (denied.stdout + denied.stderr).strip().startswith("NOPERM"), denied.stdout + denied.stderr
     finally:
         host.run("docker rm -f kite-blue kite-green")
