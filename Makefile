@@ -138,7 +138,6 @@ demo-cluster: PREPARE_ARGS := --ssh-client
 demo-cluster: venv prepare
 	$(DEMO_CLUSTER) up
 	$(DEMO_CLUSTER) slipway provision
-	$(DEMO_CLUSTER) load-images
 	@# Every service at the inventory's version (notes-api v1.0.0), then v2.0.0 blue-green on both app hosts.
 	$(DEMO_CLUSTER) slipway deploy
 	$(DEMO_CLUSTER) slipway deploy --service notes-api --version v2.0.0

@@ -11,8 +11,7 @@ slipway-dc-app-1), and is reached over SSH as `deploy` with sudo, as staging and
     scripts/demo_cluster.py up        the network, the hosts (reused when they run), the demo's key authorized for
                                       deploy, the images each host's roles run loaded into its engine, the host
                                       keys pinned in inventories/demo_cluster/known_hosts
-    scripts/demo_cluster.py load-images   after `slipway provision`: the images of the hosts that had no docker
-                                      command before it (Debian 13 ships it apart, in docker-cli)
+    scripts/demo_cluster.py load-images   the images again, into every host (each loads only what its engine lacks)
     scripts/demo_cluster.py slipway ARGS...   this virtualenv's `slipway ARGS --env demo_cluster`, with the demo's
                                       key in SLIPWAY_SSH_PRIVATE_KEY
     scripts/demo_cluster.py down      remove the hosts (and bench/cluster_bench.py's one-VM host), their volumes,
@@ -179,19 +178,12 @@ def authorize(host: Host, public_key: str) -> None:
          input=public_key)
 
 
-def has_docker_cli(host: Host) -> bool:
-    """Whether the host's engine has its `docker` command: Debian 13 ships it apart (docker-cli), and a fresh
-    Debian 13 host gets it from provisioning (the docker_engine role)."""
-    found = subprocess.run(["docker", "exec", host.name, "sh", "-c", "command -v docker"], capture_output=True,
-                           check=False)
-    return found.returncode == 0
-
-
-def load_images(hosts: Sequence[Host], image_vars: Mapping[str, str]) -> list[Host]:
-    """local-host.sh load-images on every host that has a docker command, at once (each loads only what its engine
-    lacks); returns the hosts left for later (no docker command yet)."""
+def load_images(hosts: Sequence[Host], image_vars: Mapping[str, str]) -> None:
+    """local-host.sh load-images on every host at once (each loads only what its engine lacks). A fresh Debian 13
+    host has no `docker` command before provisioning installs docker-cli: local-host.sh then loads through the
+    engine's API socket (scripts/inner_engine.py), so provisioning finds every image it runs."""
     sample = _run(["bash", str(ROOT / "tests" / "harness" / "build_sample.sh"), "--list"]).stdout.split()
-    ready = [host for host in hosts if has_docker_cli(host)]
+    ready = list(hosts)
     procs = [(host, subprocess.Popen([str(LOCAL_HOST), "load-images", *images_for(host, image_vars, sample)],
                                      env={**os.environ, "SLIPWAY_LOCAL_HOST": host.name},
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
@@ -201,7 +193,6 @@ def load_images(hosts: Sequence[Host], image_vars: Mapping[str, str]) -> list[Ho
         sys.stdout.write(out)
         if proc.returncode != 0:
             raise DemoError(f"loading the images into {host.name} failed: {out.strip()[-500:]}")
-    return [host for host in hosts if host not in ready]
 
 
 def pin_host_keys(hosts: Sequence[Host], known_hosts: Path, tries: int = 30) -> None:
@@ -240,22 +231,17 @@ def up(inventory_dir: Path = INVENTORY, env: str = ENV, http_port: int = HTTP_PO
     public_key = ensure_key(site.key)
     for host in chosen:
         authorize(host, public_key)
-    later = load_images(chosen, image_vars)
-    for host in later:
-        print(f"{host.name}: no docker command yet (Debian 13 ships it in docker-cli, which provisioning installs): "
-              "its images are loaded after provisioning (`demo_cluster.py load-images`)")
+    load_images(chosen, image_vars)
     pin_host_keys(chosen, inventory_dir / "known_hosts")
     print(f"{len(chosen)} host(s) ready: {', '.join(h.name for h in chosen)}; "
           f"host keys pinned in {inventory_dir / 'known_hosts'}")
     return chosen
 
 
-def load_images_after_provisioning(inventory_dir: Path = INVENTORY, env: str = ENV) -> None:
-    """The images of every host again (the ones `up` left for later; a no-op for the others)."""
+def load_images_again(inventory_dir: Path = INVENTORY, env: str = ENV) -> None:
+    """The images of every host again (a no-op for the images a host has)."""
     found, image_vars = read_inventory(inventory_dir, env)
-    later = load_images(found, image_vars)
-    if later:
-        raise DemoError(f"{', '.join(h.name for h in later)} still ha(s) no docker command: did provisioning run?")
+    load_images(found, image_vars)
 
 
 def down(names: Sequence[str], network: str = NETWORK, known_hosts: Path = INVENTORY / "known_hosts") -> None:
@@ -282,7 +268,7 @@ def main(argv: Sequence[str]) -> int:
             up()
             return 0
         if command == "load-images" and not rest:
-            load_images_after_provisioning()
+            load_images_again()
             return 0
         if command == "down" and not rest:
             hosts, _ = read_inventory(INVENTORY, ENV)

@@ -61,10 +61,21 @@ load_images() { # [image...]: default, the local inventory's
   for image in "${wanted[@]}"; do
     docker image inspect "$image" >/dev/null 2>&1 || {
       echo "image $image is missing on this machine: run make prepare" >&2; exit 1; }
-    docker exec "$NAME" docker image inspect "$image" >/dev/null 2>&1 || missing+=("$image")
   done
+  if docker exec "$NAME" sh -c 'command -v docker' >/dev/null 2>&1; then
+    for image in "${wanted[@]}"; do
+      docker exec "$NAME" docker image inspect "$image" >/dev/null 2>&1 || missing+=("$image")
+    done
+    load() { docker exec -i "$NAME" docker load >/dev/null; }
+  else
+    # No docker command yet (a fresh Debian 13 host: docker-cli comes with provisioning, which needs the images
+    # first): the engine's API socket, through scripts/inner_engine.py and the host's python3.
+    docker exec -i "$NAME" sh -c 'cat > /run/slipway-inner-engine.py' < "$here/scripts/inner_engine.py"
+    mapfile -t missing < <(docker exec "$NAME" python3 /run/slipway-inner-engine.py missing "${wanted[@]}" | sed '/^$/d')
+    load() { docker exec -i "$NAME" python3 /run/slipway-inner-engine.py load >/dev/null; }
+  fi
   if [ ${#missing[@]} -gt 0 ]; then
-    docker save "${missing[@]}" | docker exec -i "$NAME" docker load >/dev/null
+    docker save "${missing[@]}" | load
     echo "loaded ${#missing[@]} image(s) into $NAME"
   fi
 }
