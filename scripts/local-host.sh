@@ -71,7 +71,10 @@ load_images() { # [image...]: default, the local inventory's
     # No docker command yet (a fresh Debian 13 host: docker-cli comes with provisioning, which needs the images
     # first): the engine's API socket, through scripts/inner_engine.py and the host's python3.
     docker exec -i "$NAME" sh -c 'cat > /run/slipway-inner-engine.py' < "$here/scripts/inner_engine.py"
-    mapfile -t missing < <(docker exec "$NAME" python3 /run/slipway-inner-engine.py missing "${wanted[@]}" | sed '/^$/d')
+    # An assignment, not a process substitution: set -e stops here when the engine cannot be asked.
+    local lacking
+    lacking=$(docker exec "$NAME" python3 /run/slipway-inner-engine.py missing "${wanted[@]}")
+    [ -z "$lacking" ] || mapfile -t missing <<< "$lacking"
     load() { docker exec -i "$NAME" python3 /run/slipway-inner-engine.py load >/dev/null; }
   fi
   if [ ${#missing[@]} -gt 0 ]; then
