@@ -183,11 +183,10 @@ def load_images(hosts: Sequence[Host], image_vars: Mapping[str, str]) -> None:
     host has no `docker` command before provisioning installs docker-cli: local-host.sh then loads through the
     engine's API socket (scripts/inner_engine.py), so provisioning finds every image it runs."""
     sample = _run(["bash", str(ROOT / "tests" / "harness" / "build_sample.sh"), "--list"]).stdout.split()
-    ready = list(hosts)
     procs = [(host, subprocess.Popen([str(LOCAL_HOST), "load-images", *images_for(host, image_vars, sample)],
                                      env={**os.environ, "SLIPWAY_LOCAL_HOST": host.name},
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-             for host in ready]
+             for host in hosts]
     for host, proc in procs:
         out, _ = proc.communicate()
         sys.stdout.write(out)
