@@ -69,7 +69,7 @@ LANE_B := $(filter cluster,$(SCENARIOS)) $(filter-out cluster $(LANE_A),$(SCENAR
 LANES := a b
 
 molecule: venv prepare
-	@mkdir -p .cache
+	@mkdir -p .cache; rm -f .cache/failed-tests.log
 	@lane() { \
 	  for s in "$$@"; do \
 	    start=$$(date +%s); \
@@ -92,7 +92,8 @@ molecule-%: venv prepare
 # prepare first: it installs what the other steps run (a target-specific variable reaches the prerequisites).
 # Then the unit tests and the Molecule scenarios side by side: the unit tests are mostly CPU, the scenarios mostly
 # wait on their hosts; the unit tests' output is printed when they end, then a summary (each scenario's time, the
-# failed tests, the end of a failed lane's log: the part a CI shows), and either one failing fails the target.
+# failed tests, the end of a failed lane's log, then each failed scenario test with the end of its report, which
+# molecule/conftest.py writes to .cache/failed-tests.log: the part a CI shows), and either one failing fails it.
 test: PREPARE_ARGS := --test-packages
 test: prepare lint
 	@mkdir -p .cache
@@ -104,6 +105,7 @@ test: prepare lint
 	  grep -h -E "^(FAILED|ERROR) " .cache/unit.log $(foreach l,$(LANES),.cache/molecule-$(l).log) || true; \
 	  for l in $(LANES); do [ "$$(cat .cache/molecule-$$l.rc 2>/dev/null)" = 0 ] || \
 	    { echo "---- the end of the failed Molecule lane $$l ----"; tail -n 40 .cache/molecule-$$l.log; }; done; \
+	  if [ -s .cache/failed-tests.log ]; then echo "---- failed scenario tests ----"; cat .cache/failed-tests.log; fi; \
 	  echo "unit tests: exit $$unit_rc; Molecule scenarios: exit $$molecule_rc"; \
 	  [ "$$unit_rc" = 0 ] && [ "$$molecule_rc" = 0 ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
 from typing import Any
 
@@ -20,6 +21,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     outcome = yield
     report = outcome.get_result()
     setattr(item, "rep_" + report.when, report)
+    if report.failed:
+        scenario = os.environ.get("MOLECULE_SCENARIO_NAME", "molecule")
+        scenario_tools.record_failure(scenario, report.nodeid, report.when, report.longreprtext)
 
 
 @pytest.fixture(autouse=True)

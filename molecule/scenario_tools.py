@@ -231,3 +231,18 @@ def start_load(host: Any, work: str, domain: str, paths: list[str], seconds: int
     argv = " ".join(shlex.quote(arg) for arg in [EDGE_ADDRESS, str(seconds), f"{work}/stop", domain, *paths])
     host.run_expect([0], f"nohup python3 {work}/load.py {argv} > {work}/out.json 2>&1 &")
     return Load(host, work)
+
+
+# Where a failed test is written down for `make test`'s summary: Molecule's output wraps and colours pytest's own
+# lines, so a CI that shows only the end of a lane's log would not name the test that failed.
+FAILED_TESTS = PROJECT / ".cache" / "failed-tests.log"
+
+
+def record_failure(
+    scenario: str, nodeid: str, when: str, text: str, *, path: Path = FAILED_TESTS, lines: int = 25
+) -> None:
+    """Append one failed test (its scenario, id and phase) and the last `lines` lines of its report to `path`."""
+    tail = "\n".join("    " + line for line in text.rstrip().splitlines()[-lines:])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as out:
+        out.write(f"FAILED {scenario}: {nodeid} ({when})\n{tail}\n")
