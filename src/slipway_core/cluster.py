@@ -54,7 +54,7 @@ def publish_binding(address: str, slot: int, colour: str, replica: int, port: in
     return f"{check_publish_address(address)}:{published_port(slot, colour, replica)}:{int(port)}"
 
 
-_HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 
 def _scrape_target(value: Any) -> str:
@@ -85,7 +85,7 @@ def scrape_files(plan: Any) -> dict[str, list[dict[str, Any]]]:
         if colour not in COLOURS:
             raise InputRefused(f"{service}: colour {shown(colour)} is not one of {', '.join(COLOURS)}")
         for host, targets in item["hosts"].items():
-            if not isinstance(host, str) or not _HOST_RE.fullmatch(host) or not isinstance(targets, list) \
+            if not isinstance(host, str) or not HOST_RE.fullmatch(host) or not isinstance(targets, list) \
                     or not targets:
                 raise InputRefused(f"{service}: host {shown(host)} with targets {shown(targets)} cannot be scraped")
             labels = {"service": service, "colour": str(colour), "host": host, "version": version}

@@ -4,10 +4,12 @@ monitoring host, after a cluster rollout switched every edge (docs/topology.md, 
 stdin: the cluster rollout's scrape plan (slipway_core.cluster_rollout.scrape_plan, {"plan": [{service, colour,
 version, hosts: {app host: ["<address>:<port>", ...]}}, ...]}): one call for every service and app host of the
 rollout. Each file `<service>.<host>.json` (slipway_core.cluster.scrape_files) is written atomically, and only when
-its content changes (Prometheus re-reads file_sd files by itself: no reload).
+its content changes (Prometheus re-reads file_sd files by itself: no reload). A file of a service of the plan for a
+host the plan does not name (an app host removed from the inventory, or one no longer published) is removed, so
+Prometheus stops scraping it; the one-VM file `<service>.json` and other services' files are left as they are.
 
-Answer: one JSON object on stdout, {"written": [names], "unchanged": [names]} (+ "error"); exit 0 done, 1 the
-directory is missing (Prometheus is not provisioned on this host yet: nothing written), 2 bad input.
+Answer: one JSON object on stdout, {"written": [names], "unchanged": [names], "removed": [names]} (+ "error"); exit 0
+done, 1 the directory is missing (Prometheus is not provisioned on this host yet: nothing written), 2 bad input.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 from typing import Any
 
 from slipway_core import cluster, contract
+from slipway_core.cluster import HOST_RE
 from slipway_core.host.system import Clock, write_text
 
 
@@ -32,7 +35,7 @@ def write(directory: str, plan: Any) -> dict[str, list[str]]:
     files = cluster.scrape_files(plan)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{directory} does not exist: provision Prometheus on this host (playbooks/infra.yml)")
-    answer: dict[str, list[str]] = {"written": [], "unchanged": []}
+    answer: dict[str, list[str]] = {"written": [], "unchanged": [], "removed": []}
     for name, entries in sorted(files.items()):
         path, text = os.path.join(directory, name), json.dumps(entries, indent=2, sort_keys=True) + "\n"
         try:
@@ -43,7 +46,20 @@ def write(directory: str, plan: Any) -> dict[str, list[str]]:
         if not same:
             write_text(path, text, 0o644)
         answer["unchanged" if same else "written"].append(name)
+    services = {entries[0]["labels"]["service"] for entries in files.values()}
+    for name in sorted(os.listdir(directory)):
+        if name not in files and stale_host_file(name, services):
+            os.remove(os.path.join(directory, name))
+            answer["removed"].append(name)
     return answer
+
+
+def stale_host_file(name: str, services: set[str]) -> bool:
+    """Whether `name` is an app host's file (`<service>.<host>.json`) of one of `services` (a service name has no
+    '.', so the first '.' ends it; `<service>.json`, the one-VM file, has no host part)."""
+    service, dot, rest = name.partition(".")
+    host = rest[: -len(".json")] if rest.endswith(".json") else ""
+    return bool(dot) and service in services and HOST_RE.fullmatch(host) is not None
 
 
 def main(docker: Any, root: str, args: argparse.Namespace, clock: Clock) -> int:
