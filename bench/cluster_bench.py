@@ -32,6 +32,7 @@ import argparse
 import configparser
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -51,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import demo_cluster  # noqa: E402 - scripts/, on sys.path from the line above
 import ops_run  # noqa: E402
-from rollout_bench import Stats, client, host_sh, pct, row, write_results  # noqa: E402 - bench/, this script's
+from rollout_bench import Stats, client, host_sh, pct, row, when_failed, write_results  # noqa: E402 - bench/, this script's
 
 from slipway_core.contract import PHASES  # noqa: E402
 
@@ -59,6 +60,7 @@ SERVICE = "notes-api"
 DOMAIN = "notes.localhost"
 ENV = demo_cluster.ENV
 SOLO = demo_cluster.SOLO
+EDGE_HOST = "slipway-dc-edge"
 SOLO_ADDRESS = "10.214.0.20"
 SOLO_PORT = 8082
 APPS = ("slipway-dc-app-1", "slipway-dc-app-2")
@@ -261,6 +263,7 @@ def main() -> int:
     ensure_cluster()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load_before, others = os.getloadavg(), others_running()
+    began = time.time()
     with tempfile.TemporaryDirectory(prefix="dc-bench-") as tmp:
         found = targets(Path(tmp))
         stop = threading.Event()
@@ -274,14 +277,31 @@ def main() -> int:
         watchdog.cancel()
         for thread in threads:
             thread.join(timeout=15)
-    context = {"started": started, "load_before": load_before, "load_after": os.getloadavg(),
-               "others": sorted(set(others) | set(others_running()))}
+    context: dict[str, Any] = {"started": started, "load_before": load_before, "load_after": os.getloadavg(),
+                               "others": sorted(set(others) | set(others_running()))}
+    if any(s.failures for s in stats.values()):
+        context["edge_log"] = edge_log({demo_cluster.HTTP_PORT: EDGE_HOST, SOLO_PORT: SOLO}, began)
     text = "\n".join(report(args, stats, rows, context)) + "\n"
     print(text)
     write_results(args.output, text)
     bad = [r for r in rows if r["expect"] != "any" and r["result"] != r["expect"]]
     failed = sum(s.non_2xx + s.conn_errors for s in stats.values())
     return 1 if bad or failed else 0
+
+
+# The edge's log lines that explain a failed request: its 5xx answers (HAProxy's access log, `<NOSRV>` when no server
+# was up) and its servers' state changes (`Server be_.../x is DOWN, reason: ...`).
+EDGE_LOG_LINE = re.compile(r"\s5\d\d\s\d|<NOSRV>| is (DOWN|UP)\b|going DOWN|no server available")
+
+
+def edge_log(hosts: Mapping[int, str], since: float, limit: int = 40,
+             read: Callable[[str, str], str] = host_sh) -> list[str]:
+    """The last `limit` of those lines from each host's edge container since `since` (time.time()), by port."""
+    lines = []
+    for port, host in sorted(hosts.items()):
+        out = read(host, f"docker logs --since {int(since)} edge-proxy 2>&1")
+        lines += [f"{port}: {line}" for line in out.splitlines() if EDGE_LOG_LINE.search(line)][-limit:]
+    return lines
 
 
 def run_sequence(found: dict[str, Target], stop: threading.Event,
@@ -291,13 +311,14 @@ def run_sequence(found: dict[str, Target], stop: threading.Event,
         if stop.is_set():
             break
         target = found[key]
-        before = last_lines(target.apps)
+        before, started = last_lines(target.apps), time.time()
         outcome = run(target.inventory, "deploy", "-e", f"service={SERVICE}", "-e", f"version={version}",
                       env=target.env)
-        after = last_lines(target.apps)
+        ended, after = time.time(), last_lines(target.apps)
         new = merged({app: line for app, line in after.items() if line != before.get(app)})
         result = row(("deploy", version, expect), outcome, new)
-        result.update(label=target.label, transport=target.transport, hosts=new.get("hosts", 0))
+        result.update(label=target.label, transport=target.transport, hosts=new.get("hosts", 0),
+                      window=(f"#{len(rows) + 1} ({target.label}, {target.transport}, {version})", started, ended))
         rows.append(result)
         print(f"{target.label:7} {target.transport:17} {version:8} {result['result']:8} {outcome[1]:6.1f}s "
               + " ".join(f"{k}={v:.1f}" for k, v in result["durations"].items()), file=sys.stderr)
@@ -347,7 +368,13 @@ def report(args: argparse.Namespace, stats: dict[int, Stats], rows: list[dict[st
                      f"{pct(s.latencies, 0.5) * 1000:.1f} ms | {pct(s.latencies, 0.99) * 1000:.1f} ms |")
     errors = {f"{port}: {k}": v for port, s in stats.items() for k, v in s.errors.items()}
     if errors:
-        lines += ["", "Errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(errors.items()))]
+        lines += ["", "Errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(errors.items())), "",
+                  "When they failed (UTC), and the edge's own log lines about them (its 5xx answers, its servers "
+                  "going DOWN or UP):", ""]
+        windows = [r["window"] for r in rows if "window" in r]
+        for port, s in sorted(stats.items()):
+            lines += [f"- {port}: {line}" for line in when_failed(s.failures, windows)]
+        lines += [f"    {line}" for line in context.get("edge_log", [])]
     lines += ["", "Rollouts: `ansible-playbook playbooks/deploy.yml -e env=demo_cluster -e service=notes-api -e "
               "version=V` with the variant's inventory, timed whole. Phases are the hosts' (history.jsonl; across "
               "app hosts the slowest host's time of each phase); start->healthy is the new container's own time "

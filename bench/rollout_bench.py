@@ -35,6 +35,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,8 @@ class Stats:
     non_2xx: int = 0
     conn_errors: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    # Each failed request: when it ended (time.time()) and what it was, to tell which rollout it fell in.
+    failures: list[tuple[float, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, seconds: float, status: int | None, error: str = "") -> None:
@@ -87,12 +90,32 @@ class Stats:
             self.requests += 1
             if status is None:
                 self.conn_errors += 1
-                self.errors[error] = self.errors.get(error, 0) + 1
             else:
                 self.latencies.append(seconds)
-                if not 200 <= status < 300:
-                    self.non_2xx += 1
-                    self.errors[f"HTTP {status}"] = self.errors.get(f"HTTP {status}", 0) + 1
+                if 200 <= status < 300:
+                    return
+                self.non_2xx += 1
+                error = f"HTTP {status}"
+            self.errors[error] = self.errors.get(error, 0) + 1
+            self.failures.append((time.time(), error))
+
+
+def when_failed(failures: Sequence[tuple[float, str]], windows: Sequence[tuple[str, float, float]]) -> list[str]:
+    """Where each failed request fell: in a rollout's window (label, started, ended: time.time()), how far into
+    it, or between rollouts, after which one. One line per failure, in time order."""
+    lines = []
+    for at, error in sorted(failures):
+        clock = time.strftime("%H:%M:%S", time.gmtime(at)) + f".{int(at * 10) % 10}"
+        inside = [(label, start) for label, start, end in windows if start <= at <= end]
+        before = [(label, end) for label, _, end in windows if end < at]
+        if inside:
+            where = f"during {inside[0][0]}, {at - inside[0][1]:.1f} s after it started"
+        elif before:
+            where = f"between rollouts, {at - before[-1][1]:.1f} s after {before[-1][0]} ended"
+        else:
+            where = "before the first rollout"
+        lines.append(f"{clock} {error}: {where}")
+    return lines
 
 
 def client(kind: str, port: int, domain: str, paths: list[str], interval: float,  # noqa: PLR0917
@@ -236,12 +259,13 @@ def main() -> int:
     for kind, version, expect in SEQUENCE:
         if stop.is_set():
             break
-        before = last_history(args)
+        before, started = last_history(args), time.time()
         rc, wall, out = (playbook(args, "deploy", "-e", f"version={version}") if kind == "deploy"
                          else playbook(args, "rollback"))
-        after = last_history(args)
+        ended, after = time.time(), last_history(args)
         new_line = after if after != before else {}
         rows.append(row((kind, version, expect), (rc, wall, out), new_line))
+        rows[-1]["window"] = (f"#{len(rows)} ({kind} {version})", started, ended)
         print(f"{kind:8} {rows[-1]['version']:22} {rows[-1]['result']:8} {wall:6.1f}s "
               + " ".join(f"{k}={v:.1f}" for k, v in rows[-1]["durations"].items()), file=sys.stderr)
         time.sleep(1)
@@ -279,6 +303,9 @@ def report(args: argparse.Namespace, stats: Stats, rows: list[dict[str, Any]], b
     ]
     if stats.errors:
         lines += ["Errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(stats.errors.items())), ""]
+        lines += ["When they failed (UTC):", ""]
+        lines += [f"- {line}" for line in when_failed(stats.failures, [r["window"] for r in rows if "window" in r])]
+        lines += [""]
     lines += ["Phases are the host's (slipway-release, contract.PHASES); `start` ends when the container is started,"
               " and `health` counts only the wait left when the steps-left call arrives (the container boots while the"
               " controller moves on)."

@@ -160,3 +160,65 @@ def test_the_page_names_the_load_the_machine_and_both_edges() -> None:
     assert "| cluster (slipway-dc-edge), 127.0.0.1:8081 | 1 | 0 | 0 |" in text
     assert "pipelining = True" in text
     assert "| 1 | cluster | ssh | v1.0.0 | deployed | 12.00 |" in text
+
+
+def test_each_failed_request_is_placed_in_the_rollout_it_fell_in_or_between_two() -> None:
+    stats = rollout_bench.Stats()
+    stats.add(0.01, 200)
+    stats.add(0.02, 503)
+    stats.add(10.0, None, "TimeoutError")
+    assert (stats.non_2xx, stats.conn_errors, stats.errors) == (1, 1, {"HTTP 503": 1, "TimeoutError": 1})
+    windows = [("#1 (cluster, ssh, v2.0.0)", 1000.0, 1030.0), ("#2 (one VM, ssh, v2.0.0)", 1031.0, 1050.0)]
+    failures = [(1045.25, "HTTP 503"), (1030.5, "HTTP 502"), (999.0, "TimeoutError"), (1060.0, "HTTP 503")]
+    assert rollout_bench.when_failed(failures, windows) == [
+        "00:16:39.0 TimeoutError: before the first rollout",
+        "00:17:10.5 HTTP 502: between rollouts, 0.5 s after #1 (cluster, ssh, v2.0.0) ended",
+        "00:17:25.2 HTTP 503: during #2 (one VM, ssh, v2.0.0), 14.2 s after it started",
+        "00:17:40.0 HTTP 503: between rollouts, 10.0 s after #2 (one VM, ssh, v2.0.0) ended",
+    ]
+
+
+def test_the_edge_log_keeps_the_lines_that_explain_a_failure_per_port() -> None:
+    log = "\n".join([
+        "172.18.0.1:5000 [03/Dec/2026:17:52:31.120] fe_http be_notes-api/notes-api-blue 0/0/1/5/6 200 120 -",
+        "172.18.0.1:5001 [03/Dec/2026:17:52:31.300] fe_http be_notes-api/<NOSRV> 0/-1/-1/-1/0 503 217 -",
+        "Server be_notes-api/notes-api-blue is DOWN, reason: Layer7 timeout, check duration: 5001ms.",
+        "backend be_notes-api has no server available!",
+        "Server be_notes-api/notes-api-blue is UP, reason: Layer7 check passed.",
+    ])
+    asked: list[tuple[str, str]] = []
+
+    def read(host: str, command: str) -> str:
+        asked.append((host, command))
+        return log if host == "solo" else ""
+
+    lines = cluster_bench.edge_log({8082: "solo", 8081: "edge"}, 1700000000.9, read=read)
+    assert asked == [("edge", "docker logs --since 1700000000 edge-proxy 2>&1"),
+                     ("solo", "docker logs --since 1700000000 edge-proxy 2>&1")]
+    assert lines == [f"8082: {line}" for line in log.splitlines()[1:]]
+    assert len(cluster_bench.edge_log({8082: "solo"}, 0, limit=2, read=read)) == 2
+
+
+def test_the_page_says_when_each_request_failed_and_what_the_edge_logged() -> None:
+    args = argparse.Namespace(kept_alive=4, new_connection=4, interval=0.02)
+    stats = {8081: rollout_bench.Stats(), 8082: rollout_bench.Stats()}
+    stats[8082].failures.append((1045.0, "HTTP 503"))
+    stats[8082].errors["HTTP 503"] = 1
+    table = rows({("one VM", "ssh", "deployed"): [12.0]})
+    table[0]["window"] = ("#1 (one VM, ssh, v1.0.0)", 1040.0, 1052.0)
+    context = {"started": "2026-12-03 08:00 UTC", "load_before": (3.0, 0, 0), "load_after": (5.5, 0, 0),
+               "others": [], "edge_log": ["8082: backend be_notes-api has no server available!"]}
+    text = "\n".join(cluster_bench.report(args, stats, table, context))
+    assert "- 8082: 00:17:25.0 HTTP 503: during #1 (one VM, ssh, v1.0.0), 5.0 s after it started" in text
+    assert "    8082: backend be_notes-api has no server available!" in text
+
+
+def test_the_one_vm_bench_page_places_its_failures_too() -> None:
+    args = argparse.Namespace(kept_alive=4, new_connection=4, interval=0.02, port=8080, domain="notes.localhost")
+    stats = rollout_bench.Stats()
+    stats.failures.append((1045.0, "HTTP 503"))
+    stats.errors["HTTP 503"], stats.non_2xx = 1, 1
+    table = [rollout_bench.row(("deploy", "v2.0.0", "deployed"), (0, 12.0, ""), {"durations": {"start": 1.0}})]
+    table[0]["window"] = ("#1 (deploy v2.0.0)", 1044.0, 1056.0)
+    text = "\n".join(rollout_bench.report(args, stats, table, [1.5]))
+    assert "- 00:17:25.0 HTTP 503: during #1 (deploy v2.0.0), 1.0 s after it started" in text
