@@ -242,13 +242,13 @@ def test_logs_follow_streams_new_lines_until_ctrl_c(ops: Ops) -> None:
         raise AssertionError(f"{text!r} not streamed within {seconds}s; got {seen}")
 
     try:
-        wait_for("slipway-release: logs of", 30)
+        wait_for("slipway-release: logs of", 90)  # waits, not bounds: the CI runs three suites on two cores
         marker = f"follow-{secrets.token_hex(4)}"
         # Made after the follow started, and again every 2 s until one shows: each container's `docker logs
         # --follow --tail 0` attaches a moment after the header line, and a request before that is not streamed.
-        wait_for(marker, 30, poke=lambda: request(f"/version?{marker}"))
+        wait_for(marker, 90, poke=lambda: request(f"/version?{marker}"))
         follow.send_signal(signal.SIGINT)
-        assert follow.wait(timeout=10) == 0
+        assert follow.wait(timeout=30) == 0
     finally:
         if follow.poll() is None:
             follow.kill()

@@ -74,7 +74,7 @@ def test_v1_to_v2_while_a_job_runs_loses_no_job(host: Any, run_playbook: RunPlay
     # The job must outlast the rollout up to the old worker's SIGTERM (10-35 s measured here, other scenarios beside
     # it), and end within its stop_timeout (60 s) after it.
     [long_job] = queue(host, old, "enqueue", "--seconds", "45")["ids"]
-    wait_for(lambda: f"job {long_job} started" in container_logs(host, old), 20, "the old worker took the job")
+    wait_for(lambda: f"job {long_job} started" in container_logs(host, old), 60, "the old worker took the job")
 
     began = time.monotonic()
     result = deploy(run_playbook, "v2.0.0")
@@ -90,7 +90,7 @@ def test_v1_to_v2_while_a_job_runs_loses_no_job(host: Any, run_playbook: RunPlay
     assert inspect(host, new)["State"]["Running"]
 
     [next_job] = queue(host, new, "enqueue", "--seconds", "1")["ids"]
-    wait_for(lambda: f"job {next_job} finished" in container_logs(host, new), 20, "the new worker finished the job")
+    wait_for(lambda: f"job {next_job} finished" in container_logs(host, new), 60, "the new worker finished the job")
     end = queue(host, new, "stats")
     assert end["enqueued"] - start["enqueued"] == 2
     assert end["finished_ids"][start["finished"]:] == [long_job, next_job]  # each once, nothing lost

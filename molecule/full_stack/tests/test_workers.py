@@ -64,7 +64,7 @@ def test_a_rollout_while_a_job_runs_loses_no_job(host: Any, run_playbook: RunPla
     start = jobs(host, old, "stats")
 
     [long_job] = jobs(host, old, "enqueue", "--seconds", "15")["ids"]
-    wait_for(lambda: f"job {long_job} started" in container_logs(host, old_worker), 20, "the old worker took the job")
+    wait_for(lambda: f"job {long_job} started" in container_logs(host, old_worker), 60, "the old worker took the job")
     began = time.monotonic()
     # The same image with another environment: a new release (no migration), both colours' workers in play.
     env = {**VARS["slipway_services"][SERVICE]["env"], "WORKER_TEST_MARK": str(int(time.time()))}
@@ -83,7 +83,7 @@ def test_a_rollout_while_a_job_runs_loses_no_job(host: Any, run_playbook: RunPla
     assert inspect(host, new_worker)["State"]["Running"]
 
     [next_job] = jobs(host, new, "enqueue", "--seconds", "1")["ids"]
-    wait_for(lambda: f"job {next_job} finished" in container_logs(host, new_worker), 20,
+    wait_for(lambda: f"job {next_job} finished" in container_logs(host, new_worker), 60,
              "the new worker finished the job")
     end = jobs(host, new, "stats")
     assert end["enqueued"] - start["enqueued"] == 2
