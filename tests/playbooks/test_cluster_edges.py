@@ -5,6 +5,9 @@ each call and answer as slipway-release and slipway-proxy do. The edge's switch 
 answered as an app host: before the fix, its switch record replaced its begin record, the verdict after the switch
 said it "did not answer in phase begin", the edge switched back and every app host removed the new colour (the move's
 step 4 failed, with 502s through the edge while it happened; bench/move-to-three.md).
+
+With two edges, one whose switch fails: the edge that switched switches back, every app host removes the new colour,
+and the result names the edge and the phase (every edge routes the new colour, or none).
 """
 
 from __future__ import annotations
@@ -27,12 +30,17 @@ if "--root" in argv:
     host, base = os.path.basename(root), os.path.dirname(root)
 else:
     host, base = "edge", {base!r}
-if name == "fake-slipway-proxy":
+if name == "fake-slipway-proxy":  # each edge's settings file is in its own directory, named after the host
+    here = os.path.dirname(argv[argv.index("--settings") + 1])
     command = next(a for a in argv if a in ("switch-over", "switch", "addresses"))
     with open(os.path.join(base, "calls.log"), "a") as log:
-        log.write(f"proxy {{command}} {{' '.join(argv[argv.index(command) + 1:argv.index(command) + 3])}}\\n")
+        log.write(f"{{os.path.basename(here)}} proxy {{command}} "
+                  f"{{' '.join(argv[argv.index(command) + 1:argv.index(command) + 3])}}\\n")
     if command == "addresses":
         print(json.dumps({{"slots": {{"api": 0}}}}))
+    if command == "switch-over" and os.path.exists(os.path.join(here, "fail-switch-over")):
+        print("slipway-proxy: api: v1.0.0 did not answer through this edge", file=sys.stderr)
+        sys.exit(1)
     sys.exit(0)
 if argv[argv.index("--root") + 2:argv.index("--root") + 4] == ["jobs", "sync"]:
     print(json.dumps({{"changed": False, "plan": False}}))
@@ -54,9 +62,10 @@ print(json.dumps(answer))
 """
 
 
-def test_an_edge_that_is_also_an_app_host_switches_once_and_every_app_host_records_the_release(
-        tmp_path: Path) -> None:
-    root = project(tmp_path, hosts_yml(cluster(edge="app-1", apps=("app-1", "app-2"))))
+def fake_cluster(tmp_path: Path, children: str) -> tuple[Path, Path]:
+    """The project with the hosts `children` on the local connection and the fake host programs; each host's state
+    (and each edge's settings) under the second path returned, where calls.log records every call."""
+    root = project(tmp_path, hosts_yml(children))
     base = tmp_path / "hosts"
     base.mkdir()
     fakes = {}
@@ -70,19 +79,47 @@ def test_an_edge_that_is_also_an_app_host_switches_once_and_every_app_host_recor
         "ansible_connection": "local", "ansible_become": False, "ansible_python_interpreter": sys.executable,
         "app_release_command_path": str(fakes["fake-slipway-release"]),
         "edge_proxy_command_path": str(fakes["fake-slipway-proxy"]),
+        "app_release_proxy_settings": str(base) + "/{{ inventory_hostname }}/slipway-proxy.json",
         "app_release_jobs_unit_dir": str(tmp_path / "units"),
         "app_release_file_sd_dir": str(tmp_path / "targets"),
         "app_release_state_dir": str(base) + "/{{ inventory_hostname }}",
     }), encoding="utf-8")
     (tmp_path / "targets").mkdir()
+    return root, base
+
+
+def test_an_edge_that_is_also_an_app_host_switches_once_and_every_app_host_records_the_release(
+        tmp_path: Path) -> None:
+    root, base = fake_cluster(tmp_path, cluster(edge="app-1", apps=("app-1", "app-2")))
 
     result = run(root, "deploy.yml", "-e", "service=api", "-e", "version=v1.0.0")
 
     calls = (base / "calls.log").read_text(encoding="utf-8").splitlines()
     assert result.returncode == 0, result.stdout[-5000:]
-    assert calls.count("proxy switch-over api green") == 1, calls  # the one edge switched, and never back
-    assert not [c for c in calls if c.startswith("proxy switch ")], calls
+    assert calls.count("app-1 proxy switch-over api green") == 1, calls  # the one edge switched, and never back
+    assert not [c for c in calls if " proxy switch " in c], calls
     assert "app-1 run drain,record" in calls
     assert "app-2 run drain,record" in calls
     assert not [c for c in calls if " finish" in c], calls  # no app host removed the new colour
     assert "did not answer in phase begin" not in result.stdout
+
+
+def test_when_one_of_two_edges_fails_its_switch_the_other_switches_back_and_no_app_host_keeps_the_new_colour(
+        tmp_path: Path) -> None:
+    children = cluster(edge="edge-1").replace("      edge-1: {slipway_private_address: 10.0.1.10}\n",
+                                              "      edge-1: {slipway_private_address: 10.0.1.10}\n"
+                                              "      edge-2: {slipway_private_address: 10.0.1.15}\n")
+    assert "edge-2" in children
+    root, base = fake_cluster(tmp_path, children)
+    (base / "edge-2").mkdir()
+    (base / "edge-2" / "fail-switch-over").touch()
+
+    result = run(root, "deploy.yml", "-e", "service=api", "-e", "version=v1.0.0")
+    calls = (base / "calls.log").read_text(encoding="utf-8").splitlines()
+    assert result.returncode != 0, result.stdout[-5000:]
+    assert "edge-1 proxy switch-over api green" in calls and "edge-2 proxy switch-over api green" in calls, calls
+    assert calls.count("edge-1 proxy switch api blue") == 1, calls  # back to the colour that serves
+    assert not [c for c in calls if c.startswith("edge-2 proxy switch ")], calls  # it never switched
+    assert not [c for c in calls if " run drain,record" in c], calls  # nobody drained the old colour
+    assert "app-1 finish" in calls and "app-2 finish" in calls, calls  # the new colour removed everywhere
+    assert "edge-2" in result.stdout and "switch" in result.stdout
