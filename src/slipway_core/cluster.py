@@ -89,8 +89,22 @@ def scrape_files(plan: Any) -> dict[str, list[dict[str, Any]]]:
                     or not targets:
                 raise InputRefused(f"{service}: host {shown(host)} with targets {shown(targets)} cannot be scraped")
             labels = {"service": service, "colour": str(colour), "host": host, "version": version}
-            files[f"{service}.{host}.json"] = [{"targets": [_scrape_target(t) for t in targets], "labels": labels}]
+            scraped = [_scrape_target(t) for t in targets]
+            files[scrape_file_name(service, host)] = [{"targets": scraped, "labels": labels}]
     return files
+
+
+def scrape_file_name(service: str, host: str) -> str:
+    """The file_sd file of one service's replicas on one app host: `<service>.<host>.json`."""
+    return f"{service}.{host}.json"
+
+
+def scrape_file_of(name: str) -> tuple[str, str] | None:
+    """(service, app host) of a file named by scrape_file_name, None for any other name: the one-VM file
+    `<service>.json` has no host part, and a service name has no '.', so the first '.' ends it."""
+    service, dot, rest = name.partition(".")
+    host = rest[: -len(".json")] if rest.endswith(".json") else ""
+    return (service, host) if dot and service and HOST_RE.fullmatch(host) else None
 
 
 def remote_server_name(service: str, colour: str, replica: int, host_index: int) -> str:

@@ -94,3 +94,17 @@ GOOD = {"service": "api", "colour": "blue", "version": "v1.0.0", "hosts": {"app-
 def test_scrape_files_refuse_what_cannot_be_scraped_or_named(plan: Any, message: str) -> None:
     with pytest.raises(contract.InputRefused, match=re.escape(message)):
         cluster.scrape_files(plan)
+
+
+@pytest.mark.parametrize("host", ["cluster-app-1", "app-2.example.com", "10.213.0.12"])
+def test_a_scrape_file_name_gives_back_its_service_and_host(host: str) -> None:
+    name = cluster.scrape_file_name("notes-api", host)
+    assert cluster.scrape_file_of(name) == ("notes-api", host)
+    assert name in cluster.scrape_files([{"service": "notes-api", "colour": "blue", "version": "v1.0.0",
+                                          "hosts": {host: ["10.213.0.12:18000"]}}])
+
+
+@pytest.mark.parametrize("name", ["notes-api.json", "notes-api..json", ".app-1.json", "notes-api.app-1.yml",
+                                  "notes-api.-app.json", "notes-api.app 1.json", "README"])
+def test_other_file_names_are_no_hosts_scrape_file(name: str) -> None:
+    assert cluster.scrape_file_of(name) is None

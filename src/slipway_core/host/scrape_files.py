@@ -21,7 +21,6 @@ import sys
 from typing import Any
 
 from slipway_core import cluster, contract
-from slipway_core.cluster import HOST_RE
 from slipway_core.host.system import Clock, write_text
 
 
@@ -55,11 +54,9 @@ def write(directory: str, plan: Any) -> dict[str, list[str]]:
 
 
 def stale_host_file(name: str, services: set[str]) -> bool:
-    """Whether `name` is an app host's file (`<service>.<host>.json`) of one of `services` (a service name has no
-    '.', so the first '.' ends it; `<service>.json`, the one-VM file, has no host part)."""
-    service, dot, rest = name.partition(".")
-    host = rest[: -len(".json")] if rest.endswith(".json") else ""
-    return bool(dot) and service in services and HOST_RE.fullmatch(host) is not None
+    """Whether `name` is an app host's file (cluster.scrape_file_name) of one of `services`."""
+    parsed = cluster.scrape_file_of(name)
+    return parsed is not None and parsed[0] in services
 
 
 def main(docker: Any, root: str, args: argparse.Namespace, clock: Clock) -> int:
