@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 
@@ -40,20 +41,22 @@ def load_filter(name: str) -> ModuleType:
     return module
 
 
-def play(tmp_path: Path, tasks: str, *extra: str, inventory: str = "localhost,") -> subprocess.CompletedProcess[str]:
-    """Run `tasks` on localhost (local connection) with the project's collections and ansible.cfg."""
+def play(tmp_path: Path, tasks: str, *extra: str, inventory: str = "localhost,",
+         env: Mapping[str, str] | None = None, hosts: str = "localhost", connection: str = "local",
+         python: str = sys.executable) -> subprocess.CompletedProcess[str]:
+    """Run `tasks` on `hosts` (localhost, local connection, unless told) with the project's collections and
+    ansible.cfg, and `env` over this environment."""
     playbook = tmp_path / "play.yml"
     playbook.write_text(
-        "- hosts: localhost\n  gather_facts: false\n  connection: local\n  tasks:\n"
+        f"- hosts: {hosts}\n  gather_facts: false\n  connection: {connection}\n  tasks:\n"
         + textwrap.indent(textwrap.dedent(tasks), "    "),
         encoding="utf-8",
     )
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg"),
-           "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0"}
+    environ = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg"),
+               "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0", **(env or {})}
     return subprocess.run(
-        ["ansible-playbook", "-i", inventory, "-e", f"ansible_python_interpreter={sys.executable}", str(playbook),
-         *extra],
-        cwd=PROJECT, capture_output=True, text=True, env=env, timeout=120, check=False,
+        ["ansible-playbook", "-i", inventory, "-e", f"ansible_python_interpreter={python}", str(playbook), *extra],
+        cwd=PROJECT, capture_output=True, text=True, env=environ, timeout=120, check=False,
     )
 
 

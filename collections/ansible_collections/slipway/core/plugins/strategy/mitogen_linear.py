@@ -1,0 +1,56 @@
+"""The strategy ansible.cfg names: Ansible's linear strategy run through Mitogen for Ansible (docs/testing.md,
+"Mitogen").
+
+Ansible starts a new Python interpreter on the host for every task. Mitogen starts one per host and connection for
+the whole run and sends it each module over the connection. Measured on this project's test hosts (2 cores, an idle
+machine, 21 module runs against one Docker host container): 14.1-14.6 s with Ansible's linear strategy, 4.7-5.1 s
+with this one; a whole Molecule scenario gains much less (docs/testing.md). Ansible's own strategy is one setting
+away: `ANSIBLE_STRATEGY=ansible.builtin.linear`.
+
+Mitogen takes over two connections: the Docker connection (`community.docker.docker` or `docker`: the local demo
+host, the test hosts) and SSH (`ssh`, `ansible.builtin.ssh`: staging, production, the cluster). Mitogen alone takes
+them by their short names only. Every other connection runs as under Ansible's linear strategy, `local` included:
+Mitogen's local connection hung the Molecule Docker driver's asynchronous container tasks (`async`/`async_status`,
+measured 2026-12-03), and a task on the controller starts no Python on another machine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ansible_mitogen.loaders
+import ansible_mitogen.strategy
+from ansible.playbook.play_context import PlayContext
+from ansible.plugins.strategy.linear import StrategyModule as Linear
+
+# The connections Mitogen takes over, by every name they go by, to the short name Mitogen knows them by.
+SHORT_NAMES = {
+    "docker": "docker",
+    "community.docker.docker": "docker",
+    "ssh": "ssh",
+    "ansible.builtin.ssh": "ssh",
+    "ansible.legacy.ssh": "ssh",
+}
+
+
+def connection_for(name: str, play_connection: str | None) -> str:
+    """The connection plugin to load for `name`: Mitogen's own (`mitogen_docker`, `mitogen_ssh`) when it is one of
+    SHORT_NAMES and so is the play's connection (None: no play, as Mitogen assumes); `name` itself otherwise."""
+    short = SHORT_NAMES.get(name)
+    if short is not None and (play_connection is None or play_connection in SHORT_NAMES):
+        return "mitogen_" + short
+    return name
+
+
+def _get_with_context(name: str, *args: Any, **kwargs: Any) -> Any:
+    """Mitogen's connection loader hook, taking full names as well as short ones."""
+    play = args[0] if args and isinstance(args[0], PlayContext) else None
+    return ansible_mitogen.loaders.connection_loader__get_with_context(
+        connection_for(name, play.connection if play is not None else None), *args, **kwargs)
+
+
+# Mitogen installs its hook by this module-level name when a play starts (AnsibleWrappers._install_wrappers).
+ansible_mitogen.strategy.wrap_connection_loader__get_with_context = _get_with_context
+
+class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Linear):
+    """The linear strategy with Mitogen's connections."""

@@ -1,0 +1,85 @@
+"""slipway.core.mitogen_linear, the strategy ansible.cfg names (Mitogen for Ansible under the linear strategy).
+
+Which connection plugin each connection name gets; and, with the real ansible-playbook against a container this test
+starts (slipway/test-probe, built by tests/harness/prepare.sh) over the Docker connection, that a run under the
+project's ansible.cfg starts one Python in the container for all its tasks where Ansible's own linear strategy
+starts one per task. The second run is the control: without it the first could pass with Mitogen off."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from plugin_loader import PROJECT, play
+
+# plugin_loader puts the project's collections on sys.path
+mitogen_linear = importlib.import_module("ansible_collections.slipway.core.plugins.strategy.mitogen_linear")
+
+
+@pytest.mark.parametrize(("name", "play_connection", "loaded"), [
+    ("community.docker.docker", "community.docker.docker", "mitogen_docker"),
+    ("docker", "docker", "mitogen_docker"),
+    ("ansible.builtin.ssh", "ssh", "mitogen_ssh"),
+    ("ssh", "ansible.builtin.ssh", "mitogen_ssh"),
+    ("ssh", None, "mitogen_ssh"),
+    # Ansible's own plugin for everything else: local (Mitogen's hung the Molecule driver's async tasks), the
+    # Docker API connection, a third party's
+    ("local", "local", "local"),
+    ("ansible.builtin.local", "ansible.builtin.local", "ansible.builtin.local"),
+    ("community.docker.docker_api", "community.docker.docker_api", "community.docker.docker_api"),
+    ("community.general.lxd", "community.general.lxd", "community.general.lxd"),
+    # a play on a connection Mitogen does not take keeps every plugin it loads as Ansible's
+    ("ssh", "community.docker.docker_api", "ssh"),
+    ("community.docker.docker", "local", "community.docker.docker"),
+])
+def test_mitogen_takes_the_docker_and_ssh_connections_by_any_of_their_names(
+        name: str, play_connection: str | None, loaded: str) -> None:
+    assert mitogen_linear.connection_for(name, play_connection) == loaded
+
+
+@pytest.fixture(scope="module")
+def container() -> Iterator[str]:
+    name = f"slipway-mitogen-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["docker", "run", "-d", "--rm", "--name", name, "--entrypoint", "sleep",
+                    "slipway/test-probe:bookworm", "infinity"], check=True, capture_output=True, timeout=60)
+    try:
+        yield name
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], check=False, capture_output=True, timeout=60)
+
+
+# Each task prints the PID of the Python that ran its module (the parent of the command it runs).
+PARENTS = """\
+- ansible.builtin.command: cut -d' ' -f4 /proc/self/stat
+  register: first
+  changed_when: false
+- ansible.builtin.command: cut -d' ' -f4 /proc/self/stat
+  register: second
+  changed_when: false
+- ansible.builtin.debug:
+    msg: "PARENTS {{ first.stdout }} {{ second.stdout }}"
+"""
+
+
+def parents(tmp_path: Path, container: str, env: dict[str, str]) -> list[str]:
+    """The PIDs of the Python processes that ran two command tasks, one after the other, in the container."""
+    result = play(tmp_path, PARENTS, inventory=f"{container},", env=env, hosts=container,
+                  connection="community.docker.docker", python="/usr/bin/python3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(x for x in result.stdout.splitlines() if "PARENTS" in x)
+    return line.split("PARENTS", 1)[1].strip().strip('"').split()
+
+
+def test_the_projects_strategy_runs_every_task_on_a_host_from_one_python(tmp_path: Path, container: str) -> None:
+    assert "\nstrategy = slipway.core.mitogen_linear\n" in (PROJECT / "ansible.cfg").read_text(encoding="utf-8")
+    first, second = parents(tmp_path, container, {})
+    assert first == second
+
+
+def test_ansibles_own_linear_strategy_starts_one_python_per_task(tmp_path: Path, container: str) -> None:
+    first, second = parents(tmp_path, container, {"ANSIBLE_STRATEGY": "ansible.builtin.linear"})
+    assert first != second
