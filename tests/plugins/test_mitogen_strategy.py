@@ -12,9 +12,12 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from plugin_loader import PROJECT, play
+from plugin_loader import PROJECT, loaded, play
+
+from slipway_core import build
 
 # plugin_loader puts the project's collections on sys.path
 mitogen_linear = importlib.import_module("ansible_collections.slipway.core.plugins.strategy.mitogen_linear")
@@ -44,7 +47,7 @@ def test_mitogen_takes_the_docker_and_ssh_connections_by_any_of_their_names(
 @pytest.fixture(scope="module")
 def container() -> Iterator[str]:
     name = f"slipway-mitogen-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["docker", "run", "-d", "--rm", "--name", name, "--entrypoint", "sleep",
+    subprocess.run(["docker", "run", "-d", "--rm", "--name", name, "--user", "root", "--entrypoint", "sleep",
                     "slipway/test-probe:bookworm", "infinity"], check=True, capture_output=True, timeout=60)
     try:
         yield name
@@ -83,3 +86,42 @@ def test_the_projects_strategy_runs_every_task_on_a_host_from_one_python(tmp_pat
 def test_ansibles_own_linear_strategy_starts_one_python_per_task(tmp_path: Path, container: str) -> None:
     first, second = parents(tmp_path, container, {"ANSIBLE_STRATEGY": "ansible.builtin.linear"})
     assert first != second
+
+
+def host_command(tmp_path: Path, container: str, program: str, argv: str) -> dict[str, Any]:
+    """slipway.core.host_command's result for `program` with `argv` in the container, under the project's strategy."""
+    out = tmp_path / "out.json"
+    result = play(tmp_path, f"""
+        - slipway.core.host_command:
+            program: {program}
+            artifact: /opt/{tmp_path.name}/lib/slipway-host.pyz
+            argv: {argv}
+          register: out
+          failed_when: false
+        - ansible.builtin.copy:
+            content: "{{{{ out | to_json }}}}"
+            dest: {out}
+            mode: "0600"
+          delegate_to: localhost
+    """, inventory=f"{container},", hosts=container, connection="community.docker.docker",
+                  python="/usr/bin/python3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    shown: dict[str, Any] = loaded(out)
+    return shown
+
+
+def test_under_mitogen_a_missing_host_program_is_installed_and_answers(tmp_path: Path, container: str) -> None:
+    """Mitogen's terminal for a become command without input put the shell's "not found" on stdout, so the action
+    took it for an answer and never installed the program (the first CI under Mitogen, 2026-12-03)."""
+    shown = host_command(tmp_path, container, f"/opt/{tmp_path.name}/sbin/slipway-proxy", "[build]")
+    assert shown["installed"] is True, shown
+    assert shown["rc"] == 0 and build.build_id() in shown["stdout"], shown
+
+
+def test_under_mitogen_stdout_and_stderr_stay_apart(tmp_path: Path, container: str) -> None:
+    program = f"/opt/{tmp_path.name}/slipway-release"
+    subprocess.run(["docker", "exec", container, "sh", "-c", f"mkdir -p /opt/{tmp_path.name} && "
+                    f"printf '#!/bin/sh\\necho answer\\necho complaint >&2\\n' > {program} && chmod 0755 {program}"],
+                   check=True, capture_output=True, timeout=60)
+    shown = host_command(tmp_path, container, program, "[status]")
+    assert (shown["rc"], shown["stdout"], shown["stderr"], shown["installed"]) == (0, "answer", "complaint", False)

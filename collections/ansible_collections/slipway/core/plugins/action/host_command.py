@@ -20,6 +20,8 @@ import posixpath
 import shlex
 from typing import Any
 
+import ansible_mitogen.connection
+import ansible_mitogen.target
 from ansible.plugins.action import ActionBase
 from ansible_collections.slipway.core.plugins.plugin_utils.core import load_build, load_contract
 
@@ -74,11 +76,30 @@ def without_tty(connection: Any) -> bool:
     return True
 
 
+def mitogen_call(connection: Any, cmd: str, stdin: bytes | None) -> tuple[int, bytes, bytes] | None:
+    """Run `cmd` through a Mitogen connection (ansible.cfg's strategy, docs/testing.md "Mitogen") with stdout and
+    stderr apart; None for any other connection.
+
+    Mitogen's own command call gives a become command that has no input a terminal, as `ssh -tt` does, which merges
+    stderr into stdout (a missing program's "not found" read as its answer, and the install never ran), and adds
+    "Shared connection to ... closed." to stderr. This calls the same function in the host's Python without the
+    terminal; the connection's chain is the become user's, as for every other task."""
+    if not isinstance(connection, ansible_mitogen.connection.Connection):
+        return None
+    rc, stdout, stderr = connection.get_chain().call(
+        ansible_mitogen.target.exec_command, cmd=str(cmd), in_data=stdin or b"", emulate_tty=False)
+    return int(rc), bytes(stdout), bytes(stderr)
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _supports_check_mode = True  # handled below, as ansible.builtin.command does
 
     def _call(self, cmd: str, stdin: bytes | None) -> tuple[int, str, str]:
+        direct = mitogen_call(self._connection, cmd, stdin)
+        if direct is not None:
+            rc, out_bytes, err_bytes = direct
+            return rc, out_bytes.decode(errors="replace").rstrip("\n"), err_bytes.decode(errors="replace").rstrip("\n")
         tty = without_tty(self._connection)
         try:
             out = self._low_level_execute_command(cmd, sudoable=True, in_data=stdin)
