@@ -7,11 +7,14 @@ machine, 21 module runs against one Docker host container): 14.1-14.6 s with Ans
 with this one; a whole Molecule scenario gains much less (docs/testing.md). Ansible's own strategy is one setting
 away: `ANSIBLE_STRATEGY=ansible.builtin.linear`.
 
-Mitogen takes over two connections: the Docker connection (`community.docker.docker` or `docker`: the local demo
-host, the test hosts) and SSH (`ssh`, `ansible.builtin.ssh`: staging, production, the cluster). Mitogen alone takes
-them by their short names only. Every other connection runs as under Ansible's linear strategy, `local` included:
-Mitogen's local connection hung the Molecule Docker driver's asynchronous container tasks (`async`/`async_status`,
-measured 2026-12-03), and a task on the controller starts no Python on another machine.
+Mitogen takes over one connection: the Docker connection (`community.docker.docker` or `docker`: the local demo host,
+the test hosts), by its full name too, which Mitogen alone does not. Every other connection runs as under Ansible's
+linear strategy:
+- `local`: Mitogen's hung the Molecule Docker driver's asynchronous container tasks (`async`/`async_status`), and a
+  task on the controller starts no Python on another machine;
+- SSH (staging, production, the cluster): under Mitogen's, the data host's tasks delegated to each app host
+  (roles/postgresql/tasks/clients.yml) came back unreachable in the cluster scenario (2026-12-03), and Ansible's
+  own SSH already reuses its connections (ControlPersist) and pipelines modules.
 """
 
 from __future__ import annotations
@@ -27,14 +30,11 @@ from ansible.plugins.strategy.linear import StrategyModule as Linear
 SHORT_NAMES = {
     "docker": "docker",
     "community.docker.docker": "docker",
-    "ssh": "ssh",
-    "ansible.builtin.ssh": "ssh",
-    "ansible.legacy.ssh": "ssh",
 }
 
 
 def connection_for(name: str, play_connection: str | None) -> str:
-    """The connection plugin to load for `name`: Mitogen's own (`mitogen_docker`, `mitogen_ssh`) when it is one of
+    """The connection plugin to load for `name`: Mitogen's own (`mitogen_docker`) when it is one of
     SHORT_NAMES and so is the play's connection (None: no play, as Mitogen assumes); `name` itself otherwise."""
     short = SHORT_NAMES.get(name)
     if short is not None and (play_connection is None or play_connection in SHORT_NAMES):
