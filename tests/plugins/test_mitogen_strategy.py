@@ -125,3 +125,18 @@ def test_under_mitogen_stdout_and_stderr_stay_apart(tmp_path: Path, container: s
                    check=True, capture_output=True, timeout=60)
     shown = host_command(tmp_path, container, program, "[status]")
     assert (shown["rc"], shown["stdout"], shown["stderr"], shown["installed"]) == (0, "answer", "complaint", False)
+
+
+def test_under_mitogen_a_templated_ansible_host_names_the_container(tmp_path: Path, container: str) -> None:
+    """inventories/local/hosts.yml names its container with a template (SLIPWAY_LOCAL_HOST); Mitogen read it as
+    written and looked for a container called "{{ lookup(...) }}" (the second CI under Mitogen, 2026-12-04)."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "all:\n  hosts:\n    templated:\n      ansible_connection: community.docker.docker\n"
+        "      ansible_host: \"{{ lookup('ansible.builtin.env', 'SLIPWAY_TEST_CONTAINER', default='none') }}\"\n",
+        encoding="utf-8")
+    result = play(tmp_path, "- ansible.builtin.command: cat /etc/hostname\n  changed_when: false\n",
+                  inventory=str(inventory), hosts="templated", connection="community.docker.docker",
+                  python="/usr/bin/python3", env={"SLIPWAY_TEST_CONTAINER": container})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "unreachable=0" in result.stdout and "failed=0" in result.stdout

@@ -23,6 +23,7 @@ from typing import Any
 
 import ansible_mitogen.loaders
 import ansible_mitogen.strategy
+import ansible_mitogen.transport_config
 from ansible.playbook.play_context import PlayContext
 from ansible.plugins.strategy.linear import StrategyModule as Linear
 
@@ -48,6 +49,23 @@ def _get_with_context(name: str, *args: Any, **kwargs: Any) -> Any:
     return ansible_mitogen.loaders.connection_loader__get_with_context(
         connection_for(name, play.connection if play is not None else None), *args, **kwargs)
 
+
+_connection_option = ansible_mitogen.transport_config.PlayContextSpec._connection_option
+
+
+def _templated_option(spec: Any, name: str, fallback_attr: str | None = None) -> Any:
+    """Mitogen's reading of a connection option (`host`: `ansible_host`), templated as Ansible's own connections
+    get it: Mitogen reads the inventory's value as written, so inventories/local/hosts.yml's
+    `ansible_host: "{{ lookup('ansible.builtin.env', 'SLIPWAY_LOCAL_HOST', ...) }}"` was taken for a container's
+    name (the second CI under Mitogen, 2026-12-04: test_cli_local's provision unreachable)."""
+    value = _connection_option(spec, name, fallback_attr)
+    templar = getattr(spec._connection, "templar", None)
+    if isinstance(value, str) and templar is not None and templar.is_template(value):
+        return templar.template(value)
+    return value
+
+
+ansible_mitogen.transport_config.PlayContextSpec._connection_option = _templated_option
 
 # Mitogen installs its hook by this module-level name when a play starts (AnsibleWrappers._install_wrappers).
 ansible_mitogen.strategy.wrap_connection_loader__get_with_context = _get_with_context
