@@ -19,6 +19,7 @@ from slipway_core.host.system import Clock
 NETWORK = "slipway"
 SUBNET = "172.18.0.0/22"  # contract.network_plan: Docker's pool 172.18.0.0/23, fixed addresses from 172.18.2.0
 PROXY_CONTAINER = "edge-proxy"
+HEALTHCHECK = ["python", "-m", "notes_api.healthcheck"]  # every image's (the sample's), as `docker exec` runs it
 PROXY_IP = "172.18.0.2"
 
 
@@ -77,6 +78,8 @@ class Behaviour:
     healthcheck: bool = True  # the image has a HEALTHCHECK
     worker_exits: bool = False  # its worker containers (label slipway.worker) exit 1 at once after starting
     worker_health_exit: int = 0  # exit code of a worker's health_command (docker exec)
+    docker_checks_after: int = 0  # clock sleeps after its start before Docker's first HEALTHCHECK run (its interval)
+    healthcheck_fails: bool = False  # its HEALTHCHECK fails although GET health_path answers (it checks more)
 
 
 @dataclass
@@ -162,11 +165,12 @@ class FakeDocker(Docker):
         b = box.behaviour
         if not b.healthcheck or "slipway.worker" in box.labels:  # a worker runs with --no-healthcheck
             return None
-        if b.unhealthy:
+        checked = self.clock.sleeps - box.started_sleeps >= b.docker_checks_after
+        if b.unhealthy or (b.healthcheck_fails and checked):
             log = [{"ExitCode": 1, "Output": "curl: (7) connection refused\n", "End": docker_time(box.started_at + 1)}]
             return {"Status": "unhealthy", "FailingStreak": 3, "Log": log}
-        if self.clock.sleeps - box.started_sleeps >= b.healthy_after:
-            end = box.started_at + 0.05 * b.healthy_after
+        if self.clock.sleeps - box.started_sleeps >= max(b.healthy_after, b.docker_checks_after):
+            end = box.started_at + 0.05 * max(b.healthy_after, b.docker_checks_after)
             return {"Status": "healthy", "Log": [{"ExitCode": 0, "Output": "ok", "End": docker_time(end)}]}
         return {"Status": "starting", "Log": []}
 
@@ -189,12 +193,15 @@ class FakeDocker(Docker):
             health = self.health(box)
             if health is not None:
                 state["Health"] = health
+            config: dict[str, Any] = {"Image": box.ref, "Labels": dict(box.labels),
+                                      "Env": [f"{k}={v}" for k, v in sorted(box.env.items())]}
+            if health is not None:  # the image's HEALTHCHECK, as Docker merges it into the container's
+                config["Healthcheck"] = {"Test": ["CMD", *HEALTHCHECK], "Interval": int(10e9), "Timeout": int(3e9)}
             return {
                 "Name": f"/{name}",
                 "Image": box.image_id,
                 "State": state,
-                "Config": {"Image": box.ref, "Labels": dict(box.labels),
-                           "Env": [f"{k}={v}" for k, v in sorted(box.env.items())]},
+                "Config": config,
                 "NetworkSettings": {"Networks": {NETWORK: {
                     "IPAddress": box.ip if box.running else "",
                     "IPAMConfig": {"IPv4Address": box.ip} if box.fixed else None,
@@ -321,11 +328,19 @@ class FakeDocker(Docker):
         box = self.boxes.get(name)
         return f"{name} booting\n{name} giving up" if box else ""
 
-    def exec(self, container: str, argv: list[str], user: str = "", timeout: float = 20) -> tuple[int, str]:
+    def exec(
+        self, container: str, argv: list[str], user: str = "", timeout: float = 20, *, stderr: bool = False
+    ) -> tuple[int, str]:
         self._note("exec", container, *argv)
         box = self.boxes.get(container)
         if box is not None and "slipway.worker" in box.labels:  # a worker's health_command
             return (box.behaviour.worker_health_exit, "") if box.running else (1, "container is not running")
+        if box is not None and argv == HEALTHCHECK:  # the image's HEALTHCHECK, run by the gate (health.check_now)
+            if not box.running:
+                return 1, "container is not running"
+            if box.behaviour.healthcheck_fails:
+                return 1, "the queue is not reachable"
+            return (0, "ok") if self.app_up(box) else (1, "connection refused")
         if container not in self.boxes or argv[0] != "psql":
             return 1, ""
         return (0, self.revision + "\n") if self.revision else (1, "")

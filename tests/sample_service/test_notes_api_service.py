@@ -10,6 +10,9 @@ from collections.abc import Callable
 import pytest
 from notes_api_support import REDIS_PREFIX, App, Postgres, Redis, Response, docker, migrate, redis_server, service_env
 
+from slipway_core.host import health
+from slipway_core.host.docker import Docker
+
 pytestmark = pytest.mark.integration
 
 StartApp = Callable[..., App]
@@ -119,6 +122,18 @@ def test_health_follows_database(v2: App, pg: Postgres) -> None:
     assert down.status == 503
     assert "database" in down.json()["checks"]
     assert down.json()["checks"]["database"].startswith("error")
+
+
+def test_the_gate_s_own_run_of_the_healthcheck_follows_the_app(v2: App, pg: Postgres) -> None:
+    """health.check_now, which the gate runs while Docker still says `starting` (colours check every 10 s), runs the
+    image's HEALTHCHECK through the real engine as Docker does: `docker exec` as the image's user, its verdict."""
+    engine = Docker()
+    info = engine.inspect(v2.name)
+    assert health.healthcheck_argv(info) == (["python", "-m", "notes_api.healthcheck"], 3.0)
+    assert health.check_now(engine, info) == (True, "")
+    pg.psql("REVOKE SELECT ON notes FROM notes_api")
+    passed, output = health.check_now(engine, info) or (True, "no HEALTHCHECK")
+    assert not passed and "/health: HTTP 503" in output, output
 
 
 def test_metrics_count_requests_per_route(v2: App) -> None:

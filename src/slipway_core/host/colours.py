@@ -206,7 +206,7 @@ class Colours:
             box.ip = ip
             box.publish = published
             box.stop_timeout = int(c.get("stop_grace_period", 30))
-            box.health_interval = str(c.get("health_interval", "1s"))
+            box.health_interval = str(c.get("health_interval", health.INTERVAL))
             box.labels = {
                 "slipway.service": self.name,
                 "slipway.colour": colour,
@@ -251,7 +251,7 @@ class Colours:
                 if replica == 0:
                     took = health.start_to_healthy(
                         self.docker.inspect(self.container()), float(self.run.data.get("start_at", 0)),
-                        self.host.clock.time(),
+                        self.host.clock.time(), verdict.checked_at,
                     )
                     if took is not None:
                         self.run.data["start_to_healthy"] = took

@@ -249,9 +249,12 @@ class Docker:
         proc = self.command("logs", "--tail", str(lines), name, timeout=20, check=False)
         return (proc.stdout + proc.stderr).strip()
 
-    def exec(self, container: str, argv: list[str], user: str = "", timeout: float = 20) -> tuple[int, str]:
+    def exec(
+        self, container: str, argv: list[str], user: str = "", timeout: float = 20, *, stderr: bool = False
+    ) -> tuple[int, str]:
+        """`docker exec`: its exit status and stdout (with stderr after it: Docker's health log keeps both)."""
         proc = self.command("exec", *(["-u", user] if user else []), container, *argv, timeout=timeout, check=False)
-        return proc.returncode, proc.stdout
+        return proc.returncode, proc.stdout + (proc.stderr if stderr else "")
 
     def kill(self, container: str, signal: str) -> None:
         self.command("kill", "--signal", signal, container)

@@ -42,9 +42,14 @@ class Host:
     def healthy(self, service: str, colour: str, info: dict[str, Any] | None) -> tuple[bool, str]:
         """Whether a colour's running container is healthy, and Docker's word for it. Docker's status counts unless
         it is stale (its checks stopped: Docker 20.10 after a live restore); then the edge's own check of the colour
-        decides (UP with a passing layer-7 check), and the words say so."""
+        decides (UP with a passing layer-7 check), and the words say so. While Docker says `starting` (its first
+        run is one interval after the start, health.INTERVAL), the container's HEALTHCHECK run now decides."""
         status = health_status(info)
         if status in (None, "healthy") or not health.stale(info, self.clock.time()):
+            checked = health.check_now(self.docker, info) if status == "starting" else None
+            if checked is not None:
+                return checked[0], "starting (its HEALTHCHECK run now " + (
+                    "passes)" if checked[0] else f"fails: {checked[1][:200] or 'no output'})")
             return status in (None, "healthy"), status or ""
         try:
             edge = self.proxy.servers(service)[colour] if self.proxy is not None else {}
