@@ -62,8 +62,10 @@ def cli_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "SLIPWAY_", "ANSIBLE_", "MOLECULE_"))}
 
 
-def slipway(project: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    env = cli_environment()
+def slipway(project: Path, *args: str, timeout: int = 600, env: dict[str, str] | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+    """`slipway <args> --project-dir project` in cli_environment(), with `env` added (a workflow's GITHUB_ files)."""
+    env = cli_environment() | (env or {})
     return subprocess.run([SLIPWAY, *args, "--project-dir", str(project)] if "--" not in args else
                           [SLIPWAY, *args[:args.index("--")], "--project-dir", str(project), *args[args.index("--"):]],
                           capture_output=True, text=True, env=env, check=False, timeout=timeout)

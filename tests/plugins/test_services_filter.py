@@ -60,6 +60,28 @@ def test_the_derived_names_are_the_contracts() -> None:
     assert {key: entry[key] for key in derived} == derived
 
 
+def test_an_entry_names_the_secrets_and_carries_no_secret_value() -> None:
+    # Every role loops over the entries, and Ansible writes a loop's items into its events (ansible-runner's
+    # artifacts) whatever the label shows: the values come from the secret_env filter, in no_log tasks only.
+    seeded = "seeded-entry-secret-7f3a"  # pragma: allowlist secret
+    registry = one(secret_env={"TOKEN": seeded, "API_KEY": 12345}, env={"LOG_LEVEL": "info"})
+    [entry] = services_filter.services(registry)
+    assert entry["secret_env_names"] == ["API_KEY", "TOKEN"]
+    assert seeded not in repr(entry) and "12345" not in repr(entry)
+    assert entry["env"] == {"LOG_LEVEL": "info"}  # public: kept whole
+    assert services_filter.secret_env(registry, "lark-service") == {"TOKEN": seeded, "API_KEY": "12345"}
+    assert services_filter.secret_env(one(), "lark-service") == {}
+
+
+def test_secret_env_is_checked_and_names_the_service() -> None:
+    with pytest.raises(AnsibleFilterError, match=r"slipway_services\['lark-service'\].secret_env"):
+        services_filter.services(one(secret_env={"lower": "x"}))
+    with pytest.raises(AnsibleFilterError, match=r"slipway_services\['lark-service'\].secret_env"):
+        services_filter.secret_env(one(secret_env=["TOKEN"]), "lark-service")
+    with pytest.raises(AnsibleFilterError, match="'nosuch' is not a service"):
+        services_filter.secret_env(one(), "nosuch")
+
+
 def test_entries_are_sorted_by_name() -> None:
     registry = {**one(), "alpha-api": {**VALID, "domain": "alpha.example.com"}}
     assert [e["name"] for e in services_filter.services(registry)] == ["alpha-api", "lark-service"]

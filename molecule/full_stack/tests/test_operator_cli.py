@@ -263,3 +263,102 @@ def test_logs_of_the_kept_colour(ops: Ops) -> None:
     assert run.returncode == 0, explain(run)
     assert f"logs of {SERVICE}-{kept}, {SERVICE}-{kept}-mailer (" in run.stderr
     assert "kept for a rollback" in run.stderr
+
+
+# ------------------------------------------------------------------------------------------- deploy and rollback
+# `slipway deploy`/`rollback` as the workflows run them: exit codes, the JSON result, the step summary and the
+# outputs file, a `--check` plan that changes nothing, bad input leaving the host untouched, and no secret in any
+# output or artifact. They come last in this module: the live release is VERSION again when they end.
+VERSION_BODY = (
+    "import http.client,json,sys;c=http.client.HTTPConnection(sys.argv[1],80,timeout=5);"
+    "c.request('GET','/version',headers={'Host':sys.argv[2]});print(json.load(c.getresponse())['version'])"
+)
+HOST_LABEL = f"{SERVICE}@{CONTAINER}"
+
+
+def served_version() -> str:
+    domain = scenario_vars()["slipway_services"][SERVICE]["domain"]
+    answer = on_host("python3", "-c", VERSION_BODY, EDGE_ADDRESS, domain)
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+    return answer.stdout.strip()
+
+
+def host_state() -> str:
+    return on_host("cat", STATE).stdout
+
+
+def workflow_run(ops: Ops, tmp: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """`slipway <args> --json` with a GitHub step summary, an outputs file and ansible-runner's artifacts in `tmp`."""
+    env = {"GITHUB_STEP_SUMMARY": str(tmp / "summary.md"), "GITHUB_OUTPUT": str(tmp / "outputs.txt")}
+    run = slipway(ops.project, *args, "--env", "local", "--json", "--artifacts-dir", str(tmp / "artifacts"), env=env)
+    return run, json.loads(run.stdout or "{}")
+
+
+def outputs(tmp: Path) -> dict[str, str]:
+    lines = (tmp / "outputs.txt").read_text(encoding="utf-8").splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def test_deploy_check_and_rollback_through_the_cli(ops: Ops, tmp_path: Path) -> None:
+    # The live release is VERSION with this module's configuration: deploying it again has nothing to do.
+    again, answer = workflow_run(ops, tmp_path / "noop", "deploy", "--service", SERVICE, "--version", VERSION)
+    assert (again.returncode, answer.get("outcome")) == (0, "noop"), explain(again)
+
+    # --check plans v1.0.0 and changes nothing on the host.
+    before = host_state()
+    plan, planned = workflow_run(ops, tmp_path / "plan", "deploy", "--service", SERVICE, "--version", "v1.0.0",
+                                 "--check")
+    assert (plan.returncode, planned.get("outcome")) == (0, "planned"), explain(plan)
+    assert planned["reason"] == f"would deploy {HOST_LABEL} {VERSION} -> v1.0.0"
+    assert host_state() == before and served_version() == VERSION
+
+    run, result = workflow_run(ops, tmp_path / "deploy", "deploy", "--service", SERVICE, "--version", "v1.0.0")
+    assert (run.returncode, result.get("outcome"), result.get("exit_code")) == (0, "deployed", 0), explain(run)
+    assert served_version() == "v1.0.0"
+    out = outputs(tmp_path / "deploy")
+    assert (out["outcome"], out["exit_code"], out["services"]) == ("deployed", "0", SERVICE)
+    summary = (tmp_path / "deploy/summary.md").read_text(encoding="utf-8")
+    assert f"| {CONTAINER} | {SERVICE} | deployed | v1.0.0 | {VERSION} |" in summary
+    state = json.loads(host_state())
+    assert (state["live"]["version"], state["kept"]["version"]) == ("v1.0.0", VERSION)
+
+    # That deploy started a container with the seeded secret: no secret reached its output, summary or artifacts.
+    texts = {"stdout": run.stdout, "stderr": run.stderr}
+    for path in (tmp_path / "deploy").rglob("*"):
+        if path.is_file():
+            texts[str(path)] = path.read_text(encoding="utf-8", errors="replace")
+    assert any("job_events" in name for name in texts), "ansible-runner left no artifacts to check"
+    leaks = [(name, value[:6] + "...") for name, text in texts.items() for value in ops.secrets if value in text]
+    assert leaks == []
+
+    back, answer = workflow_run(ops, tmp_path / "rollback", "rollback", "--service", SERVICE)
+    assert (back.returncode, answer.get("outcome")) == (0, "deployed"), explain(back)
+    assert served_version() == VERSION == live()["version"]
+
+
+def test_a_failed_deploy_exits_1_and_the_previous_release_serves(ops: Ops, tmp_path: Path) -> None:
+    before = served_version()
+    run, result = workflow_run(ops, tmp_path, "deploy", "--service", SERVICE, "--version", "v4.0.0-badmigration")
+    assert (run.returncode, result.get("outcome")) == (1, "failed"), explain(run)
+    assert outputs(tmp_path)["failed"] == HOST_LABEL
+    assert "migrat" in (tmp_path / "summary.md").read_text(encoding="utf-8").lower()
+    assert served_version() == before == live()["version"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("deploy", "--env", "nosuch"),
+        ("deploy", "--env", "local", "--service", "nosuch-api"),
+        ("deploy", "--env", "local", "--service", SERVICE, "--version", "1.2"),
+        ("deploy", "--env", "local", "--service", SERVICE, "--version", "v1.2.3; rm -rf /"),
+        ("deploy", "--env", "local", "--service", SERVICE, "--version", "v" * 10_000),
+        ("rollback", "--env", "local", "--service", SERVICE, "--to", "latest"),
+    ],
+)
+def test_bad_input_exits_2_and_leaves_the_host_untouched(ops: Ops, args: tuple[str, ...]) -> None:
+    before = host_state()
+    run = slipway(ops.project, *args)
+    assert run.returncode == 2, explain(run)
+    assert "error:" in run.stderr and "play:" not in run.stderr  # refused by the CLI, no play started
+    assert host_state() == before

@@ -207,7 +207,10 @@ def normalise(name: str, spec: Any) -> dict[str, Any]:
         "redis": _bool_field(name, spec, "redis"),
         "resources": {"cpus": str(resources["cpus"]), "memory": str(resources["memory"])},
         "env": _env_field(name, spec, "env"),
-        "secret_env": _env_field(name, spec, "secret_env"),
+        # The names only: an entry is a loop item of many tasks, and Ansible writes a loop's items into its events
+        # (ansible-runner's artifacts, a callback's output) whatever the label shows. The values come from
+        # `slipway_services | slipway.core.secret_env(name)`, inside a no_log task only.
+        "secret_env_names": sorted(_env_field(name, spec, "secret_env")),
         "replicas": replicas,
         "jobs": _jobs_field(name, spec),
         # The edge's servers of each colour, one per replica (name, and the variable enabling it after a reload).
@@ -257,8 +260,19 @@ def selected(entries: Any, service: Any = "", version: Any = "") -> list[dict[st
     return [entry for entry in entries if entry["name"] == service]
 
 
+def secret_env(registry: Any, name: str) -> dict[str, str]:
+    """`slipway_services | slipway.core.secret_env(name)`: the service's secret_env, checked as `services` checks it.
+
+    The one way to a service's secret values (the entries of `services` carry their names only); used where a task
+    with no_log hands the release to the host.
+    """
+    if not isinstance(registry, Mapping) or not isinstance(registry.get(name), Mapping):
+        raise AnsibleFilterError(f"secret_env: {name!r} is not a service of slipway_services")
+    return _env_field(name, registry[name], "secret_env")
+
+
 class FilterModule:
     """Filters of the services registry."""
 
     def filters(self) -> dict[str, Any]:
-        return {"services": services, "service_id": service_id, "selected": selected}
+        return {"services": services, "service_id": service_id, "selected": selected, "secret_env": secret_env}
