@@ -208,7 +208,9 @@ class FakeHttp:
         box = self.docker.box_at(ip)
         if box is None or not self.docker.app_up(box):
             return 0, "[Errno 111] Connection refused"
-        return 200, json.dumps({"status": "ok", "version": self.docker.answer_version(box)})
+        status = box.behaviour.path_status
+        return status, json.dumps({"status": "ok" if status == 200 else "unavailable",
+                                   "version": self.docker.answer_version(box)})
 
     def through_proxy(self, host: str) -> tuple[int, str]:
         services = self.haproxy.settings["services"]

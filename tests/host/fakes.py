@@ -80,6 +80,8 @@ class Behaviour:
     worker_health_exit: int = 0  # exit code of a worker's health_command (docker exec)
     docker_checks_after: int = 0  # clock sleeps after its start before Docker's first HEALTHCHECK run (its interval)
     healthcheck_fails: bool = False  # its HEALTHCHECK fails although GET health_path answers (it checks more)
+    start_period: float = 0.0  # its HEALTHCHECK's start period, seconds (no failing run counts before)
+    path_status: int = 200  # what GET health_path answers once up (503: up, and says it is unwell)
 
 
 @dataclass
@@ -189,14 +191,16 @@ class FakeDocker(Docker):
             box = self.boxes.get(name)
             if box is None:
                 return None
-            state: dict[str, Any] = {"Running": box.running, "ExitCode": box.exit_code, "Error": ""}
+            state: dict[str, Any] = {"Running": box.running, "ExitCode": box.exit_code, "Error": "",
+                                     "StartedAt": docker_time(box.started_at)}
             health = self.health(box)
             if health is not None:
                 state["Health"] = health
             config: dict[str, Any] = {"Image": box.ref, "Labels": dict(box.labels),
                                       "Env": [f"{k}={v}" for k, v in sorted(box.env.items())]}
             if health is not None:  # the image's HEALTHCHECK, as Docker merges it into the container's
-                config["Healthcheck"] = {"Test": ["CMD", *HEALTHCHECK], "Interval": int(10e9), "Timeout": int(3e9)}
+                config["Healthcheck"] = {"Test": ["CMD", *HEALTHCHECK], "Interval": int(10e9), "Timeout": int(3e9),
+                                         "StartPeriod": int(box.behaviour.start_period * 1e9), "Retries": 3}
             return {
                 "Name": f"/{name}",
                 "Image": box.image_id,

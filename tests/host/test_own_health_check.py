@@ -39,17 +39,43 @@ def test_a_colour_is_let_through_at_its_own_check_not_at_docker_s_first_run(worl
 
 def test_a_failing_own_check_keeps_the_gate_closed_though_the_path_answers(two_live: World) -> None:
     world = two_live
-    world.image("v3.0.0", Behaviour(healthy_after=1, docker_checks_after=LATE, healthcheck_fails=True))
+    # Within its start period (5 s, beyond the 3 s gate): a failing run keeps the gate closed, it does not count.
+    world.image("v3.0.0", Behaviour(healthy_after=1, docker_checks_after=LATE, healthcheck_fails=True,
+                                    start_period=5))
     checks_before = own_checks(world)
 
     with pytest.raises(Failed) as failed:
         world.deploy("v3.0.0", "r3")
 
     assert failed.value.phase == "health", failed.value
+    assert "was not healthy within 3s" in str(failed.value), failed.value
     assert "its HEALTHCHECK run now failed: the queue is not reachable" in str(failed.value), failed.value
     assert world.serves() == "v2.0.0"  # the live release keeps serving
     # At most one run per OWN_CHECK_EVERY over the 3 s the gate waited (not one per 0.05 s poll).
     assert 1 <= own_checks(world) - checks_before <= 3 / health.OWN_CHECK_EVERY + 1
+
+
+@pytest.mark.parametrize("path_status", [200, 503])
+def test_past_its_start_period_a_failing_check_is_unhealthy_after_retries_runs_not_docker_s(
+    two_live: World, path_status: int
+) -> None:
+    # Docker runs its check every 10 s: three failing runs after the start period would take 30 s more. The gate
+    # applies Docker's rule to its own runs (every OWN_CHECK_EVERY) while the app answers its path, 200 or not (503,
+    # as the sample's v3.0.0-badhealth does: its own check is then run only to refuse it).
+    world = two_live
+    world.image("v3.0.0", Behaviour(healthy_after=1, docker_checks_after=LATE, healthcheck_fails=True,
+                                    path_status=path_status, start_period=2))
+    started = world.clock.monotonic()
+
+    with pytest.raises(Failed) as failed:
+        world.deploy("v3.0.0", "r3", health_timeout=60)
+
+    took = world.clock.monotonic() - started
+    assert failed.value.phase == "health", failed.value
+    assert ("is unhealthy (its HEALTHCHECK, run by the gate, failed 3 times in a row after its start period: "
+            "the queue is not reachable)") in str(failed.value), failed.value
+    assert 2 + 2 * health.OWN_CHECK_EVERY <= took <= 2 + 3 * health.OWN_CHECK_EVERY + 1, took
+    assert world.serves() == "v2.0.0"
 
 
 def test_status_of_a_colour_docker_has_not_checked_yet_runs_its_check(world: World) -> None:
@@ -81,3 +107,17 @@ def test_status_of_a_colour_docker_has_not_checked_yet_runs_its_check(world: Wor
 )
 def test_the_healthcheck_is_run_as_docker_runs_it(check: dict[str, Any] | None, expected: Any) -> None:
     assert health.healthcheck_argv({"Config": {"Healthcheck": check}}) == expected
+
+
+def test_an_app_that_answers_nothing_yet_is_not_counted_unhealthy_however_long_past_its_start_period(
+    two_live: World,
+) -> None:
+    # No start period, booting for 8 s (its check fails: connection refused): Docker, running its first check an
+    # interval (10 s) after the start, would find it up. The gate waits for it as well, and lets it through.
+    world = two_live
+    world.image("v3.0.0", Behaviour(healthy_after=160, docker_checks_after=LATE))
+
+    answer = world.deploy("v3.0.0", "r3", health_timeout=30)
+
+    assert answer["result"] == "deployed", answer
+    assert world.serves() == "v3.0.0"

@@ -8,7 +8,11 @@ Docker runs a HEALTHCHECK first one interval after the start, then every interva
 (measured here: 0.11 of a core per container at a 1 s interval, 0.06 of it the exec alone). So the colours run at a
 slow interval (app_release_health_interval, 10s) and, while Docker still says `starting`, the gate runs the
 container's own HEALTHCHECK command itself (check_now: the same command, user and timeout), at most once per
-OWN_CHECK_EVERY: a new colour is let through as soon as its check passes, not at Docker's next run.
+OWN_CHECK_EVERY: a new colour is let through as soon as its check passes, not at Docker's next run. It fails as
+soon, by Docker's own rule, when the app is up but unwell: once the check's start period has passed (counted from the
+container's start), `retries` failing runs in a row while health_path answers, but not 200, make it unhealthy (a
+release whose check fails is refused a few seconds after its start period, not `retries` slow intervals later; one
+that answers nothing yet is still booting, and waits for the timeout or Docker's verdict).
 """
 
 from __future__ import annotations
@@ -96,14 +100,60 @@ def check_now(docker: Docker, info: dict[str, Any] | None) -> tuple[bool, str] |
     return code == 0, out.strip()
 
 
+def start_period_ends(info: dict[str, Any] | None, now: float) -> float:
+    """Wall time at which the HEALTHCHECK's start period ends (Docker counts no failure before): the container's
+    start plus StartPeriod; `now` when Docker does not say when it started."""
+    check = (((info or {}).get("Config") or {}).get("Healthcheck")) or {}
+    started = docker_time(str(((info or {}).get("State") or {}).get("StartedAt") or ""))
+    return (now if started is None else started) + float(check.get("StartPeriod") or 0) / 1e9
+
+
+def retries(info: dict[str, Any] | None) -> int:
+    """Failing HEALTHCHECK runs in a row after the start period that make a container unhealthy (Docker's: 3)."""
+    return int((((info or {}).get("Config") or {}).get("Healthcheck") or {}).get("Retries") or 3)
+
+
+@dataclass
+class OwnCheck:
+    """The gate's own runs of a starting container's HEALTHCHECK: at most one per OWN_CHECK_EVERY, to let it through
+    (the path answers 200) or, while a failing run counts, to refuse it after `retries` in a row."""
+
+    due: float = 0.0  # monotonic time of the next run
+    failed: str = ""  # the output of the last failing run, for the message
+    streak: int = 0  # failing runs in a row that counted
+    period_ends: float | None = None  # wall time the start period ends, read at the first look
+
+    def run(self, docker: Docker, clock: Clock, info: dict[str, Any], code: int) -> Verdict | None:
+        """A verdict when this look decides (passed with a 200, or unhealthy by Docker's rule), else None."""
+        if self.period_ends is None:
+            self.period_ends = start_period_ends(info, clock.time())
+        # A failing run counts past the start period (Docker's rule), and only while the app answers the path at all
+        # (not 200): one that answers nothing may still be booting, which Docker's first run, an interval after the
+        # start, would not see either.
+        counts = code != 0 and clock.time() >= self.period_ends
+        if not (code == 200 or counts) or clock.monotonic() < self.due:
+            return None
+        self.due = clock.monotonic() + OWN_CHECK_EVERY
+        checked = check_now(docker, info)
+        if checked is not None and checked[0] and code == 200:
+            return Verdict(True, checked_at=clock.time())
+        failed = checked is not None and not checked[0]
+        self.streak = self.streak + 1 if failed and counts else 0
+        self.failed = (checked[1][:200] or "no output") if checked is not None and failed else ""
+        if self.streak >= retries(info):
+            name = str(info.get("Name") or "").lstrip("/")
+            return Verdict(False, problem=f"{name} is unhealthy (its HEALTHCHECK, run by the gate, failed "
+                                          f"{self.streak} times in a row after its start period: {self.failed})")
+        return None
+
+
 def gate(docker: Docker, clock: Clock, http: HttpGet, target: Target, timeout: float) -> Verdict:
     """Wait until `target` is healthy, or say why not within `timeout` seconds (it exited, went unhealthy, or
     never answered 200)."""
     name = target.container
     deadline = clock.monotonic() + timeout
     why = "not checked yet"
-    own_check_due = clock.monotonic()
-    own_failed = ""  # the output of the gate's last failing run of the HEALTHCHECK, for the message
+    own = OwnCheck(due=clock.monotonic())
     while True:
         info = docker.inspect(name)
         if info is None:
@@ -124,14 +174,12 @@ def gate(docker: Docker, clock: Clock, http: HttpGet, target: Target, timeout: f
             code, body = http(ip, target.port, target.path, target.domain, 2.0, False)
             if code == 200 and status in (None, "healthy"):
                 return Verdict(True, address=ip)
-            if code == 200 and status == "starting" and clock.monotonic() >= own_check_due:
-                own_check_due = clock.monotonic() + OWN_CHECK_EVERY
-                checked = check_now(docker, info)
-                if checked is not None and checked[0]:
-                    return Verdict(True, address=ip, checked_at=clock.time())
-                own_failed = "" if checked is None else checked[1][:200] or "no output"
+            decided = own.run(docker, clock, info, code) if status == "starting" else None
+            if decided is not None:
+                return Verdict(decided.healthy, address=ip if decided.healthy else "", problem=decided.problem,
+                               checked_at=decided.checked_at)
             why = f"GET {target.path} answered {code or 'nothing'} {body.strip()[:200]}; container health {status}"
-            why += f"; its HEALTHCHECK run now failed: {own_failed}" if own_failed else ""
+            why += f"; its HEALTHCHECK run now failed: {own.failed}" if own.failed else ""
         else:
             why = f"{name} has no address on {target.network}"
         if clock.monotonic() >= deadline:
