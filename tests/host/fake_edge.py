@@ -119,13 +119,17 @@ class FakeHAProxy:
         return "\n".join(lines) + "\n\n"
 
     def show_state(self, backend: str) -> str:
-        out = ["1", "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight"]
+        out = ["1", "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight "
+                    "srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state "
+                    "srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port"]
+        ports = {str(s.get("backend")): int(s.get("port") or 8000) for s in self.settings["services"].values()}
         for i, ((be, srv), st) in enumerate(self.servers.items()):
             if be != backend:
                 continue
             bits = {"ready": 0, "drain": 0x08, "maint": 0x01}[st.admin]
             op = 2 if self.op_up(srv, st) else 0
-            out.append(f"3 {be} {i + 1} {srv} {self.address(srv)} {op} {bits} 1 1")
+            checks = "0 6 3 4 6 0 0 0 -"  # time since the last change .. fqdn: not read
+            out.append(f"3 {be} {i + 1} {srv} {self.address(srv)} {op} {bits} 1 1 {checks} {ports.get(be, 8000)}")
         return "\n".join(out) + "\n\n"
 
     def set_server(self, target: str, what: str, value: str) -> str:

@@ -41,8 +41,8 @@ def test_servers_as_haproxy_reports_them(blue_live: World) -> None:
 
     assert members == [servers["blue"]]  # one replica: the colour is its one server
     assert servers["blue"] == {"server": BLUE, "status": "UP", "admin": "ready", "admin_flags": [],
-                               "address": world.docker.boxes[BLUE].ip, "check": "L7OK", "sessions": 4,
-                               "total_sessions": 90}
+                               "address": world.docker.boxes[BLUE].ip, "port": 8000, "check": "L7OK",
+                               "sessions": 4, "total_sessions": 90}
     assert (servers["green"]["status"], servers["green"]["admin"]) == ("DOWN", "ready")  # drained, no container
     assert servers["green"]["admin_flags"] == ["forced-drain"]
     world.proxy.set_server(SERVICE, "green", "state maint")
@@ -106,14 +106,29 @@ def test_switch_with_the_verified_address_marks_it_up_at_once(blue_live: World) 
     assert world.proxy.live(SERVICE) == "green"
 
 
-def test_switch_with_another_address_waits_for_the_checks(blue_live: World) -> None:
+def test_switch_asks_an_unverified_server_as_haproxy_s_check_does_and_marks_it_up_at_once(blue_live: World) -> None:
+    # An edge whose servers are on other hosts gets no verified address (the gate ran there): it asks each server
+    # health_path with the service's Host at its address and port, and does not wait for `rise` checks.
     world = blue_live
-    start_green(world)
+    ip = start_green(world)
+    sleeps, asked = world.clock.sleeps, len(world.http.asked)
+
+    world.proxy.switch(SERVICE, "green", 5, prepared=False, verified=["10.0.0.99"])
+
+    assert world.clock.sleeps == sleeps  # no wait for checks
+    assert (ip, 8000, "/healthz", DOMAIN) in world.http.asked[asked:]
+    assert f"set server {BACKEND}/{GREEN} health up" in world.haproxy.commands
+    assert world.routed() == [GREEN]
+
+
+def test_switch_with_a_server_not_answering_200_waits_for_the_checks(blue_live: World) -> None:
+    world = blue_live
+    start_green(world, behaviour=Behaviour(path_status=503))
     sleeps = world.clock.sleeps
 
     world.proxy.switch(SERVICE, "green", 5, prepared=False, verified=["10.0.0.99"])
 
-    assert world.clock.sleeps > sleeps
+    assert world.clock.sleeps > sleeps  # HAProxy's own checks decided (the fake's pass at its next check)
     assert f"set server {BACKEND}/{GREEN} health up" not in world.haproxy.commands
     assert world.routed() == [GREEN]
 
@@ -143,6 +158,7 @@ def test_a_server_going_down_while_made_live(blue_live: World) -> None:
     def fall(command: str) -> None:
         if command == f"set server {BACKEND}/{GREEN} state ready":
             world.haproxy.unreachable.add(GREEN)
+            world.haproxy.servers[(BACKEND, GREEN)].forced = None  # its next check fails, whoever marked it up
 
     world.haproxy.on_command = fall
 
