@@ -73,7 +73,7 @@ molecule: venv prepare
 	@lane() { \
 	  for s in "$$@"; do \
 	    start=$$(date +%s); \
-	    if ! $(BIN)/molecule test -s $$s; then \
+	    if ! $(BIN)/molecule test -s $$s 2>&1 | while IFS= read -r line; do printf '%(%T)T %s\n' -1 "$$line"; done; then \
 	      echo "molecule scenario $$s FAILED after $$(( $$(date +%s) - start )) s"; return 1; \
 	    fi; \
 	    echo "molecule scenario $$s passed in $$(( $$(date +%s) - start )) s"; \
@@ -90,23 +90,25 @@ molecule-%: venv prepare
 	$(BIN)/molecule test -s $*
 
 # prepare first: it installs what the other steps run (a target-specific variable reaches the prerequisites).
-# Then the unit tests and the Molecule scenarios side by side: the unit tests are mostly CPU, the scenarios mostly
-# wait on their hosts; the unit tests' output is printed when they end, then a summary (each scenario's time, the
-# failed tests, the end of a failed lane's log, then each failed scenario test with the end of its report, which
-# molecule/conftest.py writes to .cache/failed-tests.log: the part a CI shows), and either one failing fails it.
+# Then the lint and unit tests and the Molecule scenarios side by side: the Molecule lanes are the longer path (about
+# 35 min against 17, docs/testing.md), so the lint and unit tests run at a lower CPU priority (nice 5) and take what
+# the lanes leave. Their output is printed when they end, then a summary (each scenario's time, the failed tests, the
+# end of a failed lane's log, then each failed scenario test with the end of its report, which molecule/conftest.py
+# writes to .cache/failed-tests.log: the part a CI shows), and either one failing fails it. Each line of a lane's log
+# starts with the time (where a scenario's minutes go).
 test: PREPARE_ARGS := --test-packages
-test: prepare lint
+test: prepare
 	@mkdir -p .cache
-	@( $(MAKE) --no-print-directory unit > .cache/unit.log 2>&1; echo $$? > .cache/unit.rc ) & \
+	@( nice -n 5 $(MAKE) --no-print-directory lint unit > .cache/unit.log 2>&1; echo $$? > .cache/unit.rc ) & \
 	  molecule_rc=0; $(MAKE) --no-print-directory molecule || molecule_rc=$$?; \
-	  wait; echo "---- unit tests (run beside the scenarios) ----"; cat .cache/unit.log; \
+	  wait; echo "---- lint and unit tests (run beside the scenarios) ----"; cat .cache/unit.log; \
 	  unit_rc=$$(cat .cache/unit.rc); echo "---- summary ----"; \
 	  grep -h "^molecule scenario " $(foreach l,$(LANES),.cache/molecule-$(l).log) || true; \
-	  grep -h -E "^(FAILED|ERROR) " .cache/unit.log $(foreach l,$(LANES),.cache/molecule-$(l).log) || true; \
+	  grep -h -E "^([0-9:]{8} )?(FAILED|ERROR) " .cache/unit.log $(foreach l,$(LANES),.cache/molecule-$(l).log) || true; \
 	  for l in $(LANES); do [ "$$(cat .cache/molecule-$$l.rc 2>/dev/null)" = 0 ] || \
 	    { echo "---- the end of the failed Molecule lane $$l ----"; tail -n 40 .cache/molecule-$$l.log; }; done; \
 	  if [ -s .cache/failed-tests.log ]; then echo "---- failed scenario tests ----"; cat .cache/failed-tests.log; fi; \
-	  echo "unit tests: exit $$unit_rc; Molecule scenarios: exit $$molecule_rc"; \
+	  echo "lint and unit tests: exit $$unit_rc; Molecule scenarios: exit $$molecule_rc"; \
 	  [ "$$unit_rc" = 0 ] && [ "$$molecule_rc" = 0 ]
 
 demo: venv prepare
