@@ -97,9 +97,11 @@ molecule-%: venv prepare
 # writes to .cache/failed-tests.log: the part a CI shows), and either one failing fails it. Each line of a lane's log
 # starts with the time (where a scenario's minutes go).
 test: PREPARE_ARGS := --test-packages
-test: prepare
+# venv first, once: the two sides would otherwise both install it at the same time (a broken pip, measured).
+test: venv prepare
 	@mkdir -p .cache
-	@( nice -n 5 $(MAKE) --no-print-directory lint unit > .cache/unit.log 2>&1; echo $$? > .cache/unit.rc ) & \
+	@( nice -n 5 $(MAKE) --no-print-directory lint unit > .cache/unit.log 2>&1 && echo 0 > .cache/unit.rc \
+	     || echo $$? > .cache/unit.rc ) & \
 	  molecule_rc=0; $(MAKE) --no-print-directory molecule || molecule_rc=$$?; \
 	  wait; echo "---- lint and unit tests (run beside the scenarios) ----"; cat .cache/unit.log; \
 	  unit_rc=$$(cat .cache/unit.rc); echo "---- summary ----"; \
