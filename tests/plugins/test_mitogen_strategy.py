@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import ansible.collections.list
+import ansible_mitogen.planner
 import pytest
 from plugin_loader import PROJECT, loaded, play
 
@@ -42,6 +44,34 @@ mitogen_linear = importlib.import_module("ansible_collections.slipway.core.plugi
 def test_mitogen_takes_the_docker_connection_by_any_of_its_names(
         name: str, play_connection: str | None, loaded: str) -> None:
     assert mitogen_linear.connection_for(name, play_connection) == loaded
+
+
+class Invocation:
+    """What Mitogen's planner reads and fills for a module call (ansible_mitogen.planner.Invocation), reduced."""
+
+    def __init__(self) -> None:
+        self._extra_sys_paths: set[str] = set()
+
+
+def test_the_collections_are_listed_once_not_for_every_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mitogen's planner listed every installed collection (the metadata of the `ansible` package's 100-odd) again
+    for each task, in the worker forked for it."""
+    listed: list[int] = []
+    dirs = [b"/srv/collections/ansible_collections/acme/one", b"/srv/collections/ansible_collections/acme/two"]
+
+    def listing(*args: Any, **kwargs: Any) -> Any:  # the listing itself is Ansible's; here only counted
+        listed.append(1)
+        return iter(dirs)
+
+    monkeypatch.setattr(ansible.collections.list, "list_collection_dirs", listing)
+    mitogen_linear.collection_dirs.cache_clear()
+    invocations = [Invocation() for _ in range(5)]
+    for invocation in invocations:
+        ansible_mitogen.planner._load_collections(invocation)  # the name Mitogen's `invoke` calls
+    mitogen_linear.collection_dirs.cache_clear()
+    assert len(listed) == 1
+    expected = {path.decode() for path in dirs}
+    assert all(invocation._extra_sys_paths == expected for invocation in invocations)
 
 
 @pytest.fixture(scope="module")
