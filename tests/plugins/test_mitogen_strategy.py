@@ -16,9 +16,7 @@ from typing import Any
 
 import ansible.collections.list
 import ansible_mitogen.planner
-import ansible_mitogen.transport_config
 import pytest
-import yaml
 from plugin_loader import PROJECT, loaded, play
 
 from slipway_core import build
@@ -46,64 +44,6 @@ mitogen_linear = importlib.import_module("ansible_collections.slipway.core.plugi
 def test_mitogen_takes_the_docker_connection_by_any_of_its_names(
         name: str, play_connection: str | None, loaded: str) -> None:
     assert mitogen_linear.connection_for(name, play_connection) == loaded
-
-
-@pytest.mark.parametrize(("name", "play_connection", "loaded"), [
-    ("ssh", "ssh", "mitogen_ssh"),
-    ("ansible.builtin.ssh", "ansible.builtin.ssh", "mitogen_ssh"),
-    ("community.docker.docker", "community.docker.docker", "mitogen_docker"),
-    ("local", "local", "local"),
-    ("ssh", "local", "ssh"),
-])
-def test_a_play_that_asks_for_it_gives_mitogen_ssh_too(name: str, play_connection: str, loaded: str) -> None:
-    taken = mitogen_linear.taken_in({"slipway_mitogen_ssh": True})
-    assert mitogen_linear.connection_for(name, play_connection, taken) == loaded
-
-
-@pytest.mark.parametrize("play_vars", [{}, {"slipway_mitogen_ssh": False}, {"slipway_mitogen_ssh": "yes"},
-                                       {"ansible_pipelining": True}])
-def test_other_plays_keep_ansibles_ssh(play_vars: dict[str, Any]) -> None:
-    taken = mitogen_linear.taken_in(play_vars)
-    assert mitogen_linear.connection_for("ssh", "ssh", taken) == "ssh"
-    docker = "community.docker.docker"
-    assert mitogen_linear.connection_for(docker, docker, taken) == "mitogen_docker"
-
-
-def test_the_provisioning_plays_ask_for_it_and_the_deploy_plays_do_not() -> None:
-    """playbooks/infra.yml's plays on the hosts run a hundred-odd tasks per host (Mitogen's one Python per host pays);
-    a deploy runs a few per host, where Mitogen's start over SSH cost more than it saved (docs/testing.md)."""
-    def plays(name: str) -> list[dict[str, Any]]:
-        loaded_plays = yaml.safe_load((PROJECT / "playbooks" / name).read_text(encoding="utf-8"))
-        return [play for play in loaded_plays if "hosts" in play]
-
-    infra = plays("infra.yml")
-    on_hosts = [play for play in infra if play["hosts"] != "localhost"]
-    assert on_hosts and all(play.get("vars", {}).get("slipway_mitogen_ssh") is True for play in on_hosts), on_hosts
-    for name in ("deploy.yml", "rollback.yml", "cluster/rollout.yml"):
-        assert not any(play.get("vars", {}).get("slipway_mitogen_ssh") for play in plays(name)), name
-
-
-class Delegation:
-    """What Mitogen's PlayContextSpec reads to find a connection's Python (transport_config.PlayContextSpec),
-    reduced: the task's vars (the delegating host's facts, the delegated host's vars) and the connection."""
-
-    def __init__(self, delegate_to: str | None) -> None:
-        self._task_vars = {
-            "ansible_facts": {"discovered_interpreter_python": "/usr/bin/python3.11"},  # the data host's, Debian 12
-            "ansible_delegated_vars": {
-                "app-1": {"ansible_facts": {"discovered_interpreter_python": "/usr/bin/python3.13"}},  # Debian 13
-            },
-        }
-        self._connection = type("Connection", (), {"delegate_to_hostname": delegate_to})()
-        self._action = type("Action", (), {"_mitogen_discovering_interpreter": False})()
-
-
-def test_a_delegated_task_runs_the_delegated_hosts_python() -> None:
-    """A task the data host delegated to an app host on another Debian ran the data host's discovered interpreter
-    there ("python3.11: No such file or directory": unreachable; the cluster scenario under Mitogen's SSH)."""
-    python_path = ansible_mitogen.transport_config.PlayContextSpec.python_path
-    assert python_path(Delegation("app-1")) == ["/usr/bin/python3.13"]
-    assert python_path(Delegation(None)) == ["/usr/bin/python3.11"]  # the host's own task: its own facts
 
 
 class Invocation:

@@ -15,18 +15,14 @@ linear strategy:
 - SSH (staging, production, the cluster): Ansible's own SSH already reuses its connections (ControlPersist) and
   pipelines modules, and a cluster deploy was slower under Mitogen's (11.8-12.3 s against 8.5-9.0 s, idle machine,
   2026-12-04). Delegated tasks, unreachable under it before the connection options were templated, ran.
-  Except in a play whose vars say `slipway_mitogen_ssh: true`: playbooks/infra.yml's, which run a hundred-odd tasks
-  on each host where a deploy runs a few (docs/testing.md, "Mitogen").
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import ansible.collections.list
-import ansible.constants
 import ansible_mitogen.loaders
 import ansible_mitogen.planner
 import ansible_mitogen.strategy
@@ -39,37 +35,22 @@ SHORT_NAMES = {
     "docker": "docker",
     "community.docker.docker": "docker",
 }
-# SSH too, in a play that asks for it with `slipway_mitogen_ssh: true` in its vars: the provisioning plays
-# (playbooks/infra.yml), a hundred-odd tasks per host where a deploy runs a few.
-SSH_NAMES = {
-    "ssh": "ssh",
-    "ansible.builtin.ssh": "ssh",
-}
 
 
-def connection_for(name: str, play_connection: str | None, taken: Mapping[str, str] = SHORT_NAMES) -> str:
-    """The connection plugin to load for `name`: Mitogen's own (`mitogen_docker`) when it is one of the `taken`
-    names and so is the play's connection (None: no play, as Mitogen assumes); `name` itself otherwise."""
-    short = taken.get(name)
-    if short is not None and (play_connection is None or play_connection in taken):
+def connection_for(name: str, play_connection: str | None) -> str:
+    """The connection plugin to load for `name`: Mitogen's own (`mitogen_docker`) when it is one of
+    SHORT_NAMES and so is the play's connection (None: no play, as Mitogen assumes); `name` itself otherwise."""
+    short = SHORT_NAMES.get(name)
+    if short is not None and (play_connection is None or play_connection in SHORT_NAMES):
         return "mitogen_" + short
     return name
 
 
-def taken_in(play_vars: Mapping[str, Any]) -> Mapping[str, str]:
-    """The connections Mitogen takes in a play with these vars: SSH as well when it says `slipway_mitogen_ssh: true`."""
-    return {**SHORT_NAMES, **SSH_NAMES} if play_vars.get("slipway_mitogen_ssh") is True else SHORT_NAMES
-
-
-def connection_hook(taken: Mapping[str, str]) -> Callable[..., Any]:
-    """Mitogen's connection loader hook for a play: full names as well as short ones, the `taken` connections."""
-
-    def get_with_context(name: str, *args: Any, **kwargs: Any) -> Any:
-        play = args[0] if args and isinstance(args[0], PlayContext) else None
-        return ansible_mitogen.loaders.connection_loader__get_with_context(
-            connection_for(name, play.connection if play is not None else None, taken), *args, **kwargs)
-
-    return get_with_context
+def _get_with_context(name: str, *args: Any, **kwargs: Any) -> Any:
+    """Mitogen's connection loader hook, taking full names as well as short ones."""
+    play = args[0] if args and isinstance(args[0], PlayContext) else None
+    return ansible_mitogen.loaders.connection_loader__get_with_context(
+        connection_for(name, play.connection if play is not None else None), *args, **kwargs)
 
 
 _connection_option = ansible_mitogen.transport_config.PlayContextSpec._connection_option
@@ -89,33 +70,8 @@ def _templated_option(spec: Any, name: str, fallback_attr: str | None = None) ->
 
 ansible_mitogen.transport_config.PlayContextSpec._connection_option = _templated_option
 
-_python_path = ansible_mitogen.transport_config.PlayContextSpec.python_path
-
-
-def _delegated_python_path(spec: Any, rediscover_python: bool = False) -> Any:
-    """Mitogen's interpreter for a connection, the delegated host's own for a delegated task: Mitogen looked up the
-    delegated host's interpreter setting but took the discovered interpreter from the delegating host's facts, so a
-    task the data host (Debian 12, /usr/bin/python3.11) delegates to an app host on Debian 13 ran "python3.11: No
-    such file or directory" there and came back unreachable (the cluster scenario's inventory leaves
-    `ansible_python_interpreter` to discovery; 2026-12-04)."""
-    try:
-        variables = spec._task_vars["ansible_delegated_vars"][spec._connection.delegate_to_hostname]
-    except (KeyError, TypeError):
-        return _python_path(spec, rediscover_python)
-    interpreter = ansible.constants.config.get_config_value("INTERPRETER_PYTHON", variables=variables)
-    fallback = ansible.constants.config.get_config_value("INTERPRETER_PYTHON_FALLBACK", variables=variables)
-    if "{{" in interpreter or "{%" in interpreter:
-        interpreter = spec._connection.templar.template(interpreter)
-    return ansible_mitogen.transport_config.parse_python_path(
-        interpreter, candidates=fallback, task_vars=variables, action=spec._action,
-        rediscover_python=rediscover_python)
-
-
-ansible_mitogen.transport_config.PlayContextSpec.python_path = _delegated_python_path
-
-# Mitogen installs its hook by this module-level name when a play starts (AnsibleWrappers._install_wrappers);
-# StrategyModule.run sets it for each play.
-ansible_mitogen.strategy.wrap_connection_loader__get_with_context = connection_hook(SHORT_NAMES)
+# Mitogen installs its hook by this module-level name when a play starts (AnsibleWrappers._install_wrappers).
+ansible_mitogen.strategy.wrap_connection_loader__get_with_context = _get_with_context
 
 
 @functools.cache
@@ -143,10 +99,3 @@ class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Linear):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         collection_dirs()  # in the controller, before any worker forks: each worker inherits the list
-
-    def run(self, iterator: Any, play_context: PlayContext, result: int = 0) -> Any:
-        """The play, with Mitogen's hook for the connections its vars give Mitogen (installed by Mitogen's run, in
-        the controller, before the play's workers fork)."""
-        ansible_mitogen.strategy.wrap_connection_loader__get_with_context = connection_hook(
-            taken_in(iterator._play.vars))
-        return super().run(iterator, play_context, result)
