@@ -63,8 +63,8 @@ unit: venv
 # docker_engine, full_stack, infra_network and prometheus (1969 s); lane B the cluster, then edge_proxy, postgresql
 # and redis (1940 s; a clean-clone run, 2026-12-04, docs/testing.md; docker_engine in lane B had made it 2089 s
 # against 1973 s). The machine is busy all along (2 cores, 12 of 74 core-minutes idle, measured with process
-# accounting): a third lane was slower, every scenario beside it took up to twice as long. Each lane's output goes to .cache/molecule-<lane>.log, printed
-# when both end, then each scenario's time.
+# accounting): a third lane was slower, every scenario beside it took up to twice as long. Each lane's output goes
+# to .cache/molecule-<lane>.log, printed when both end, then each scenario's time.
 LANE_A := $(filter full_stack infra_network docker_engine prometheus,$(SCENARIOS))
 LANE_B := $(filter cluster,$(SCENARIOS)) $(filter-out cluster $(LANE_A),$(SCENARIOS))
 LANES := a b
