@@ -7,16 +7,22 @@ starts one per task. The second run is the control: without it the first could p
 
 from __future__ import annotations
 
+import copy
 import importlib
 import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import ansible.collections.list
+import ansible_mitogen.loaders
 import ansible_mitogen.planner
+import ansible_mitogen.strategy
+import ansible_mitogen.transport_config
 import pytest
+import yaml
 from plugin_loader import PROJECT, loaded, play
 
 from slipway_core import build
@@ -29,8 +35,8 @@ mitogen_linear = importlib.import_module("ansible_collections.slipway.core.plugi
     ("community.docker.docker", "community.docker.docker", "mitogen_docker"),
     ("docker", "docker", "mitogen_docker"),
     ("docker", None, "mitogen_docker"),
-    # Ansible's own plugin for everything else: SSH (Mitogen's lost the delegated tasks of the cluster scenario),
-    # local (Mitogen's hung the Molecule driver's async tasks), the Docker API connection, a third party's
+    # Ansible's own plugin for everything else: SSH (outside a play that sets slipway_mitogen_ssh, below), local
+    # (Mitogen's hung the Molecule driver's async tasks), the Docker API connection, a third party's
     ("ssh", "ssh", "ssh"),
     ("ansible.builtin.ssh", "ansible.builtin.ssh", "ansible.builtin.ssh"),
     ("local", "local", "local"),
@@ -44,6 +50,81 @@ mitogen_linear = importlib.import_module("ansible_collections.slipway.core.plugi
 def test_mitogen_takes_the_docker_connection_by_any_of_its_names(
         name: str, play_connection: str | None, loaded: str) -> None:
     assert mitogen_linear.connection_for(name, play_connection) == loaded
+
+
+@pytest.mark.parametrize(("name", "play_connection", "loaded"), [
+    ("ssh", "ssh", "mitogen_ssh"),
+    ("ansible.builtin.ssh", "ansible.builtin.ssh", "mitogen_ssh"),
+    ("ssh", None, "mitogen_ssh"),
+    ("community.docker.docker", "community.docker.docker", "mitogen_docker"),
+    ("local", "local", "local"),
+    ("ssh", "local", "ssh"),
+])
+def test_a_play_that_sets_slipway_mitogen_ssh_has_mitogen_take_ssh_too(
+        name: str, play_connection: str | None, loaded: str) -> None:
+    taken = mitogen_linear.taken_in({"slipway_mitogen_ssh": True, "other": 1})
+    assert mitogen_linear.connection_for(name, play_connection, taken) == loaded
+
+
+@pytest.mark.parametrize("play_vars", [{}, {"slipway_mitogen_ssh": False}, {"slipway_mitogen_ssh": "yes please"}])
+def test_any_other_play_keeps_ansibles_ssh(play_vars: dict[str, Any]) -> None:
+    taken = mitogen_linear.taken_in(play_vars)
+    assert mitogen_linear.connection_for("ssh", "ssh", taken) == "ssh"
+    assert mitogen_linear.connection_for("ansible.builtin.ssh", "ssh", taken) == "ansible.builtin.ssh"
+    assert mitogen_linear.connection_for("docker", "docker", taken) == "mitogen_docker"
+
+
+def test_the_strategy_installs_the_hook_of_each_play(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each play's run sets the hook Mitogen installs (its module-level name) from that play's vars."""
+    asked: list[str] = []
+    monkeypatch.setattr(ansible_mitogen.loaders, "connection_loader__get_with_context",
+                        lambda name, *args, **kwargs: asked.append(name))
+    seen: list[str] = []
+
+    def linear_run(self: Any, iterator: Any, play_context: Any, result: int = 0) -> int:
+        ansible_mitogen.strategy.wrap_connection_loader__get_with_context("ssh")
+        seen.append(asked[-1])
+        return 0
+
+    monkeypatch.setattr(ansible_mitogen.strategy.StrategyMixin, "run", linear_run)
+    strategy = object.__new__(mitogen_linear.StrategyModule)
+    for play_vars in ({"slipway_mitogen_ssh": True}, {}, None):
+        iterator = SimpleNamespace(_play=SimpleNamespace(vars=play_vars))
+        assert strategy.run(iterator, None) == 0
+    assert seen == ["mitogen_ssh", "ssh", "ssh"]
+
+
+def python_of(task_vars: dict[str, Any], delegate_to: str | None) -> list[str]:
+    """The interpreter Mitogen's PlayContextSpec gives a task with these vars (interpreter_python = auto_silent, as
+    ansible.cfg has it), delegated to `delegate_to` or not."""
+    spec = object.__new__(ansible_mitogen.transport_config.PlayContextSpec)
+    spec._task_vars = task_vars
+    spec._connection = SimpleNamespace(delegate_to_hostname=delegate_to, templar=None)
+    spec._action = SimpleNamespace(_mitogen_discovering_interpreter=False)
+    path: list[str] = spec.python_path()
+    return path
+
+
+DATA_HOST_VARS: dict[str, Any] = {
+    "ansible_python_interpreter": "auto_silent",
+    "ansible_facts": {"discovered_interpreter_python": "/usr/bin/python3.11"},
+    "ansible_delegated_vars": {
+        "app-2": {"ansible_python_interpreter": "auto_silent",
+                  "ansible_facts": {"discovered_interpreter_python": "/usr/bin/python3.13"}},
+    },
+}
+
+
+def test_a_delegated_task_runs_the_python_of_the_host_it_is_delegated_to() -> None:
+    """Mitogen took the discovered interpreter from the delegating host's facts: the Debian 12 data host's python3.11
+    on a Debian 13 app host, unreachable (the cluster scenario under Mitogen's SSH, 2026-12-04)."""
+    assert python_of(copy.deepcopy(DATA_HOST_VARS), "app-2") == ["/usr/bin/python3.13"]
+
+
+def test_a_task_on_its_own_host_runs_that_hosts_python() -> None:
+    task_vars = copy.deepcopy(DATA_HOST_VARS)
+    assert python_of(task_vars, None) == ["/usr/bin/python3.11"]
+    assert task_vars == DATA_HOST_VARS
 
 
 class Invocation:
@@ -170,3 +251,16 @@ def test_under_mitogen_a_templated_ansible_host_names_the_container(tmp_path: Pa
                   python="/usr/bin/python3", env={"SLIPWAY_TEST_CONTAINER": container})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "unreachable=0" in result.stdout and "failed=0" in result.stdout
+
+
+def test_every_provisioning_play_has_mitogen_take_ssh() -> None:
+    """playbooks/infra.yml's plays (a hundred-odd tasks per host) run over Mitogen's SSH; the deploys keep Ansible's."""
+    plays = yaml.safe_load((PROJECT / "playbooks/infra.yml").read_text(encoding="utf-8"))
+    host_plays = [entry for entry in plays if "hosts" in entry]
+    assert len(host_plays) >= 5
+    assert all(mitogen_linear.taken_in(entry.get("vars") or {})["ssh"] == "ssh" for entry in host_plays)
+    rollouts = [PROJECT / "playbooks/deploy.yml", PROJECT / "playbooks/rollback.yml",
+                *(PROJECT / "playbooks/cluster").glob("*.yml")]
+    for playbook in rollouts:
+        for entry in yaml.safe_load(playbook.read_text(encoding="utf-8")):
+            assert "ssh" not in mitogen_linear.taken_in(entry.get("vars") or {}), (playbook, entry.get("name"))

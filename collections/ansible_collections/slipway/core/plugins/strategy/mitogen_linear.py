@@ -12,14 +12,17 @@ the test hosts), by its full name too, which Mitogen alone does not. Every other
 linear strategy:
 - `local`: Mitogen's hung the Molecule Docker driver's asynchronous container tasks (`async`/`async_status`), and a
   task on the controller starts no Python on another machine;
-- SSH (staging, production, the cluster): Ansible's own SSH already reuses its connections (ControlPersist) and
-  pipelines modules, and a cluster deploy was slower under Mitogen's (11.8-12.3 s against 8.5-9.0 s, idle machine,
-  2026-12-04). Delegated tasks, unreachable under it before the connection options were templated, ran.
+- SSH (staging, production, the cluster) is Mitogen's only in a play that sets `slipway_mitogen_ssh: true`: the
+  provisioning plays of playbooks/infra.yml, a hundred-odd tasks per host, where one Python per host pays (the demo
+  cluster's idempotent provision 78.4-79.3 s under Ansible's SSH, 34.5-37.0 s under Mitogen's). The deploys keep
+  Ansible's own SSH: it already reuses its connections (ControlPersist) and pipelines modules, and a deploy runs few
+  tasks per host, where Mitogen's measured slower (11.8-12.3 s against 8.5-9.0 s, idle machine, 2026-12-04).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import ansible.collections.list
@@ -30,27 +33,45 @@ import ansible_mitogen.transport_config
 from ansible.playbook.play_context import PlayContext
 from ansible.plugins.strategy.linear import StrategyModule as Linear
 
-# The connections Mitogen takes over, by every name they go by, to the short name Mitogen knows them by.
+# The connections Mitogen takes over in every play, by every name they go by, to the short name Mitogen knows them by.
 SHORT_NAMES = {
     "docker": "docker",
     "community.docker.docker": "docker",
 }
+# Ansible's SSH connection, which Mitogen takes over too in a play whose vars set `slipway_mitogen_ssh: true`.
+SSH_NAMES = {
+    "ssh": "ssh",
+    "ansible.builtin.ssh": "ssh",
+}
+PLAY_SWITCH = "slipway_mitogen_ssh"
 
 
-def connection_for(name: str, play_connection: str | None) -> str:
-    """The connection plugin to load for `name`: Mitogen's own (`mitogen_docker`) when it is one of
-    SHORT_NAMES and so is the play's connection (None: no play, as Mitogen assumes); `name` itself otherwise."""
-    short = SHORT_NAMES.get(name)
-    if short is not None and (play_connection is None or play_connection in SHORT_NAMES):
+def taken_in(play_vars: Mapping[str, Any]) -> dict[str, str]:
+    """The connections Mitogen takes over in a play with these vars (its `vars:`, as written)."""
+    if play_vars.get(PLAY_SWITCH) is True:
+        return {**SHORT_NAMES, **SSH_NAMES}
+    return dict(SHORT_NAMES)
+
+
+def connection_for(name: str, play_connection: str | None, taken: Mapping[str, str] = SHORT_NAMES) -> str:
+    """The connection plugin to load for `name`: Mitogen's own (`mitogen_docker`, `mitogen_ssh`) when it is one of
+    `taken` and so is the play's connection (None: no play, as Mitogen assumes); `name` itself otherwise."""
+    short = taken.get(name)
+    if short is not None and (play_connection is None or play_connection in taken):
         return "mitogen_" + short
     return name
 
 
-def _get_with_context(name: str, *args: Any, **kwargs: Any) -> Any:
-    """Mitogen's connection loader hook, taking full names as well as short ones."""
-    play = args[0] if args and isinstance(args[0], PlayContext) else None
-    return ansible_mitogen.loaders.connection_loader__get_with_context(
-        connection_for(name, play.connection if play is not None else None), *args, **kwargs)
+def connection_hook(taken: Mapping[str, str]) -> Callable[..., Any]:
+    """Mitogen's connection loader hook for a play that has Mitogen take over `taken`, by full names as well as
+    short ones."""
+
+    def get_with_context(name: str, *args: Any, **kwargs: Any) -> Any:
+        play = args[0] if args and isinstance(args[0], PlayContext) else None
+        return ansible_mitogen.loaders.connection_loader__get_with_context(
+            connection_for(name, play.connection if play is not None else None, taken), *args, **kwargs)
+
+    return get_with_context
 
 
 _connection_option = ansible_mitogen.transport_config.PlayContextSpec._connection_option
@@ -70,8 +91,28 @@ def _templated_option(spec: Any, name: str, fallback_attr: str | None = None) ->
 
 ansible_mitogen.transport_config.PlayContextSpec._connection_option = _templated_option
 
-# Mitogen installs its hook by this module-level name when a play starts (AnsibleWrappers._install_wrappers).
-ansible_mitogen.strategy.wrap_connection_loader__get_with_context = _get_with_context
+_python_path = ansible_mitogen.transport_config.PlayContextSpec.python_path
+
+
+def _delegated_python_path(spec: Any, rediscover_python: bool = False) -> Any:
+    """Mitogen's Python for a task, for a delegated task from the host it is delegated to: Mitogen reads the
+    interpreter setting from that host's vars but the discovered interpreter from the delegating host's facts, so a
+    task the Debian 12 data host delegated to a Debian 13 app host ran the data host's python3.11 there ("No such file
+    or directory", unreachable: the cluster scenario, whose inventory leaves the interpreter to discovery)."""
+    delegated_vars = spec._task_vars.get("ansible_delegated_vars") or {}
+    delegated = delegated_vars.get(spec._connection.delegate_to_hostname)
+    if not isinstance(delegated, dict):
+        return _python_path(spec, rediscover_python)
+    facts = delegated.get("ansible_facts")
+    own = dict(spec._task_vars, ansible_facts=dict(facts) if isinstance(facts, Mapping) else {})
+    task_vars, spec._task_vars = spec._task_vars, own
+    try:
+        return _python_path(spec, rediscover_python)
+    finally:
+        spec._task_vars = task_vars
+
+
+ansible_mitogen.transport_config.PlayContextSpec.python_path = _delegated_python_path
 
 
 @functools.cache
@@ -99,3 +140,9 @@ class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Linear):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         collection_dirs()  # in the controller, before any worker forks: each worker inherits the list
+
+    def run(self, iterator: Any, play_context: Any, result: int = 0) -> Any:
+        # Mitogen installs its hook by this module-level name when a play starts (AnsibleWrappers._install_wrappers)
+        ansible_mitogen.strategy.wrap_connection_loader__get_with_context = connection_hook(
+            taken_in(iterator._play.vars or {}))
+        return super().run(iterator, play_context)
