@@ -8,9 +8,7 @@ starts one per task. The second run is the control: without it the first could p
 from __future__ import annotations
 
 import copy
-import gc
 import importlib
-import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -266,43 +264,3 @@ def test_every_provisioning_play_has_mitogen_take_ssh() -> None:
     for playbook in rollouts:
         for entry in yaml.safe_load(playbook.read_text(encoding="utf-8")):
             assert "ssh" not in mitogen_linear.taken_in(entry.get("vars") or {}), (playbook, entry.get("name"))
-
-
-FREEZE_COUNT = """\
-from ansible.plugins.lookup import LookupBase
-import gc
-
-
-class LookupModule(LookupBase):
-    def run(self, terms, variables=None, **kwargs):
-        return [gc.get_freeze_count()]
-"""
-
-
-def frozen_in_the_worker(tmp_path: Path, env: dict[str, str]) -> int:
-    """How many objects a task's worker process inherited frozen (its task's arguments are templated there)."""
-    (tmp_path / "lookups").mkdir(exist_ok=True)
-    (tmp_path / "lookups" / "freeze_count.py").write_text(FREEZE_COUNT, encoding="utf-8")
-    result = play(tmp_path, """
-        - ansible.builtin.debug:
-            msg: "FROZEN {{ lookup('freeze_count') }}"
-    """, env={"ANSIBLE_LOOKUP_PLUGINS": str(tmp_path / "lookups"), **env})
-    assert result.returncode == 0, result.stdout + result.stderr
-    found = re.search(r"FROZEN (\d+)", result.stdout)
-    assert found, result.stdout
-    return int(found.group(1))
-
-
-def test_each_worker_forks_with_the_controllers_objects_frozen(tmp_path: Path) -> None:
-    assert frozen_in_the_worker(tmp_path, {}) > 10_000
-    # the control: Ansible's own strategy forks them unfrozen
-    assert frozen_in_the_worker(tmp_path, {"ANSIBLE_STRATEGY": "ansible.builtin.linear"}) == 0
-
-
-def test_the_controller_unfreezes_after_each_fork(monkeypatch: pytest.MonkeyPatch) -> None:
-    during: list[int] = []
-    monkeypatch.setattr(ansible_mitogen.strategy.StrategyMixin, "_queue_task",
-                        lambda self, *args: during.append(gc.get_freeze_count()))
-    strategy = object.__new__(mitogen_linear.StrategyModule)
-    strategy._queue_task(None, None, None, None)
-    assert during[0] > 0 and gc.get_freeze_count() == 0
