@@ -59,13 +59,13 @@ lint: venv
 unit: venv
 	$(BIN)/pytest tests --cov=slipway_core --cov-report=term --cov-fail-under=90 --durations=15
 
-# Two lanes of scenarios side by side, each lane one scenario at a time, balanced by measured time: lane A runs
-# docker_engine, full_stack, infra_network and prometheus (1969 s); lane B the cluster, then edge_proxy, postgresql
-# and redis (1940 s; a clean-clone run, 2026-12-04, docs/testing.md; docker_engine in lane B had made it 2089 s
-# against 1973 s). The machine is busy all along (2 cores, 12 of 74 core-minutes idle, measured with process
-# accounting): a third lane was slower, every scenario beside it took up to twice as long. Each lane's output goes
-# to .cache/molecule-<lane>.log, printed when both end, then each scenario's time.
-LANE_A := $(filter full_stack infra_network docker_engine prometheus,$(SCENARIOS))
+# Two lanes of scenarios side by side, each lane one scenario at a time, balanced by measured time (a clean-clone
+# run, 2026-12-04, docs/testing.md): lane A runs docker_engine, full_stack and prometheus (149 + 1303 + 166 s);
+# lane B the cluster, then edge_proxy, infra_network, postgresql and redis (744 + 285 + 59 + 351 + 159 s). The
+# machine is busy all along (2 cores, measured with process accounting): a third lane was slower, every scenario
+# beside it took up to twice as long. Each lane's output goes to .cache/molecule-<lane>.log, printed when both end,
+# then each scenario's time.
+LANE_A := $(filter full_stack docker_engine prometheus,$(SCENARIOS))
 LANE_B := $(filter cluster,$(SCENARIOS)) $(filter-out cluster $(LANE_A),$(SCENARIOS))
 LANES := a b
 
@@ -92,7 +92,7 @@ molecule-%: venv prepare
 
 # prepare first: it installs what the other steps run (a target-specific variable reaches the prerequisites).
 # Then the lint and unit tests and the Molecule scenarios side by side: the Molecule lanes are the longer path (about
-# 35 min against 17, docs/testing.md), so the lint and unit tests run at a lower CPU priority (nice 5) and take what
+# 28 min against 19, docs/testing.md), so the lint and unit tests run at a lower CPU priority (nice 5) and take what
 # the lanes leave. Their output is printed when they end, then a summary (each scenario's time, the failed tests, the
 # end of a failed lane's log, then each failed scenario test with the end of its report, which molecule/conftest.py
 # writes to .cache/failed-tests.log: the part a CI shows), and either one failing fails it. Each line of a lane's log
