@@ -60,8 +60,8 @@ unit: venv
 	$(BIN)/pytest tests --cov=slipway_core --cov-report=term --cov-fail-under=90 --durations=15
 
 # Two lanes of scenarios side by side, each lane one scenario at a time, balanced by measured time (a clean-clone
-# run, 2026-12-04, docs/testing.md): lane A runs docker_engine, full_stack and prometheus (149 + 1303 + 166 s);
-# lane B the cluster, then edge_proxy, infra_network, postgresql and redis (744 + 285 + 59 + 351 + 159 s). The
+# run, 2026-12-04, docs/testing.md): lane A runs docker_engine, full_stack and prometheus (135 + 1292 + 207 s);
+# lane B the cluster, then edge_proxy, infra_network, postgresql and redis (731 + 292 + 77 + 336 + 182 s). The
 # machine is busy all along (2 cores, measured with process accounting): a third lane was slower, every scenario
 # beside it took up to twice as long. Each lane's output goes to .cache/molecule-<lane>.log, printed when both end,
 # then each scenario's time.
