@@ -282,6 +282,20 @@ def rollout_hosts(env: str, groups: Mapping[str, Sequence[str]],
     return {**none, "apps": apps, "first_app": apps[:1], "edges": edges, "settle": settle}
 
 
+
+def env_plan(env: str, groups: Mapping[str, Sequence[str]],
+             host_vars: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """What each host of `env` needs to know of the environment for a run, read once (preflight sets it on every
+    host as the fact `slipway_env_plan`, so the rollout's tasks do not walk every host's variables again on each
+    use): host -> {rollout (rollout_hosts), data_tier, publish_address (this host's)}. {} without an environment."""
+    if not env or not groups.get(env):
+        return {}
+    rollout = rollout_hosts(env, groups, host_vars)
+    tier = data_tier(env, groups, host_vars)
+    return {host: {"rollout": rollout, "data_tier": tier,
+                   "publish_address": publish_address(env, groups, host_vars, host)}
+            for host in topology(env, groups)["hosts"]}
+
 def scrape_plan(env: str, groups: Mapping[str, Sequence[str]],
                 host_vars: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """What the monitoring host scrapes on the other hosts (docs/topology.md, "Monitoring across hosts"):

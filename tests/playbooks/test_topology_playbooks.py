@@ -270,3 +270,30 @@ def test_the_projects_inventories(tmp_path: Path) -> None:
     assert run(root, "preflight.yml").returncode == 0
     assert run(root, "preflight.yml", "-e", "slipway_preflight_request=deploy").returncode == 0
     assert plays_and_hosts(run(root, "infra.yml", "--list-hosts").stdout)["Provision the data host"] == ["demo-data-1"]
+
+
+def test_preflight_gives_each_host_of_the_environment_its_place_in_it(tmp_path: Path) -> None:
+    """The fact slipway_env_plan on every host of the environment after preflight (nothing connects: the hosts here
+    reach nothing), each host's own publish address, the same rollout hosts and data tier on all: what the
+    app_release role reads instead of walking every host's variables at each use."""
+    root = project(tmp_path, hosts_yml(cluster()))
+    (root / "playbooks" / "show_plan.yml").write_text(textwrap.dedent("""\
+        - ansible.builtin.import_playbook: preflight.yml
+        - hosts: demo
+          gather_facts: false
+          tasks:
+            - ansible.builtin.debug:
+                msg: "PLAN {{ inventory_hostname }} {{ slipway_env_plan | to_json }}"
+              delegate_to: localhost
+        """), encoding="utf-8")
+    result = run(root, "show_plan.yml", "-e", "slipway_preflight_request=deploy")
+    assert result.returncode == 0, result.stdout
+    found = {m.group(1): yaml.safe_load(m.group(2))
+             for m in re.finditer(r"PLAN (\S+) (\{.*\})", result.stdout.replace("\n    ", " "))}
+    assert sorted(found) == ["app-1", "app-2", "data-1", "edge-1"]
+    assert {host: plan["publish_address"] for host, plan in found.items()} == {
+        "app-1": "10.0.1.11", "app-2": "10.0.1.12", "data-1": "", "edge-1": ""}
+    for plan in found.values():
+        assert plan["rollout"]["apps"] == ["app-1", "app-2"] and plan["rollout"]["edges"] == ["edge-1"]
+        assert plan["data_tier"] == {"data_host": "data-1", "address": "10.0.1.13", "clients": [
+            {"host": "app-1", "address": "10.0.1.11"}, {"host": "app-2", "address": "10.0.1.12"}]}

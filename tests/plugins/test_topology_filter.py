@@ -189,3 +189,38 @@ def test_data_tier_reads_the_addresses_from_the_inventory() -> None:
         data_tier(GROUPS, "prod", FakeHostVars({"data-1": ADDRESSED["data-1"]}, {}))
     with pytest.raises(AnsibleFilterError, match="give Ansible's groups, not list"):
         data_tier(["prod"], "prod")
+
+
+class CountingHostVars(FakeHostVars):
+    """FakeHostVars that counts how often each host's variables are read."""
+
+    def __init__(self, raw: dict[str, dict[str, Any]], resolved: dict[str, Any]) -> None:
+        super().__init__(raw, resolved)
+        self.reads: dict[str, int] = {}
+
+    def raw_get(self, host: str) -> dict[str, Any]:
+        self.reads[host] = self.reads.get(host, 0) + 1
+        return super().raw_get(host)
+
+
+def test_env_plan_gives_each_host_the_rules_answers_reading_each_hosts_variables_once() -> None:
+    """What preflight sets on each host (slipway_env_plan): the rollout's hosts and the data tier as their own rules
+    give them, and each host's own publish address; every host's variables read once for all of it."""
+    groups = {**GROUPS, "prod": ["edge-1", "app-1", "app-2", "data-1"], "prod_app": ["app-1", "app-2"]}
+    addressed = {**ADDRESSED, "app-2": {"slipway_private_address": "10.0.1.14"}}
+    hostvars = CountingHostVars(addressed, {})
+    plan = module.env_plan(groups, "prod", hostvars)
+    assert sorted(plan) == ["app-1", "app-2", "data-1", "edge-1"]
+    assert hostvars.reads == {"edge-1": 1, "app-1": 1, "app-2": 1, "data-1": 1}
+    for host, mine in plan.items():
+        assert mine["rollout"] == rules.rollout_hosts("prod", groups, addressed)
+        assert mine["data_tier"] == rules.data_tier("prod", groups, addressed)
+        assert mine["publish_address"] == rules.publish_address("prod", groups, addressed, host)
+    assert [plan[h]["publish_address"] for h in ("app-1", "app-2", "edge-1")] == ["10.0.1.11", "10.0.1.14", ""]
+
+
+def test_env_plan_without_an_environment_is_empty_and_a_bad_address_is_refused_naming_the_host() -> None:
+    assert module.env_plan(GROUPS, "", FakeHostVars(ADDRESSED, {})) == {}
+    bad = {**ADDRESSED, "app-1": {"slipway_private_address": "not-an-address"}}
+    with pytest.raises(AnsibleFilterError, match="app-1"):
+        module.env_plan(GROUPS, "prod", FakeHostVars(bad, {}))

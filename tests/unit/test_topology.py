@@ -308,6 +308,18 @@ def test_an_app_host_publishes_its_colours_only_for_an_edge_on_another_host() ->
     assert topology.edge_sources("", {}, {}, "vm-1") == {"local": True, "remote": []}
 
 
+def test_env_plan_on_one_vm_is_the_one_host_rollout_with_nothing_published() -> None:
+    """One VM (the environment's only host holds every role): its plan is the one-host rollout, the data tier on the
+    same host, nothing published; no environment: no host has a plan."""
+    assert topology.env_plan("local", {"local": ["vm-1"]}, {}) == {"vm-1": {
+        "rollout": {"one_host": ["vm-1"], "apps": [], "first_app": [], "edges": [], "settle": [], "serial": []},
+        "data_tier": {"data_host": "vm-1", "address": "", "clients": []}, "publish_address": ""}}
+    assert topology.env_plan("", cluster(), ADDRESSES) == {}
+    plan = topology.env_plan("prod", cluster(), ADDRESSES)
+    assert {host: mine["publish_address"] for host, mine in plan.items()} == {
+        host: topology.publish_address("prod", cluster(), ADDRESSES, host) for host in cluster()["prod"]}
+
+
 @pytest.mark.parametrize("request_", ["env", "status", ""])
 def test_provisioning_and_reads_run_on_any_topology(request_: str) -> None:
     topology.check_rollout_topology("prod", topology.topology("prod", cluster()), request_)

@@ -134,6 +134,13 @@ def scrape_plan(groups: Any, env: Any, hostvars: Any = None) -> dict[str, Any]:
     return _env_plan("scrape_plan", groups, env, hostvars)
 
 
+
+def env_plan(groups: Any, env: Any, hostvars: Any = None) -> dict[str, Any]:
+    """`groups | slipway.core.env_plan(env, hostvars)`: host -> {rollout, data_tier, publish_address} for each host
+    of the environment (slipway_core.topology.env_plan), every host's variables read once; preflight sets each
+    entry on its host as the fact `slipway_env_plan`. No or an unknown environment: {}."""
+    return _env_plan("env_plan", groups, env, hostvars)
+
 def topology_problem(groups: Any, env: Any, hostvars: Any = None, request: str = "", known_envs: Any = ()) -> str:
     """`groups | slipway.core.topology_problem(env, hostvars, request=...)`: the refusal's message, or "" when the
     topology works: preflight fails its task with this message as it is (an error raised inside a filter reaches
@@ -150,4 +157,4 @@ class FilterModule:
 
     def filters(self) -> dict[str, Any]:
         return {"topology": topology, "topology_problem": topology_problem, "data_tier": data_tier,
-                "scrape_plan": scrape_plan}
+                "scrape_plan": scrape_plan, "env_plan": env_plan}
