@@ -4,7 +4,8 @@
                     history record), unlock, status, history; for
                     operators: exec (a one-off container of the live release), logs (its docker logs); for
                     scheduled jobs: job run (their timers' units, slipway job run), jobs sync (their units);
-                    targets (Prometheus' file_sd files on the monitoring host, after a cluster rollout)
+                    targets (Prometheus' file_sd files on the monitoring host, after a cluster rollout);
+                    batch (several of these in one call: the cluster rollout's settle)
                     (`--audit JSON`: who asks and from where, kept in the lock and every history line)
   slipway-proxy     the edge proxy: switch, prepare, status, live, wait-drained, check, reload
 
@@ -24,7 +25,17 @@ import sys
 from typing import Any, Callable, Sequence
 
 from slipway_core import contract
-from slipway_core.host import addresses, container_logs, jobs, one_off, queries, recovery, rollback_to, rollout_record
+from slipway_core.host import (
+    addresses,
+    batch,  # batch: several commands in one call
+    container_logs,
+    jobs,
+    one_off,
+    queries,
+    recovery,
+    rollback_to,
+    rollout_record,
+)
 from slipway_core.host import job_units as job_sync  # jobs sync: the scheduled jobs' units
 from slipway_core.host import scrape_files as file_sd  # targets: the monitoring host's files after a cluster rollout
 from slipway_core.host.docker import Docker, DockerError
@@ -220,11 +231,15 @@ def release_parser() -> argparse.ArgumentParser:
     jobs.add_parser(sub)  # job run (a scheduled job's timer, slipway job run)
     job_sync.add_parser(sub)  # jobs sync (the role, after a rollout: the jobs' units follow the release)
     file_sd.add_parser(sub)  # targets (the cluster rollout's settle, on the monitoring host)
+    sub.add_parser("batch", help="several of these commands in one call: {\"calls\": [{\"argv\", \"stdin\"}]} on "
+                   "stdin (the cluster rollout's settle)")
     return parser
 
 
 def release_main(argv: Sequence[str]) -> int:
     args = release_parser().parse_args(argv)
+    if args.command == "batch":
+        return batch.main(release_main)
     if args.command in OPERATOR_COMMANDS:
         clock = Clock()
         return OPERATOR_COMMANDS[args.command](Docker(), args.root, args, clock)
