@@ -25,6 +25,17 @@ FAKE = """\
 import json, os, sys
 argv = sys.argv[1:]
 name = os.path.basename(sys.argv[0])
+if "batch" in argv:  # slipway-release batch: each call run as this program with its own stdin, as the real one does
+    import subprocess
+    results = []
+    for call in json.load(sys.stdin)["calls"]:
+        done = subprocess.run([sys.argv[0], *call["argv"]], input=call.get("stdin", ""), capture_output=True,
+                              text=True, check=False)
+        results.append({{"argv": call["argv"], "rc": done.returncode, "stdout": done.stdout, "stderr": done.stderr}})
+        if done.returncode:
+            break
+    print(json.dumps({{"results": results}}))
+    sys.exit(results[-1]["rc"])
 if "--root" in argv:
     root = argv[argv.index("--root") + 1]
     host, base = os.path.basename(root), os.path.dirname(root)
@@ -102,6 +113,8 @@ def test_an_edge_that_is_also_an_app_host_switches_once_and_every_app_host_recor
     assert "app-2 run drain,record" in calls
     assert not [c for c in calls if " finish" in c], calls  # no app host removed the new colour
     assert "did not answer in phase begin" not in result.stdout
+    # the rollout's one history record, on the first app host (in the settle's last call, a batch with jobs sync)
+    assert [c for c in calls if "record-rollout" in c] == ["app-1 record-rollout"], calls
 
 
 def test_when_one_of_two_edges_fails_its_switch_the_other_switches_back_and_no_app_host_keeps_the_new_colour(
@@ -122,4 +135,5 @@ def test_when_one_of_two_edges_fails_its_switch_the_other_switches_back_and_no_a
     assert not [c for c in calls if c.startswith("edge-2 proxy switch ")], calls  # it never switched
     assert not [c for c in calls if " run drain,record" in c], calls  # nobody drained the old colour
     assert "app-1 finish" in calls and "app-2 finish" in calls, calls  # the new colour removed everywhere
+    assert [c for c in calls if "record-rollout" in c] == ["app-1 record-rollout"], calls  # recorded, once
     assert "edge-2" in result.stdout and "switch" in result.stdout

@@ -1,5 +1,7 @@
-"""roles/app_release/tasks/jobs_follow.yml through ansible-playbook, from both places that import it (tasks/main.yml
-on one VM, tasks/cluster_settle.yml after a cluster rollout, each with its own `vars:` read from the file), against
+"""The scheduled jobs' sync through ansible-playbook, on both paths: tasks/jobs_follow.yml as tasks/main.yml imports it
+(one VM), and after a cluster rollout tasks/jobs_entries.yml as tasks/cluster_settle.yml imports it, then
+tasks/cluster_record.yml (the settle's last call, a `batch` whose only call here is the sync: the rollout's record
+goes to the first app host, which this host is not); each with its own `vars:` read from the file, against
 this machine (local connection): the real host program (the zipapp, installed in tmp_path beforehand) writes the
 units into tmp_path; only systemctl is a stand-in (a script first in PATH that logs each call and keeps the timers'
 enabled/active state in a file). No Docker, no systemd.
@@ -29,6 +31,14 @@ PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TASKS = PROJECT / "roles" / "app_release" / "tasks"
 SYNC_TASK = "Jobs | Install, update or remove the scheduled jobs' units on the host (one call)"
+CLUSTER_SYNC_TASK = ("Record | Cluster: One history record of the rollout, with each host's result; the scheduled "
+                     "jobs follow")
+# What preflight sets on the host (slipway_core.topology.env_plan) of a one-host environment; here the cluster path
+# names no app host, so the rollout's record goes elsewhere and the settle's last call is the sync alone.
+ONE_VM_PLAN = {"rollout": {"one_host": ["vm-1"], "apps": [], "first_app": [], "edges": [], "settle": [], "serial": []},
+               "data_tier": {"data_host": "vm-1", "address": "", "clients": []}, "publish_address": ""}
+IMPORTS = {"main.yml": ("Scheduled jobs follow the release", "jobs_follow.yml"),
+           "cluster_settle.yml": ("Cluster | Scheduled jobs follow the release", "jobs_entries.yml")}
 FAKE_SYSTEMCTL = """#!{python}
 import json, os, sys
 base = os.environ["SLIPWAY_FAKE_SYSTEMD"]
@@ -58,10 +68,10 @@ SERVICES = {
 }
 
 
-def import_vars(path: Path, name: str) -> dict[str, Any]:
-    """The `vars:` of the task that imports jobs_follow.yml in `path` (the very expressions the role runs)."""
+def import_vars(path: Path, name: str, imported: str) -> dict[str, Any]:
+    """The `vars:` of the task that imports `imported` in `path` (the very expressions the role runs)."""
     tasks = yaml.safe_load(path.read_text(encoding="utf-8"))
-    [task] = [t for t in tasks if t.get("ansible.builtin.import_tasks") == "jobs_follow.yml"]
+    [task] = [t for t in tasks if t.get("ansible.builtin.import_tasks") == imported]
     assert task["name"] == name
     return dict(task["vars"])
 
@@ -93,16 +103,20 @@ class Project:
 
     def playbook(self, importer: str, play_vars: dict[str, Any]) -> Path:
         """A play that imports jobs_follow.yml as `importer` (main.yml or cluster_settle.yml) does."""
-        name = {"main.yml": "Scheduled jobs follow the release",
-                "cluster_settle.yml": "Cluster | Scheduled jobs follow the release"}[importer]
+        name, imported = IMPORTS[importer]
         task: dict[str, Any] = {
-            "name": name, "ansible.builtin.import_role": {"name": "app_release", "tasks_from": "jobs_follow.yml"},
-            "vars": import_vars(TASKS / importer, name)}
+            "name": name, "ansible.builtin.import_role": {"name": "app_release", "tasks_from": imported},
+            "vars": import_vars(TASKS / importer, name, imported)}
+        tasks = [task]
         if importer == "cluster_settle.yml":  # each service's verdict, as the cluster's filter gives it
-            task["vars"]["__app_release_verdict"] = "{{ verdicts[__app_release_svc.name] }}"
+            verdict = {"__app_release_verdict": "{{ verdicts[__app_release_svc.name] }}"}
+            task["vars"].update(verdict)
+            tasks.append({"name": "The settle's last call", "vars": verdict,
+                          "ansible.builtin.import_role": {"name": "app_release", "tasks_from": "cluster_record.yml"}})
         path = self.tmp / f"play-{importer}"
         path.write_text(yaml.safe_dump([{"name": "Jobs", "hosts": "vm-1", "gather_facts": False,
-                                         "vars": {"env": "demo", **play_vars}, "tasks": [task]}]),
+                                         "vars": {"env": "demo", "slipway_env_plan": ONE_VM_PLAN, **play_vars},
+                                         "tasks": tasks}]),
                         encoding="utf-8")
         return path
 
@@ -144,7 +158,8 @@ def test_the_jobs_follow_the_release_in_one_host_call(tmp_path: Path, importer: 
 
     result = project.run(playbook)
 
-    assert result.stdout.count(f"TASK [app_release : {SYNC_TASK}]") == 1 and changed(result) == 1
+    task = SYNC_TASK if importer == "main.yml" else CLUSTER_SYNC_TASK
+    assert result.stdout.count(f"TASK [app_release : {task}]") == 1 and changed(result) == 1
     assert sorted(os.listdir(project.units)) == ["slipway-job-broken-report.timer",  # its rollout failed: as it was
                                                  "slipway-job-jotter-report.service", "slipway-job-jotter-report.timer"]
     assert (project.units / "slipway-job-broken-report.timer").read_text(encoding="utf-8") == before
