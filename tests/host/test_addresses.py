@@ -15,7 +15,7 @@ from test_failures import command
 from world import SERVICE, World
 
 from slipway_core import contract
-from slipway_core.host import addresses, main
+from slipway_core.host import addresses, proxy_cli
 from slipway_core.host.docker import ContainerSpec
 
 
@@ -143,25 +143,25 @@ def test_slipway_proxy_addresses_answers_the_table_and_refuses_a_bad_network(
 ) -> None:
     settings = tmp_path / "proxy.json"
     settings.write_text(json.dumps(world.proxy.settings))
-    monkeypatch.setattr(main, "Docker", lambda: world.docker)
+    monkeypatch.setattr(proxy_cli, "Docker", lambda: world.docker)
     path = str(tmp_path / "slots.json")
     def argv(network: str) -> list[str]:
         return ["--settings", str(settings), "addresses", "--addresses", path, "--network", network, SERVICE]
 
-    assert main.proxy_main([*argv(NETWORK), "--dry-run"]) == 0
+    assert proxy_cli.proxy_main([*argv(NETWORK), "--dry-run"]) == 0
     assert not os.path.exists(path)
     capsys.readouterr()
-    assert main.proxy_main(argv(NETWORK)) == 0
+    assert proxy_cli.proxy_main(argv(NETWORK)) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["services"][SERVICE]["green"][0] == contract.colour_address(SUBNET, 0, "green")
     assert addresses.Slots(path).read() == {SERVICE: 0}
 
-    assert main.proxy_main(argv("no-such-net")) == contract.EXIT_USAGE
+    assert proxy_cli.proxy_main(argv("no-such-net")) == contract.EXIT_USAGE
     assert "no-such-net does not exist" in capsys.readouterr().err
     # A check-mode preview before the network exists: the planned subnet, nothing saved; no proxy settings needed.
     settings.unlink()
     preview = [*argv("no-such-net"), "--dry-run", "--planned-subnet", "10.9.0.0/24"]
-    assert main.proxy_main(preview) == 0
+    assert proxy_cli.proxy_main(preview) == 0
     previewed = json.loads(capsys.readouterr().out)["services"][SERVICE]["blue"]
     assert previewed[0] == contract.colour_address("10.9.0.0/24", 0, "blue")
 

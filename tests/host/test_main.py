@@ -13,7 +13,7 @@ from fakes import Behaviour
 from world import SERVICE, World
 
 from slipway_core import contract
-from slipway_core.host import main
+from slipway_core.host import main, proxy_cli
 from slipway_core.host.docker import DockerError
 from slipway_core.host.lock import Lock
 from slipway_core.host.proxy import Proxy
@@ -200,9 +200,9 @@ def proxy_cmd(world: World, monkeypatch: pytest.MonkeyPatch, capsys: Capsys, tmp
     path = os.path.join(str(tmp_path), "slipway-proxy.json")
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(world.proxy.settings, handle)
-    monkeypatch.setattr(main, "Docker", lambda: world.docker)
-    monkeypatch.setattr(main, "Clock", lambda: world.clock)
-    monkeypatch.setattr(main, "http_get", world.http)
+    monkeypatch.setattr(proxy_cli, "Docker", lambda: world.docker)
+    monkeypatch.setattr(proxy_cli, "Clock", lambda: world.clock)
+    monkeypatch.setattr(proxy_cli, "http_get", world.http)
 
     def call(*argv: str, prog: str = "/usr/local/sbin/slipway-proxy") -> tuple[int, str, str]:
         capsys.readouterr()
