@@ -3,8 +3,9 @@ answered in each phase, and, from all of them, whether a service goes on, is a n
 the phase). playbooks/deploy.yml runs one play per phase; the linear strategy is the barrier, and these rules,
 through the collection's filters, decide between the plays. Hosts never need this module.
 
-A host's record is one fact per host (`__app_release_cluster`): service -> {phases, result, failed_phase, message,
-colour, todo, version, previous_version, migration_revision, published}. `phases` lists the phases the host passed; a
+A host's record, folded from what its tasks registered (the collection's slipway.core.cluster_host_record filter):
+service -> {phases, result, failed_phase, message, colour, todo, version, previous_version, migration_revision,
+published}. `phases` lists the phases the host passed; a
 host that should have passed a phase and has no record of it did not answer (unreachable), and is named so.
 """
 

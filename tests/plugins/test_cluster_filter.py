@@ -70,6 +70,10 @@ def test_in_batches_every_app_host_is_its_own_edge_and_rolls_out_as_on_one_vm() 
         module.rollout_hosts(groups, "prod", {**hostvars, "app-1": {"slipway_rollout_batch_size": "x"}})
 
 
+# What the cluster rollout's begin and switch tasks register (a host's record is folded from them).
+BEGIN, SWITCH = "__app_release_cluster_begin", "__app_release_cluster_switch"
+
+
 def item(stdout: Any, rc: int = 0, **more: Any) -> dict[str, Any]:
     return {"__app_release_svc": {"name": "api"}, "rc": rc, "stdout": json.dumps(stdout), **more}
 
@@ -78,11 +82,9 @@ def test_records_verdicts_and_results_from_registered_loops() -> None:
     begun = contract.result("api", contract.CONTINUE, colour="green", todo=["backup", "migrate", "start"],
                             version="v2")
     hostvars: dict[str, dict[str, Any]] = {
-        host: {"__app_release_cluster": module.cluster_record({"results": [item(begun), {"skipped": True}]}, {},
-                                                             "begin")} for host in ("app-1", "app-2")}
-    backup = {"results": [{"__app_release_svc": {"name": "api"}, "rc": 2, "stderr": "pg_dump: refused"}]}
-    hostvars["app-1"]["__app_release_cluster"] = module.cluster_record(
-        backup, hostvars["app-1"]["__app_release_cluster"], "prepare", "backup")
+        host: {BEGIN: {"results": [item(begun), {"skipped": True}]}} for host in ("app-1", "app-2")}
+    hostvars["app-1"]["__app_release_cluster_backup"] = {
+        "results": [{"__app_release_svc": {"name": "api"}, "rc": 2, "stderr": "pg_dump: refused"}]}
     verdict = module.cluster_verdict(hostvars, ["app-1", "app-2"], ["edge-1"], "api", "prepare")
     assert verdict["failed"] == [{"host": "app-1", "phase": "backup",
                                   "message": "backup on the data host failed (exit 2): pg_dump: refused"}]
@@ -95,10 +97,39 @@ def test_records_verdicts_and_results_from_registered_loops() -> None:
     assert "app-1 failed in phase backup" in results[0]["message"]
 
 
+def test_a_host_s_record_folds_its_registers_in_the_order_its_tasks_ran() -> None:
+    """cluster_host_record: the begin's noop, then the begin again with --force (the later answer wins), then the
+    gate; a register of another host or an unknown name counts for nothing."""
+    noop = contract.result("api", "noop", colour="blue", version="v2")
+    again = contract.result("api", contract.CONTINUE, colour="green", todo=["start", "health"], version="v2")
+    gated = contract.result("api", contract.CONTINUE, colour="green", todo=["switch"], version="v2",
+                            published=["10.0.1.11:20008"])
+    hostvars = {"app-1": {BEGIN: {"results": [item(noop)]}, "__app_release_cluster_rebegin": {"results": [item(again)]},
+                          "__app_release_cluster_start": {"results": [item(gated)]},
+                          "__app_release_cluster": {"api": {"result": "failed"}}},
+                "app-2": {BEGIN: {"results": [item(contract.result("api", "failed", failed_phase="lock"), rc=1)]}}}
+    mine = module.cluster_host_record(hostvars, "app-1")["api"]
+    assert (mine["phases"], mine["result"], mine["colour"], mine["published"]) == (
+        ["begin", "start"], contract.CONTINUE, "green", ["10.0.1.11:20008"])
+    assert module.cluster_host_record(hostvars, "edge-1") == {}
+
+
+def test_an_item_the_host_did_not_answer_leaves_the_phase_unanswered() -> None:
+    """An unreachable host's loop item (no rc, no answer) records nothing: the verdict names it as a host that did not
+    answer, not as one that failed with an empty answer."""
+    begun = contract.result("api", contract.CONTINUE, colour="green", todo=["switch"], version="v2")
+    hostvars = {"app-1": {BEGIN: {"results": [item(begun)]}},
+                "app-2": {BEGIN: {"unreachable": True, "results": [
+                    {"__app_release_svc": {"name": "api"}, "unreachable": True, "msg": "ssh: connect timed out"}]}}}
+    assert module.cluster_host_record(hostvars, "app-2") == {}
+    verdict = module.cluster_verdict(hostvars, ["app-1", "app-2"], ["edge-1"], "api", "begin")
+    assert verdict["failed"] == [{"host": "app-2", "phase": "begin", "message": (
+        "did not answer in phase begin (unreachable, or its task did not run)")}]
+
+
 def test_a_check_run_reports_the_plan() -> None:
     planned = contract.result("api", "planned", version="v2", message="would deploy v2")
-    hostvars = {host: {"__app_release_cluster": module.cluster_record({"results": [item(planned)]}, {}, "begin")}
-                for host in ("app-1", "app-2")}
+    hostvars = {host: {BEGIN: {"results": [item(planned)]}} for host in ("app-1", "app-2")}
     results = module.cluster_results([{"name": "api"}], hostvars, ["app-1", "app-2"], ["edge-1"], "app-1",
                                      [{"results": [{"skipped": True}]}], "begin")
     assert [(r["result"], r["version"]) for r in results] == [("planned", "v2")]
@@ -107,8 +138,8 @@ def test_a_check_run_reports_the_plan() -> None:
 def test_a_rollback_s_verdict_and_results_name_each_host_s_releases() -> None:
     """action `rollback` (playbooks/cluster/rollout.yml imported by rollback.yml): app hosts going back to different
     releases are refused, naming each; the results say the cluster rollback stopped."""
-    hostvars = {host: {"__app_release_cluster": module.cluster_record({"results": [item(contract.result(
-        "api", contract.CONTINUE, colour="blue", version=kept, previous_version="v2"))]}, {}, "begin")}
+    hostvars = {host: {BEGIN: {"results": [item(contract.result(
+        "api", contract.CONTINUE, colour="blue", version=kept, previous_version="v2"))]}}
         for host, kept in (("app-1", "v1"), ("app-2", "v0"))}
     verdict = module.cluster_verdict(hostvars, ["app-1", "app-2"], ["edge-1"], "api", "begin", "rollback")
     assert verdict["failed"][0]["host"] == "app-2"
@@ -123,9 +154,7 @@ def test_a_rollback_s_verdict_and_results_name_each_host_s_releases() -> None:
 
 def test_each_host_s_result_for_the_rollout_s_one_record() -> None:
     begun = contract.result("api", contract.CONTINUE, colour="green", todo=["start"], version="v2")
-    hostvars: dict[str, dict[str, Any]] = {
-        host: {"__app_release_cluster": module.cluster_record({"results": [item(begun)]}, {}, "begin")}
-        for host in ("app-1", "app-2")}
+    hostvars: dict[str, dict[str, Any]] = {host: {BEGIN: {"results": [item(begun)]}} for host in ("app-1", "app-2")}
     assert module.cluster_hosts(hostvars, ["app-1", "app-2"], ["edge-1"], "api", "begin") == [
         {"host": "app-1", "phase": "begin", "result": "ok", "message": ""},
         {"host": "app-2", "phase": "begin", "result": "ok", "message": ""},
@@ -142,18 +171,14 @@ def test_the_scrape_plan_names_each_app_host_s_published_colour_once_every_edge_
     for host, target in (("app-1", "10.0.1.11:20008"), ("app-2", "10.0.1.12:20056")):
         gated = json.dumps(contract.result("api", contract.CONTINUE, colour="green", version="v2.0.0",
                                            todo=["switch", "drain", "record"], published=[target]))
-        hostvars[host] = {module.RECORD_FACT: module.cluster_record({"results": [
-            {"__app_release_svc": {"name": "api"}, "rc": 0, "stdout": gated}]}, {}, "begin")}
+        hostvars[host] = {BEGIN: {"results": [{"__app_release_svc": {"name": "api"}, "rc": 0, "stdout": gated}]}}
     assert module.cluster_scrape_plan(hostvars, apps, edges, SERVICES) == []  # no edge switched yet
-    hostvars["edge-1"] = {module.RECORD_FACT: module.cluster_record({"results": [
-        {"__app_release_svc": {"name": "api"}, "rc": 0, "stdout": "{}"}]}, {}, "switch")}
+    hostvars["edge-1"] = {SWITCH: {"results": [{"__app_release_svc": {"name": "api"}, "rc": 0, "stdout": "{}"}]}}
     assert module.cluster_scrape_plan(hostvars, apps, edges, SERVICES) == [
         {"service": "api", "colour": "green", "version": "v2.0.0",
          "hosts": {"app-1": ["10.0.1.11:20008"], "app-2": ["10.0.1.12:20056"]}}]
-    failed = module.cluster_record({"results": [{"__app_release_svc": {"name": "api"}, "rc": 1, "stdout": "{}"}]}, {},
-                                   "switch")
-    assert module.cluster_scrape_plan({**hostvars, "edge-1": {module.RECORD_FACT: failed}}, apps, edges,
-                                      SERVICES) == []
+    failed = {"results": [{"__app_release_svc": {"name": "api"}, "rc": 1, "stdout": "{}"}]}
+    assert module.cluster_scrape_plan({**hostvars, "edge-1": {SWITCH: failed}}, apps, edges, SERVICES) == []
     with pytest.raises(AnsibleFilterError, match="cluster_scrape_plan: unknown action 'undo'"):
         module.cluster_scrape_plan(hostvars, apps, edges, SERVICES, "undo")
 
@@ -165,14 +190,12 @@ def test_each_play_s_hosts_from_the_app_hosts_records() -> None:
     gated = json.dumps(contract.result("api", contract.CONTINUE, colour="green", todo=["switch", "drain", "record"],
                                        version="v2", previous_version="v1"))
     hostvars: dict[str, Any] = {
-        host: {module.RECORD_FACT: module.cluster_record({"results": [
-            {"__app_release_svc": {"name": "api"}, "rc": 0, "stdout": gated}]}, {}, "begin")}
+        host: {BEGIN: {"results": [{"__app_release_svc": {"name": "api"}, "rc": 0, "stdout": gated}]}}
         for host in ("app-1", "app-2")}
     found = {phase: module.cluster_play_hosts(hostvars, rollout, phase) for phase in ("prepare", "start", "switch")}
     assert found == {"prepare": [], "start": [], "switch": ["edge-1"]}
     failed = json.dumps(contract.result("api", "failed", failed_phase="health", message="unhealthy"))
-    hostvars["app-2"] = {module.RECORD_FACT: module.cluster_record({"results": [
-        {"__app_release_svc": {"name": "api"}, "rc": 1, "stdout": failed}]}, {}, "begin")}
+    hostvars["app-2"] = {BEGIN: {"results": [{"__app_release_svc": {"name": "api"}, "rc": 1, "stdout": failed}]}}
     assert module.cluster_play_hosts(hostvars, rollout, "switch") == []
     with pytest.raises(AnsibleFilterError, match="give rollout_hosts' answer"):
         module.cluster_play_hosts(hostvars, ["app-1"], "start")

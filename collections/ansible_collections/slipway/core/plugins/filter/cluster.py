@@ -11,9 +11,10 @@ slipway_core.cluster's and slipway_core.cluster_rollout's):
   `slipway_colour_slots` the app hosts' play of infra.yml sets).
 - `hostvars | slipway.core.cluster_scrape_plan(apps, edges, services, action)`: what Prometheus on the monitoring
   host scrapes once every edge switched (each app host's published targets of each service that went live).
-- `results | slipway.core.cluster_record(previous, phase)`, `hostvars | slipway.core.cluster_verdict(...)`: what a
-  host answered in a phase, and whether a service goes on, is a noop or failed (naming the host and phase);
-  `hostvars | slipway.core.cluster_hosts(...)`: each host's result, for the rollout's one history record.
+- `hostvars | slipway.core.cluster_host_record(host)`: what a host answered in each phase so far (its record),
+  folded from what its tasks registered (`results | slipway.core.cluster_record(previous, phase)`, one task's);
+  `hostvars | slipway.core.cluster_verdict(...)`: whether a service goes on, is a noop or failed (naming the host
+  and phase); `hostvars | slipway.core.cluster_hosts(...)`: each host's result, for the rollout's one history record.
 - `hostvars | slipway.core.cluster_play_hosts(rollout, phase, action)`: the hosts the play of a phase (prepare,
   start, switch) has work for, [] to skip it (`rollout`: rollout_hosts' answer).
 """
@@ -32,7 +33,18 @@ from ansible_collections.slipway.core.plugins.plugin_utils.core import (
 )
 
 SLOTS_FACT = "slipway_colour_slots"
-RECORD_FACT = "__app_release_cluster"
+# What the cluster rollout's host tasks register (roles/app_release/tasks/cluster_*.yml), in the order they run, with
+# the phase (and the step the controller ran itself) each one records: a host's record is folded from them at each
+# read, no task keeps it (a set_fact after each phase was one more task per host on the rollout's clock).
+REGISTERS = (
+    ("__app_release_cluster_begin", "begin", ""),
+    ("__app_release_cluster_rebegin", "begin", ""),
+    ("__app_release_cluster_backup", "prepare", "backup"),
+    ("__app_release_cluster_prepare", "prepare", ""),
+    ("__app_release_cluster_start", "start", ""),
+    ("__app_release_cluster_switch", "switch", ""),
+    ("__app_release_cluster_drain", "settle", ""),
+)
 
 
 def _vars(hostvars: Any, host: str) -> Mapping[str, Any]:
@@ -115,7 +127,10 @@ def cluster_record(results: Any, previous: Any, phase: str, step: str = "") -> d
     rules = load_cluster_rollout()
     mine = dict(previous or {})
     for item in (results or {}).get("results", []) if isinstance(results, Mapping) else []:
-        if not isinstance(item, Mapping) or item.get("skipped") or "__app_release_svc" not in item:
+        # An item the host did not answer (skipped, or the host unreachable) records nothing: the verdict names a host
+        # without the phase in its record as one that did not answer.
+        if not isinstance(item, Mapping) or item.get("skipped") or item.get("unreachable") \
+                or "__app_release_svc" not in item:
             continue
         name, rc = str(item["__app_release_svc"]["name"]), int(item.get("rc", 1))
         if step and rc != 0:
@@ -127,11 +142,26 @@ def cluster_record(results: Any, previous: Any, phase: str, step: str = "") -> d
     return mine
 
 
+def cluster_host_record(hostvars: Any, host: str) -> dict[str, Any]:
+    """`host`'s record of the rollout so far (service -> phases, result, ...), from what its tasks registered."""
+    registered = _vars(hostvars, str(host))
+    mine: dict[str, Any] = {}
+    for name, phase, step in REGISTERS:
+        found = registered.get(name)
+        if isinstance(found, Mapping):
+            mine = cluster_record(found, mine, phase, step)
+    return mine
+
+
+def _records(hostvars: Any, hosts: list[str]) -> dict[str, dict[str, Any]]:
+    return {host: cluster_host_record(hostvars, host) for host in hosts}
+
+
 def cluster_verdict(  # noqa: PLR0917 - a Jinja filter's arguments are positional
     hostvars: Any, apps: Any, edges: Any, service: str, through: str, action: str = "deploy"
 ) -> dict[str, Any]:
     apps, edges = [str(h) for h in apps or []], [str(h) for h in edges or []]
-    records = {host: _vars(hostvars, host).get(RECORD_FACT) for host in [*apps, *edges]}
+    records = _records(hostvars, [*apps, *edges])
     try:
         verdict: dict[str, Any] = load_cluster_rollout().verdict(records, apps, edges, str(service), str(through),
                                                                  str(action or "deploy"))
@@ -146,7 +176,7 @@ def cluster_hosts(  # noqa: PLR0917 - a Jinja filter's arguments are positional
     """Each host's result in the rollout of `service` (host, phase, result, message): the rollout's one history
     record carries them (`slipway-release record-rollout`)."""
     apps, edges = [str(h) for h in apps or []], [str(h) for h in edges or []]
-    records = {host: _vars(hostvars, host).get(RECORD_FACT) for host in [*apps, *edges]}
+    records = _records(hostvars, [*apps, *edges])
     try:
         found: list[dict[str, str]] = load_cluster_rollout().host_results(records, apps, edges, str(service),
                                                                           str(through), str(action or "deploy"))
@@ -159,7 +189,7 @@ def cluster_play_hosts(hostvars: Any, rollout: Any, phase: str, action: str = "d
     if not isinstance(rollout, Mapping):
         raise AnsibleFilterError(f"cluster_play_hosts: give rollout_hosts' answer, not {type(rollout).__name__}")
     apps, edges = [str(h) for h in rollout.get("apps") or []], [str(h) for h in rollout.get("edges") or []]
-    records = {host: _vars(hostvars, host).get(RECORD_FACT) for host in [*apps, *edges]}
+    records = _records(hostvars, [*apps, *edges])
     try:
         found: list[str] = load_cluster_rollout().play_hosts(records, apps, edges, str(phase), str(action or "deploy"))
     except ValueError as err:
@@ -187,7 +217,7 @@ def cluster_results(  # noqa: PLR0917 - a Jinja filter's arguments are positiona
                     answer = contract.parse_result(item.get("stdout", ""))
             if answer is not None:
                 break
-        mine = ((_vars(hostvars, host).get(RECORD_FACT) or {}).get(name)) or {}
+        mine = cluster_host_record(hostvars, host).get(name) or {}
         verdict = cluster_verdict(hostvars, apps, edges, name, through, action)
         if answer is None:
             answer = contract.result(name, str(mine.get("result") or "unknown"), message=str(mine.get("message", "")))
@@ -208,7 +238,7 @@ def cluster_scrape_plan(
     `slipway-release targets` call (slipway_core.cluster_rollout.scrape_plan)."""
     apps, edges = [str(h) for h in apps or []], [str(h) for h in edges or []]
     names = [str(s["name"]) if isinstance(s, Mapping) else str(s) for s in services or []]
-    records = {host: _vars(hostvars, host).get(RECORD_FACT) for host in [*apps, *edges]}
+    records = _records(hostvars, [*apps, *edges])
     try:
         found: list[dict[str, Any]] = load_cluster_rollout().scrape_plan(records, apps, edges, names,
                                                                          str(action or "deploy"))
@@ -222,6 +252,7 @@ class FilterModule:
 
     def filters(self) -> dict[str, Any]:
         return {"rollout_hosts": rollout_hosts, "publish_address": publish_address, "edge_members": edge_members,
-                "cluster_record": cluster_record, "cluster_verdict": cluster_verdict,
+                "cluster_host_record": cluster_host_record,
+                "cluster_verdict": cluster_verdict,
                 "cluster_results": cluster_results, "cluster_hosts": cluster_hosts,
                 "cluster_play_hosts": cluster_play_hosts, "cluster_scrape_plan": cluster_scrape_plan}
