@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import copy
 import importlib
+import json
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import ansible.collections.list
 import ansible_mitogen.loaders
 import ansible_mitogen.planner
 import ansible_mitogen.strategy
@@ -138,21 +139,58 @@ def test_the_collections_are_listed_once_not_for_every_task(monkeypatch: pytest.
     """Mitogen's planner listed every installed collection (the metadata of the `ansible` package's 100-odd) again
     for each task, in the worker forked for it."""
     listed: list[int] = []
-    dirs = [b"/srv/collections/ansible_collections/acme/one", b"/srv/collections/ansible_collections/acme/two"]
+    dirs = ("/srv/collections/ansible_collections/acme/one", "/srv/collections/ansible_collections/acme/two")
 
-    def listing(*args: Any, **kwargs: Any) -> Any:  # the listing itself is Ansible's; here only counted
+    def listing(paths: Any) -> tuple[str, ...]:  # the scan itself is tested below; here only counted
         listed.append(1)
-        return iter(dirs)
+        return dirs
 
-    monkeypatch.setattr(ansible.collections.list, "list_collection_dirs", listing)
+    monkeypatch.setattr(mitogen_linear, "scan_collection_dirs", listing)
+    monkeypatch.setattr(mitogen_linear, "configured_collection_paths", lambda: ["/srv/collections"])
     mitogen_linear.collection_dirs.cache_clear()
     invocations = [Invocation() for _ in range(5)]
     for invocation in invocations:
         ansible_mitogen.planner._load_collections(invocation)  # the name Mitogen's `invoke` calls
     mitogen_linear.collection_dirs.cache_clear()
     assert len(listed) == 1
-    expected = {path.decode() for path in dirs}
-    assert all(invocation._extra_sys_paths == expected for invocation in invocations)
+    assert all(invocation._extra_sys_paths == set(dirs) for invocation in invocations)
+
+
+COMPARE = """
+import json, sys
+from ansible.plugins.loader import init_plugin_loader
+init_plugin_loader([sys.argv[1]])
+import ansible.collections.list
+from ansible.utils.collection_loader import AnsibleCollectionConfig
+from ansible_collections.slipway.core.plugins.strategy import mitogen_linear
+print(json.dumps({"scanned": mitogen_linear.scan_collection_dirs(AnsibleCollectionConfig.collection_paths),
+                  "ansible": [p.decode() for p in ansible.collections.list.list_collection_dirs()]}))
+"""
+
+
+def test_the_scan_finds_the_directories_ansibles_own_listing_gives() -> None:
+    """scan_collection_dirs against ansible.collections.list.list_collection_dirs, over this project's collection
+    path and the `ansible` package's collections, in a Python of its own (as ansible-playbook sets up its collection
+    finder once per process)."""
+    out = subprocess.run([sys.executable, "-c", COMPARE, str(PROJECT / "collections")], capture_output=True,
+                         text=True, check=True, timeout=120)
+    found = json.loads(out.stdout)
+    assert len(found["scanned"]) >= 50, found  # the `ansible` package's collections, and this project's
+    assert str(PROJECT / "collections" / "ansible_collections" / "slipway" / "core") in found["scanned"]
+    assert sorted(found["scanned"]) == sorted(found["ansible"])
+
+
+def test_the_scan_takes_the_first_paths_copy_of_a_collection(tmp_path: Path) -> None:
+    for root, extra in (("first", "a"), ("second", "b")):
+        (tmp_path / root / "ansible_collections" / "acme" / "web").mkdir(parents=True)
+        (tmp_path / root / "ansible_collections" / "acme" / extra).mkdir(parents=True)
+    (tmp_path / "second" / "ansible_collections" / "not-a-name" / "x").mkdir(parents=True)
+    (tmp_path / "second" / "ansible_collections" / "acme" / "README.md").write_text("not a collection")
+    found = mitogen_linear.scan_collection_dirs([str(tmp_path / "first"), str(tmp_path / "missing"),
+                                                 str(tmp_path / "second")])
+    base = "{}/{}/ansible_collections/acme/{}"
+    assert found == (base.format(tmp_path, "first", "a"), base.format(tmp_path, "first", "web"),
+                     base.format(tmp_path, "second", "b"))
 
 
 @pytest.fixture(scope="module")
