@@ -56,3 +56,11 @@ def test_every_platform_key_is_one_the_shared_create_reads(scenario: Path) -> No
         unread = sorted(set(platform) - known)
         assert unread == [], f"{scenario.name}/{platform['name']}: molecule/shared/create.yml does not read {unread}"
 
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.name)
+def test_every_host_s_volumes_go_with_it(scenario: Path) -> None:
+    """The shared destroy removes every host with `docker rm --volumes`: a platform that keeps its volumes (the
+    docker driver's default) would lose them there, so none may ask for it."""
+    for platform in platforms(scenario):
+        assert platform.get("keep_volumes") is False, f"{scenario.name}/{platform['name']}: set keep_volumes: false"
+
