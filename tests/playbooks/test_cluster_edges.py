@@ -63,8 +63,13 @@ with open(os.path.join(base, "calls.log"), "a") as log:
 answer = {{"service": "api", "version": "v1.0.0", "previous_version": "v0.9.0", "colour": "green"}}
 if command == "begin":  # started and gated already (begin --gate-when-ready): the switch, drain and record are left
     answer.update(result="continue", todo=["switch", "drain", "record"])
+    if host == "app-1":  # the first app host read the schema's revision (as after the migration)
+        answer.update(migration_revision="0042")
 elif command == "run":
     answer.update(result="deployed")
+    spec = json.load(sys.stdin)
+    with open(os.path.join(base, "calls.log"), "a") as log:
+        log.write(f"{{host}} was told migration_revision={{spec.get('migration_revision', '')}}\\n")
 elif command == "finish":
     answer.update(result="failed", failed_phase="begin", message="stopped")
 else:
@@ -115,6 +120,9 @@ def test_an_edge_that_is_also_an_app_host_switches_once_and_every_app_host_recor
     assert "did not answer in phase begin" not in result.stdout
     # the rollout's one history record, on the first app host (in the settle's last call, a batch with jobs sync)
     assert [c for c in calls if "record-rollout" in c] == ["app-1 record-rollout"], calls
+    # every app host records the schema revision the first app host read (its record, from what it registered)
+    told = [c for c in calls if " was told " in c]
+    assert sorted(told) == ["app-1 was told migration_revision=0042", "app-2 was told migration_revision=0042"], calls
 
 
 def test_when_one_of_two_edges_fails_its_switch_the_other_switches_back_and_no_app_host_keeps_the_new_colour(
