@@ -34,6 +34,7 @@ import ansible_mitogen.transport_config
 from ansible.playbook.play_context import PlayContext
 from ansible.plugins.strategy.linear import StrategyModule as Linear
 from ansible.utils.collection_loader import AnsibleCollectionConfig
+from ansible_collections.slipway.core.plugins.plugin_utils import template_cache
 
 # The connections Mitogen takes over in every play, by every name they go by, to the short name Mitogen knows them by.
 SHORT_NAMES = {
@@ -176,6 +177,7 @@ def compiled(source: bytes, filename: str, mode: str) -> Any:
 
 
 ansible_mitogen.module_finder.compile = compiled  # the name its scan calls (the builtin until now)
+template_cache.install()  # Ansible's compiled templates, shared by the workers and the runs (its docstring)
 
 
 class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Linear):
