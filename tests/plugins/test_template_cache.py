@@ -144,6 +144,14 @@ def test_cache_root_is_per_version_and_can_be_turned_off(tmp_path: Path) -> None
     assert default is not None and default.parent == tmp_path / "xdg" / "slipway" / "templates"
 
 
+def test_no_home_directory_means_no_cache_not_a_failed_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    def nowhere() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", nowhere)
+    assert template_cache.cache_root({}) is None
+
+
 PLAY = r"""
 - name: Render a template, a conditional and a templated file
   ansible.builtin.debug:

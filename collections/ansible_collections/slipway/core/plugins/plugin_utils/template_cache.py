@@ -56,7 +56,13 @@ def cache_root(environ: dict[str, str] | None = None) -> Path | None:
     chosen = env.get(ENV_VAR, "")
     if chosen.lower() == "off":
         return None
-    base = Path(chosen) if chosen else Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "slipway/templates"
+    if chosen:
+        base = Path(chosen)
+    else:
+        try:
+            base = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "slipway/templates"
+        except (RuntimeError, KeyError):  # no HOME and no home directory for this user: no cache, nothing else lost
+            return None
     versions = f"py{sys.version_info[0]}.{sys.version_info[1]}-{importlib.util.MAGIC_NUMBER.hex()}"
     return base / f"{versions}-jinja{jinja2.__version__}-ansible{ANSIBLE_VERSION}"
 
