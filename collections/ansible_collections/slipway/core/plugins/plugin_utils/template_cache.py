@@ -99,7 +99,7 @@ def cache_key(kind: str, text: str, settings: tuple[str, ...], *, name: str | No
 def read(path: Path) -> CodeType | None:
     """The code object stored at `path`; None when there is none or it cannot be read (it is then compiled again)."""
     try:
-        # The user's own directory (0700), as Jinja's bytecode cache reads its marshal'd code from the user's.
+        # Files only this user can read or write (0600, write()), as Jinja's bytecode cache reads the user's own.
         code = marshal.loads(path.read_bytes())  # noqa: S302
     except (OSError, ValueError, EOFError, TypeError):
         return None
