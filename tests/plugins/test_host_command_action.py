@@ -14,6 +14,8 @@ from __future__ import annotations
 import glob
 import json
 import os
+import subprocess
+import zipfile
 from pathlib import Path
 
 from plugin_loader import dump_task, loaded, play
@@ -156,10 +158,28 @@ def test_a_missing_program_is_installed_once_then_used(tmp_path: Path) -> None:
     assert (first["installed"], first["stdout"]) == (True, build.build_id())
     assert (second["installed"], second["stdout"]) == (False, build.build_id())
     artifact = tmp_path / "lib" / "slipway-host.pyz"
-    assert artifact.read_bytes() == build.build()[0]
     assert os.access(artifact, os.X_OK)
+    assert compiled_members(artifact) == {name: content for name, content in build.members() if name.endswith(".py")}
     for command in ("slipway-release", "slipway-proxy"):
         assert os.readlink(tmp_path / "sbin" / command) == str(artifact)
+
+
+def compiled_members(artifact: Path) -> dict[str, bytes]:
+    """The zipapp's modules (name -> source), each checked to come with its bytecode beside it for the zipapp's own
+    interpreter (build.INTERPRETER, this machine's): that interpreter's magic number, unchecked-hash (PEP 552 flags
+    0b01), so no run of the program compiles a source again."""
+    magic = subprocess.run([build.INTERPRETER, "-c", "import importlib.util, sys; "
+                            "sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())"],
+                           capture_output=True, text=True, check=True).stdout
+    with zipfile.ZipFile(artifact) as archive:
+        names = set(archive.namelist())
+        sources = {name: archive.read(name) for name in names if name.endswith(".py")}
+        for name in sources:
+            assert f"{name}c" in names, f"{name} has no bytecode beside it"
+            header = archive.read(f"{name}c")[:8]
+            assert (header[:4].hex(), int.from_bytes(header[4:8], "little")) == (magic, 0b01), name
+    assert artifact.read_bytes().startswith(f"#!{build.INTERPRETER}\n".encode())
+    return sources
 
 
 def test_an_outdated_program_is_replaced(tmp_path: Path) -> None:

@@ -35,19 +35,34 @@ COMMANDS = ("slipway-release", "slipway-proxy")
 CANNOT_RUN = (126, 127)  # not executable, not found
 
 
-def install_command(artifact: str, program: str) -> str:
-    """Shell command: the zipapp from stdin (base64) to `artifact`, atomically, and both commands linked to it
-    beside `program`."""
-    tmp = posixpath.join(posixpath.dirname(artifact), ".slipway-host.new")
+def install_command(artifact: str, program: str, interpreter: str = "/usr/bin/python3") -> str:
+    """Shell command: the zipapp from stdin (base64) to `artifact`, atomically, compiled for the host's Python, and
+    both commands linked to it beside `program`.
+
+    A zipapp of sources alone is compiled again by every run of the program (zipimport writes no bytecode): about
+    0.1 s of the host's CPU per call, measured on the demo cluster's hosts (0.21 s -> 0.10 s for `--help`). So the
+    host's own interpreter (the zipapp's shebang, `interpreter`) compiles each module beside its source, where
+    zipimport looks (`compileall -b`), as unchecked-hash bytecode (no timestamp to compare: the archive is replaced
+    whole or not at all), and packs the tree again. The sources stay in it (tracebacks show them); the build id is
+    the one in the sources (slipway_core/_build.py), so the controller's `--expect-build` answers the same. An
+    interpreter of another version (the host's Python upgraded) does not read that bytecode and compiles the
+    sources, as before."""
+    base = posixpath.dirname(artifact)
+    tmp = posixpath.join(base, ".slipway-host.new")
+    work = posixpath.join(base, ".slipway-host.build")
     links = " && ".join(
         f"ln -sfn {shlex.quote(artifact)} {shlex.quote(posixpath.join(posixpath.dirname(program), c))}"
         for c in COMMANDS
     )
     q = shlex.quote
+    tree, python = q(posixpath.join(work, "tree")), q(interpreter)
     script = (
-        f"umask 022 && mkdir -p {q(posixpath.dirname(artifact))} {q(posixpath.dirname(program))}"
-        f" && base64 -d > {q(tmp)} && chmod 0755 {q(tmp)}"
-        f" && mv -f {q(tmp)} {q(artifact)} && {links}"
+        f"umask 022 && mkdir -p {q(base)} {q(posixpath.dirname(program))}"
+        f" && rm -rf {q(work)} && mkdir {q(work)} && base64 -d > {q(work)}/source.pyz"
+        f" && {python} -m zipfile -e {q(work)}/source.pyz {tree}"
+        f" && {python} -m compileall -q -b --invalidation-mode unchecked-hash {tree} >/dev/null"
+        f" && {python} -m zipapp {tree} -c -o {q(tmp)} -p {python}"
+        f" && chmod 0755 {q(tmp)} && mv -f {q(tmp)} {q(artifact)} && rm -rf {q(work)} && {links}"
     )
     return f"sh -c {q(script)}"
 
@@ -130,7 +145,7 @@ class ActionModule(ActionBase):
             if (task_vars or {}).get("ansible_check_mode"):
                 rc, stdout, stderr = self._from_temporary_copy(payload, ident, program, argv, stdin)
             else:
-                irc, _, ierr = self._call(install_command(args["artifact"], program), payload)
+                irc, _, ierr = self._call(install_command(args["artifact"], program, load_build().INTERPRETER), payload)
                 if irc != 0:
                     return {
                         **result,
