@@ -194,10 +194,18 @@ def host_results(records: Mapping[str, Any], apps: Sequence[str], edges: Sequenc
 # The plays whose hosts depend on what the hosts answered before (playbooks/cluster/rollout.yml): begin and settle run
 # on every app host always (settle also cleans up, records and reports).
 PLAY_PHASES = ("prepare", "start", "switch")
+# The plays off the common path, with no host unless one must act: a task that skips still costs a worker process per
+# host on the rollout's clock (0.05-0.15 s each, more under load), a play with no host about 0.01 s.
+# - rebegin: the app hosts the verdict after begin names (a noop there while new elsewhere, or a host without a release
+#   that would start another colour): they begin again;
+# - switch-back: the edges that switched a service while another edge failed its switch: they switch back;
+# - stopped: every app host, when a service's rollout stopped: they remove its new colour (the play before settle),
+#   and fail the run once it is recorded (the play after it).
+OFF_PATH_PHASES = ("rebegin", "switch-back", "stopped")
 
 
-def play_hosts(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str], phase: str,
-               action: str = "deploy") -> list[str]:
+def play_hosts(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str], phase: str,  # noqa: PLR0917
+               action: str = "deploy", through: str = "switch") -> list[str]:
     """The hosts the play of `phase` has work for, from every host's record so far (the services are those the app
     hosts answered for); [] skips the play, which costs next to nothing:
 
@@ -205,11 +213,16 @@ def play_hosts(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[
       (never for a rollback: the kept images are on every app host);
     - start: each app host where a service goes on and its begin did not already start and gate the new colour;
     - switch: every edge, when a service goes on (every edge switches or none; an edge also switches back when
-      another failed), else none: a noop or a failure before the switch leaves every edge as it is."""
-    if phase not in PLAY_PHASES:
-        raise ValueError(f"unknown phase {phase!r}: the plays that may be skipped are {', '.join(PLAY_PHASES)}")
-    before = PHASES[PHASES.index(phase) - 1]
+      another failed), else none: a noop or a failure before the switch leaves every edge as it is;
+    - rebegin, switch-back, stopped (OFF_PATH_PHASES): see there. `through`: the last phase that ran, for stopped
+      (`begin` in check mode: only the plan)."""
+    if phase not in (*PLAY_PHASES, *OFF_PATH_PHASES):
+        raise ValueError(f"unknown phase {phase!r}: the plays that may be skipped are "
+                         f"{', '.join((*PLAY_PHASES, *OFF_PATH_PHASES))}")
     services = sorted({name for host in apps for name in ((records.get(host) or {}) or {})})
+    if phase in OFF_PATH_PHASES:
+        return _off_path_hosts(records, apps, edges, phase, action, through, services)
+    before = PHASES[PHASES.index(phase) - 1]
     going = [s for s in services if verdict(records, apps, edges, s, before, action)["go"]]
     if phase == "prepare":
         first = apps[:1]
@@ -220,6 +233,20 @@ def play_hosts(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[
         return [h for h in apps if any("start" not in ((records.get(h) or {}).get(s) or {}).get("phases", [])
                                        for s in going)]
     return list(edges) if going else []
+
+
+def _off_path_hosts(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str],  # noqa: PLR0917
+                    phase: str, action: str, through: str, services: Sequence[str]) -> list[str]:
+    if phase == "rebegin":
+        named = {h for s in services for h in verdict(records, apps, edges, s, "begin", action)["rebegin"]}
+        return [h for h in apps if h in named]
+    if phase == "switch-back":
+        back = [s for s in services if verdict(records, apps, edges, s, "start", action)["go"]
+                and not verdict(records, apps, edges, s, "switch", action)["go"]]
+        return [e for e in edges
+                if any("switch" in (((records.get(e) or {}).get(s) or {}).get("phases") or []) for s in back)]
+    stopped = any(verdict(records, apps, edges, s, through, action)["failed"] for s in services)
+    return list(apps) if stopped else []
 
 
 def scrape_plan(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str],

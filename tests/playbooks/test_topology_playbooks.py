@@ -160,12 +160,18 @@ def test_a_rollback_across_hosts_is_the_cluster_rollout_with_nothing_to_prepare(
     assert listed["Roll back"] == []
     # settle: the app hosts and the monitoring host (data-1), which writes Prometheus' targets beside their drain
     assert [listed[name] for name in CLUSTER_PLAYS] == [["app-1", "app-2"], [], [], [], ["app-1", "app-2", "data-1"]]
+    assert [listed[name] for name in CLUSTER_OFF_PATH_PLAYS] == [[], [], [], []]
 
 
 CLUSTER_PLAYS = ["Cluster | Lock and compare on every app host",
                  "Cluster | Image, backup and migration once, on the first app host",
                  "Cluster | Start and gate the new colour on every app host", "Cluster | Switch every edge, or none",
-                 "Cluster | Drain and record on every app host, or remove the new colour everywhere"]
+                 "Cluster | Drain and record on every app host"]
+# Off the common path, their hosts from the hosts' answers at run time too: none when listed.
+CLUSTER_OFF_PATH_PLAYS = ["Cluster | Begin again where the release is live already but new elsewhere",
+                          "Cluster | Switch back the edges that switched while another failed",
+                          "Cluster | Remove the new colour everywhere: the rollout stopped",
+                          "Cluster | Fail: the rollout stopped (the previous release serves everywhere)"]
 
 
 @pytest.mark.parametrize("playbook", ["deploy.yml", "site.yml"])
@@ -178,6 +184,7 @@ def test_a_deploy_across_hosts_is_the_cluster_rollout(tmp_path: Path, playbook: 
     assert listed["Roll out"] == []
     # settle: the app hosts and the monitoring host (data-1), which writes Prometheus' targets beside their drain
     assert [listed[name] for name in CLUSTER_PLAYS] == [["app-1", "app-2"], [], [], [], ["app-1", "app-2", "data-1"]]
+    assert [listed[name] for name in CLUSTER_OFF_PATH_PLAYS] == [[], [], [], []]
 
 
 @pytest.mark.parametrize("request_", ["env", "status"])

@@ -15,8 +15,9 @@ slipway_core.cluster's and slipway_core.cluster_rollout's):
   folded from what its tasks registered (`results | slipway.core.cluster_record(previous, phase)`, one task's);
   `hostvars | slipway.core.cluster_verdict(...)`: whether a service goes on, is a noop or failed (naming the host
   and phase); `hostvars | slipway.core.cluster_hosts(...)`: each host's result, for the rollout's one history record.
-- `hostvars | slipway.core.cluster_play_hosts(rollout, phase, action)`: the hosts the play of a phase (prepare,
-  start, switch) has work for, [] to skip it (`rollout`: rollout_hosts' answer).
+- `hostvars | slipway.core.cluster_play_hosts(rollout, phase, action[, through])`: the hosts the play of a phase
+  (prepare, start, switch; off the common path rebegin, switch-back, stopped) has work for, [] to skip it
+  (`rollout`: rollout_hosts' answer).
 """
 
 from __future__ import annotations
@@ -185,13 +186,16 @@ def cluster_hosts(  # noqa: PLR0917 - a Jinja filter's arguments are positional
     return found
 
 
-def cluster_play_hosts(hostvars: Any, rollout: Any, phase: str, action: str = "deploy") -> list[str]:
+def cluster_play_hosts(
+    hostvars: Any, rollout: Any, phase: str, action: str = "deploy", through: str = "switch"
+) -> list[str]:
     if not isinstance(rollout, Mapping):
         raise AnsibleFilterError(f"cluster_play_hosts: give rollout_hosts' answer, not {type(rollout).__name__}")
     apps, edges = [str(h) for h in rollout.get("apps") or []], [str(h) for h in rollout.get("edges") or []]
     records = _records(hostvars, [*apps, *edges])
     try:
-        found: list[str] = load_cluster_rollout().play_hosts(records, apps, edges, str(phase), str(action or "deploy"))
+        found: list[str] = load_cluster_rollout().play_hosts(records, apps, edges, str(phase), str(action or "deploy"),
+                                                               str(through or "switch"))
     except ValueError as err:
         raise AnsibleFilterError(f"cluster_play_hosts: {err}") from err
     return found

@@ -1,0 +1,93 @@
+"""slipway_core.cluster_rollout.play_hosts for the cluster rollout's plays off the common path (playbooks/cluster/
+rollout.yml): begin again, switch back, remove the new colour and fail. Each has a host only when one must act, so the
+common path (begin -> switch -> settle) runs none of their tasks: a task that skips still costs a worker per host."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from slipway_core import cluster_rollout as rules
+from slipway_core import contract
+
+APPS, EDGES = ["app-1", "app-2"], ["edge-1", "edge-2"]
+GATED = ("switch", "drain", "record")
+
+
+def begun(todo: tuple[str, ...] = GATED, result: str = contract.CONTINUE, colour: str = "green",
+          previous: str = "v1") -> str:
+    return json.dumps(contract.result("api", result, colour=colour, todo=list(todo), version="v2",
+                                      previous_version=previous))
+
+
+FAILED_GATE = json.dumps(contract.result("api", "failed", failed_phase="health", message="GET /health answered 500"))
+
+
+def after_begin(*answers: tuple[str, str, int]) -> dict[str, Any]:
+    return {host: rules.record(None, "begin", "api", text, rc=rc) for host, text, rc in answers}
+
+
+def switched(records: dict[str, Any], *codes: tuple[str, int]) -> dict[str, Any]:
+    """Each edge's record after its switch-over (its exit code: an edge answers no result)."""
+    return {**records, **{edge: rules.record(records.get(edge), "switch", "api", "", rc=rc) for edge, rc in codes}}
+
+
+def off_path(records: dict[str, Any], through: str = "switch", action: str = "deploy") -> dict[str, list[str]]:
+    return {phase: rules.play_hosts(records, APPS, EDGES, phase, action, through) for phase in rules.OFF_PATH_PHASES}
+
+
+NONE: dict[str, list[str]] = {"rebegin": [], "switch-back": [], "stopped": []}
+
+
+def test_the_common_path_runs_none_of_them() -> None:
+    records = switched(after_begin(("app-1", begun(), 0), ("app-2", begun(), 0)), ("edge-1", 0), ("edge-2", 0))
+    assert rules.verdict(records, APPS, EDGES, "api", "switch")["go"] is True
+    assert off_path(records) == NONE
+
+
+def test_a_noop_everywhere_runs_none_of_them() -> None:
+    noop = begun((), result="noop")
+    assert off_path(after_begin(("app-1", noop, 0), ("app-2", noop, 0)), through="begin") == NONE
+
+
+def test_a_host_that_answered_noop_while_the_other_goes_on_begins_again_alone() -> None:
+    records = after_begin(("app-1", begun((), result="noop", colour="blue"), 0), ("app-2", begun(), 0))
+    assert rules.play_hosts(records, APPS, EDGES, "rebegin") == ["app-1"]
+    records["app-1"] = rules.record(records["app-1"], "begin", "api", begun(), rc=0)  # begun again, gated
+    assert rules.play_hosts(records, APPS, EDGES, "rebegin") == []
+
+
+def test_a_gate_failing_on_one_app_host_removes_the_new_colour_on_every_app_host_and_switches_nothing_back() -> None:
+    records = after_begin(("app-1", begun(), 0), ("app-2", FAILED_GATE, 1))
+    assert off_path(records) == {"rebegin": [], "switch-back": [], "stopped": APPS}
+
+
+def test_an_app_host_that_did_not_answer_stops_the_rollout_everywhere() -> None:
+    assert off_path(after_begin(("app-1", begun(), 0)))["stopped"] == APPS
+
+
+def test_when_one_edge_fails_its_switch_only_the_edge_that_switched_switches_back() -> None:
+    records = switched(after_begin(("app-1", begun(), 0), ("app-2", begun(), 0)), ("edge-1", 0), ("edge-2", 1))
+    assert off_path(records) == {"rebegin": [], "switch-back": ["edge-1"], "stopped": APPS}
+
+
+def test_in_check_mode_only_a_failed_plan_fails_the_run() -> None:
+    planned = begun((), result="planned")
+    records = after_begin(("app-1", planned, 0), ("app-2", planned, 0))
+    # Through begin (check mode: only `begin --plan` ran) nothing stopped; the phases after it never ran.
+    assert rules.play_hosts(records, APPS, EDGES, "stopped", through="begin") == []
+    assert rules.play_hosts(records, APPS, EDGES, "stopped", through="switch") == APPS
+    failed = after_begin(("app-1", planned, 0), ("app-2", FAILED_GATE, 1))
+    assert rules.play_hosts(failed, APPS, EDGES, "stopped", through="begin") == APPS
+
+
+def test_a_rollback_takes_the_same_plays() -> None:
+    records = after_begin(("app-1", begun(), 0), ("app-2", FAILED_GATE, 1))
+    assert off_path(records, action="rollback")["stopped"] == APPS
+
+
+def test_an_unknown_phase_names_every_play_that_may_be_skipped() -> None:
+    with pytest.raises(ValueError, match="prepare, start, switch, rebegin, switch-back, stopped"):
+        rules.play_hosts({}, APPS, EDGES, "settle")
