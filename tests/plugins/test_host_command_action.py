@@ -179,6 +179,11 @@ def compiled_members(artifact: Path) -> dict[str, bytes]:
             header = archive.read(f"{name}c")[:8]
             assert (header[:4].hex(), int.from_bytes(header[4:8], "little")) == (magic, 0b01), name
     assert artifact.read_bytes().startswith(f"#!{build.INTERPRETER}\n".encode())
+    # Tracebacks name the module inside the installed zipapp, not the directory it was compiled in.
+    shown = subprocess.run([build.INTERPRETER, "-c", "import marshal, sys, zipfile; sys.stdout.write(marshal.loads("
+                            "zipfile.ZipFile(sys.argv[1]).read('slipway_core/host/main.pyc')[16:]).co_filename)",
+                            str(artifact)], capture_output=True, text=True, check=True).stdout
+    assert shown == f"{artifact}/slipway_core/host/main.py"
     return sources
 
 

@@ -43,7 +43,8 @@ def install_command(artifact: str, program: str, interpreter: str = "/usr/bin/py
     0.1 s of the host's CPU per call, measured on the demo cluster's hosts (0.21 s -> 0.10 s for `--help`). So the
     host's own interpreter (the zipapp's shebang, `interpreter`) compiles each module beside its source, where
     zipimport looks (`compileall -b`), as unchecked-hash bytecode (no timestamp to compare: the archive is replaced
-    whole or not at all), and packs the tree again. The sources stay in it (tracebacks show them); the build id is
+    whole or not at all), and packs the tree again. The sources stay in it (tracebacks show them, under the
+    artifact's path, as a zipapp of sources does: `compileall -d`); the build id is
     the one in the sources (slipway_core/_build.py), so the controller's `--expect-build` answers the same. An
     interpreter of another version (the host's Python upgraded) does not read that bytecode and compiles the
     sources, as before."""
@@ -60,7 +61,7 @@ def install_command(artifact: str, program: str, interpreter: str = "/usr/bin/py
         f"umask 022 && mkdir -p {q(base)} {q(posixpath.dirname(program))}"
         f" && rm -rf {q(work)} && mkdir {q(work)} && base64 -d > {q(work)}/source.pyz"
         f" && {python} -m zipfile -e {q(work)}/source.pyz {tree}"
-        f" && {python} -m compileall -q -b --invalidation-mode unchecked-hash {tree} >/dev/null"
+        f" && {python} -m compileall -q -b -d {q(artifact)} --invalidation-mode unchecked-hash {tree} >/dev/null"
         f" && {python} -m zipapp {tree} -c -o {q(tmp)} -p {python}"
         f" && chmod 0755 {q(tmp)} && mv -f {q(tmp)} {q(artifact)} && rm -rf {q(work)} && {links}"
     )
