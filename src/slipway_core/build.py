@@ -40,11 +40,12 @@ def build_id(package: Path = PACKAGE) -> str:
     return digest.hexdigest()
 
 
-def members(package: Path = PACKAGE) -> list[tuple[str, bytes]]:
-    """(archive name, content) of every member of the zipapp: the sources, the build id, the entry point."""
+def members(package: Path = PACKAGE, ident: str = "") -> list[tuple[str, bytes]]:
+    """(archive name, content) of every member of the zipapp: the sources, the build id (`ident`, computed when not
+    given), the entry point."""
     return [
         *sources(package),
-        ("slipway_core/_build.py", f'BUILD_ID = "{build_id(package)}"\n'.encode()),
+        ("slipway_core/_build.py", f'BUILD_ID = "{ident or build_id(package)}"\n'.encode()),
         ("__main__.py", b"from slipway_core.host.main import main\nraise SystemExit(main())\n"),
     ]
 
@@ -55,7 +56,7 @@ def build(package: Path = PACKAGE) -> tuple[bytes, str]:
     buffer = io.BytesIO()
     buffer.write(f"#!{INTERPRETER}\n".encode())
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, content in sorted(members(package)):
+        for name, content in sorted(members(package, ident)):
             info = zipfile.ZipInfo(name, date_time=EPOCH)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED

@@ -35,19 +35,18 @@ COMMANDS = ("slipway-release", "slipway-proxy")
 CANNOT_RUN = (126, 127)  # not executable, not found
 
 
-def install_command(artifact: str, program: str, interpreter: str = "/usr/bin/python3") -> str:
+def install_command(artifact: str, program: str, interpreter: str) -> str:
     """Shell command: the zipapp from stdin (base64) to `artifact`, atomically, compiled for the host's Python, and
     both commands linked to it beside `program`.
 
     A zipapp of sources alone is compiled again by every run of the program (zipimport writes no bytecode): about
     0.1 s of the host's CPU per call, measured on the demo cluster's hosts (0.21 s -> 0.10 s for `--help`). So the
-    host's own interpreter (the zipapp's shebang, `interpreter`) compiles each module beside its source, where
-    zipimport looks (`compileall -b`), as unchecked-hash bytecode (no timestamp to compare: the archive is replaced
-    whole or not at all), and packs the tree again. The sources stay in it (tracebacks show them, under the
-    artifact's path, as a zipapp of sources does: `compileall -d`); the build id is
-    the one in the sources (slipway_core/_build.py), so the controller's `--expect-build` answers the same. An
-    interpreter of another version (the host's Python upgraded) does not read that bytecode and compiles the
-    sources, as before."""
+    host's own interpreter (`interpreter`: the zipapp's shebang, the build's INTERPRETER) compiles each module beside
+    its source, where zipimport looks (`compileall -b`), as unchecked-hash bytecode (no timestamp to compare: the
+    archive is replaced whole or not at all), and packs the tree again. The sources stay in it (tracebacks show them,
+    under the artifact's path, as a zipapp of sources does: `compileall -d`); the build id is the one in the sources
+    (slipway_core/_build.py), so the controller's `--expect-build` answers the same. An interpreter of another
+    version (the host's Python upgraded) does not read that bytecode and compiles the sources, as before."""
     base = posixpath.dirname(artifact)
     tmp = posixpath.join(base, ".slipway-host.new")
     work = posixpath.join(base, ".slipway-host.build")
