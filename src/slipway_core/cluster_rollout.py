@@ -241,12 +241,20 @@ def _off_path_hosts(records: Mapping[str, Any], apps: Sequence[str], edges: Sequ
         named = {h for s in services for h in verdict(records, apps, edges, s, "begin", action)["rebegin"]}
         return [h for h in apps if h in named]
     if phase == "switch-back":
-        back = [s for s in services if verdict(records, apps, edges, s, "start", action)["go"]
-                and not verdict(records, apps, edges, s, "switch", action)["go"]]
-        return [e for e in edges
-                if any("switch" in (((records.get(e) or {}).get(s) or {}).get("phases") or []) for s in back)]
+        named = {e for s in services for e in switches_back(records, apps, edges, s, action)}
+        return [e for e in edges if e in named]
     stopped = any(verdict(records, apps, edges, s, through, action)["failed"] for s in services)
     return list(apps) if stopped else []
+
+
+def switches_back(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str], service: str,
+                  action: str = "deploy") -> list[str]:
+    """The edges that switch `service` back: it went on after every app host's gate but not after the switch (an
+    edge failed its switch), and these had switched it. Every edge routes the new colour, or none."""
+    if not verdict(records, apps, edges, service, "start", action)["go"] \
+            or verdict(records, apps, edges, service, "switch", action)["go"]:
+        return []
+    return [e for e in edges if "switch" in (((records.get(e) or {}).get(service) or {}).get("phases") or [])]
 
 
 def scrape_plan(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str],

@@ -73,6 +73,17 @@ def test_when_one_edge_fails_its_switch_only_the_edge_that_switched_switches_bac
     assert off_path(records) == {"rebegin": [], "switch-back": ["edge-1"], "stopped": APPS}
 
 
+def test_only_the_service_whose_switch_failed_switches_back_and_only_where_it_had_switched() -> None:
+    records = switched(after_begin(("app-1", begun(), 0), ("app-2", begun(), 0)), ("edge-1", 0), ("edge-2", 1))
+    for host in APPS:  # a second service, web, gated on both app hosts and switched on both edges
+        records[host] = rules.record(records[host], "begin", "web", begun().replace('"api"', '"web"'), rc=0)
+    for edge in EDGES:
+        records[edge] = rules.record(records[edge], "switch", "web", "", rc=0)
+    assert rules.switches_back(records, APPS, EDGES, "api") == ["edge-1"]
+    assert rules.switches_back(records, APPS, EDGES, "web") == []
+    assert rules.play_hosts(records, APPS, EDGES, "switch-back") == ["edge-1"]
+
+
 def test_in_check_mode_only_a_failed_plan_fails_the_run() -> None:
     planned = begun((), result="planned")
     records = after_begin(("app-1", planned, 0), ("app-2", planned, 0))

@@ -17,7 +17,8 @@ slipway_core.cluster's and slipway_core.cluster_rollout's):
   and phase); `hostvars | slipway.core.cluster_hosts(...)`: each host's result, for the rollout's one history record.
 - `hostvars | slipway.core.cluster_play_hosts(rollout, phase, action[, through])`: the hosts the play of a phase
   (prepare, start, switch; off the common path rebegin, switch-back, stopped) has work for, [] to skip it
-  (`rollout`: rollout_hosts' answer).
+  (`rollout`: rollout_hosts' answer); `hostvars | slipway.core.cluster_switch_back(apps, edges, service, action)`:
+  the edges that switch a service back (one edge failed its switch).
 """
 
 from __future__ import annotations
@@ -186,6 +187,19 @@ def cluster_hosts(  # noqa: PLR0917 - a Jinja filter's arguments are positional
     return found
 
 
+def cluster_switch_back(  # noqa: PLR0917 - a Jinja filter's arguments are positional
+    hostvars: Any, apps: Any, edges: Any, service: str, action: str = "deploy"
+) -> list[str]:
+    """The edges that switch `service` back (slipway_core.cluster_rollout.switches_back)."""
+    apps, edges = [str(h) for h in apps or []], [str(h) for h in edges or []]
+    try:
+        found: list[str] = load_cluster_rollout().switches_back(_records(hostvars, [*apps, *edges]), apps, edges,
+                                                                 str(service), str(action or "deploy"))
+    except ValueError as err:
+        raise AnsibleFilterError(f"cluster_switch_back: {err}") from err
+    return found
+
+
 def cluster_play_hosts(
     hostvars: Any, rollout: Any, phase: str, action: str = "deploy", through: str = "switch"
 ) -> list[str]:
@@ -259,4 +273,5 @@ class FilterModule:
                 "cluster_host_record": cluster_host_record,
                 "cluster_verdict": cluster_verdict,
                 "cluster_results": cluster_results, "cluster_hosts": cluster_hosts,
-                "cluster_play_hosts": cluster_play_hosts, "cluster_scrape_plan": cluster_scrape_plan}
+                "cluster_play_hosts": cluster_play_hosts, "cluster_switch_back": cluster_switch_back,
+                "cluster_scrape_plan": cluster_scrape_plan}
