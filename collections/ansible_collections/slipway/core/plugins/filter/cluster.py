@@ -187,7 +187,7 @@ def cluster_hosts(  # noqa: PLR0917 - a Jinja filter's arguments are positional
     return found
 
 
-def cluster_switch_back(  # noqa: PLR0917 - a Jinja filter's arguments are positional
+def cluster_switch_back(
     hostvars: Any, apps: Any, edges: Any, service: str, action: str = "deploy"
 ) -> list[str]:
     """The edges that switch `service` back (slipway_core.cluster_rollout.switches_back)."""
