@@ -6,8 +6,13 @@ import os
 from collections.abc import Generator
 from typing import Any
 
+import exec_retry
 import pytest
 import scenario_tools
+from testinfra.backend.docker import DockerBackend
+
+# Every scenario's `host` runs its checks through `docker exec`: Docker's own exec failures are run again (exec_retry).
+DockerBackend.run = exec_retry.retrying(DockerBackend.run)
 
 
 @pytest.fixture(scope="session")
