@@ -90,6 +90,7 @@ class EventHandler:
         self._lock = threading.RLock()  # the events (runner's thread) and the heartbeat thread share the output
         self._beating: threading.Thread | None = None
         self._stop = threading.Event()
+        self._play: str | None = None  # the play started, until its first task shows it
 
     def _print(self, line: str) -> None:
         with self._lock:
@@ -189,8 +190,13 @@ class EventHandler:
         now = _seconds(event, self._clock)
         if kind == "playbook_on_play_start":
             self._close(now)
-            self._print(f"play: {_short(str(data.get('play') or data.get('name') or ''))}")
+            # Shown with its first task: a play with no host (the cluster's plays on one VM, its off-path plays on
+            # the common path: "Fail: the rollout stopped") starts no task and is not shown.
+            self._play = _short(str(data.get("play") or data.get("name") or ""))
         elif kind == "playbook_on_task_start":
+            if self._play is not None:
+                self._print(f"play: {self._play}")
+                self._play = None
             self._task_start(data, now)
         elif kind in ("runner_on_ok", "runner_on_skipped") and self._open is not None:
             self._open.ran = self._open.ran or kind == "runner_on_ok"

@@ -138,3 +138,31 @@ def test_a_failure_cause_keeps_a_refusal_s_whole_message() -> None:
     assert handler.facts.failure_causes["localhost"] == f"Preflight | Check: {message}"
     handler(ev("runner_on_failed", host="localhost", task="Preflight | Check", res={"msg": "z" * 2000}))
     assert handler.facts.failure_causes["localhost"].endswith("z...")  # still bounded
+
+
+STOPPED = "Cluster | Remove the new colour everywhere: the rollout stopped"
+FAIL = "Cluster | Fail: the rollout stopped (the previous release serves everywhere)"
+LOCK, DRAIN = "app_release : Lock | Cluster: take the lock", "app_release : Drain | Cluster: stop the old colour"
+
+
+def test_a_play_is_shown_with_its_first_task_and_a_play_with_no_host_not_at_all() -> None:
+    """A cluster deploy's plays off the common path have no host (Ansible starts the play, then no task): a
+    successful deploy must not print "play: Cluster | Fail: the rollout stopped"."""
+    _, text = run([
+        ev("playbook_on_play_start", play="Roll out"),  # the one-VM play: no host in a cluster
+        ev("playbook_on_play_start", play="Cluster | Lock and compare on every app host"),
+        ev("playbook_on_task_start", "2025-01-01T00:00:00", task=LOCK),
+        ev("runner_on_ok", host="app-1", task=LOCK),
+        ev("playbook_on_play_start", "2025-01-01T00:00:02", play=STOPPED),
+        ev("playbook_on_play_start", "2025-01-01T00:00:02", play="Cluster | Drain and record on every app host"),
+        ev("playbook_on_task_start", "2025-01-01T00:00:02", task=DRAIN),
+        ev("runner_on_ok", host="app-1", task=DRAIN),
+        ev("playbook_on_play_start", "2025-01-01T00:00:03", play=FAIL),
+        ev("playbook_on_stats", "2025-01-01T00:00:03", failures={}, dark={}),
+    ])
+    lines = text.splitlines()
+    assert [line for line in lines if line.startswith("play: ")] == [
+        "play: Cluster | Lock and compare on every app host", "play: Cluster | Drain and record on every app host"]
+    assert lines.index("play: Cluster | Drain and record on every app host") == lines.index("  lock        ok   "
+                                                                                         "      2.0s") + 1
+    assert "rollout stopped" not in text and "Roll out" not in text
