@@ -49,6 +49,23 @@ def _seconds(event: Mapping[str, Any], clock: Callable[[], float]) -> float:
     return clock()
 
 
+def failure_message(res: Any) -> str:
+    """A failed task's reason: its msg (or stderr); for a loop, the first failed item's, after the item's label
+    (Ansible's own msg for a failed loop says only "One or more items failed")."""
+    if not isinstance(res, Mapping):
+        return ""
+    items = res.get("results")
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, Mapping) and item.get("failed"):
+            label, reason = item.get("_ansible_item_label"), failure_message(item)
+            if not reason:  # a no_log item: its reason is hidden, as the loop's own is
+                break
+            return f"{label}: {reason}" if isinstance(label, str) and label else reason
+    if not res.get("msg") and not res.get("stderr") and res.get("censored"):
+        return "(its output is hidden: no_log)"
+    return str(res.get("msg") or res.get("stderr") or "")
+
+
 def _short(text: str, limit: int = MAX_LINE) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -154,10 +171,7 @@ class EventHandler:
             self.facts.dark.add(host)
         elif data.get("ignore_errors"):
             return
-        res = data.get("res")
-        message = ""
-        if isinstance(res, Mapping):
-            message = str(res.get("msg") or res.get("stderr") or "")
+        message = failure_message(data.get("res"))
         if self._open is not None:
             self._open.failed = True
         word = "unreachable" if unreachable else "failed"

@@ -166,3 +166,36 @@ def test_a_play_is_shown_with_its_first_task_and_a_play_with_no_host_not_at_all(
     assert lines.index("play: Cluster | Drain and record on every app host") == lines.index("  lock        ok   "
                                                                                          "      2.0s") + 1
     assert "rollout stopped" not in text and "Roll out" not in text
+
+
+def test_a_failed_loop_names_its_first_failed_item_and_why() -> None:
+    """Ansible's msg for a failed loop is only "One or more items failed": the line and the run's failure cause take
+    the first failed item's label and message instead."""
+    why = "the rollout stopped: app-2 failed in phase health"
+    task = "Cluster | Fail when the cluster rollout of a service stopped"
+    res = {"msg": "One or more items failed", "failed": True, "results": [
+        {"failed": False, "changed": False, "_ansible_item_label": "jotter"},
+        {"failed": True, "msg": why, "_ansible_item_label": "notes-api"},
+        {"failed": True, "msg": "not the first", "_ansible_item_label": "kite"},
+    ]}
+    handler, text = run([ev("playbook_on_task_start", task=task),
+                         ev("runner_on_failed", host="app-1", task=task, res=res)])
+    assert f"    failed: app-1: {task}: notes-api: {why}" in text.splitlines()
+    assert handler.facts.failure_causes["app-1"] == f"{task}: notes-api: {why}"
+    assert "One or more items failed" not in text and "not the first" not in text
+
+
+def test_a_failed_loop_whose_items_say_nothing_keeps_ansibles_message_and_a_no_log_item_says_hidden() -> None:
+    censored = "the output has been hidden due to the fact that 'no_log: true' was specified for this result"
+    silent = {"msg": "One or more items failed", "results": [{"failed": True, "_ansible_item_label": "api"}]}
+    hidden = {"msg": "One or more items failed", "results": [{"failed": True, "censored": censored}]}
+    handler, _ = run([ev("runner_on_failed", host="app-1", task="Drain | x", res=silent),
+                      ev("runner_on_failed", host="app-2", task="Drain | x", res=hidden)])
+    assert handler.facts.failure_causes["app-1"] == "Drain | x: One or more items failed"
+    assert handler.facts.failure_causes["app-2"] == "Drain | x: (its output is hidden: no_log)"
+
+
+def test_a_failed_no_log_task_says_its_output_is_hidden() -> None:
+    censored = "the output has been hidden due to the fact that 'no_log: true' was specified for this result"
+    _, text = run([ev("runner_on_failed", host="h1", task="Switch | The steps left", res={"censored": censored})])
+    assert "    failed: h1: Switch | The steps left: (its output is hidden: no_log)" in text.splitlines()
