@@ -54,11 +54,25 @@ def to_json(report: Report) -> str:
     return json.dumps(report.as_dict(), indent=2, sort_keys=True)
 
 
+def _entry(value: dict[str, Any]) -> str:
+    """One entry of a record's list: a cluster rollout's host result as `host phase result: message`, a status
+    record's worker as `name state`, its scheduled job as `job last-result at time [FAILING]`, else `key=value`s."""
+    if value.get("host"):
+        return (" ".join(str(value.get(k) or "") for k in ("host", "phase", "result") if value.get(k))
+                + (f": {value['message']}" if value.get("message") else ""))
+    if value.get("name") and "state" in value:
+        return f"{value['name']} {value['state']}"
+    if value.get("job"):
+        return (f"{value['job']} {value.get('last_result') or 'not run yet'}"
+                + (f" at {value['last_run']}" if value.get("last_run") else "")
+                + (" FAILING" if value.get("failing") is True else ""))
+    return " ".join(f"{k}={v}" for k, v in value.items() if v not in (None, ""))
+
+
 def _shown(value: object) -> str:
-    """A record's value as text; a cluster rollout's `hosts` (each host's result) as `host phase result: message`."""
-    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        return "; ".join(" ".join(str(v.get(k) or "") for k in ("host", "phase", "result") if v.get(k))
-                         + (f": {v['message']}" if v.get("message") else "") for v in value)
+    """A record's value as text; a list of entries (each host's result, the workers, the jobs) one after another."""
+    if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        return "; ".join(_entry(v) for v in value)
     return str(value)
 
 

@@ -92,6 +92,23 @@ def test_a_cluster_rollout_s_record_shows_each_host_s_result_on_one_line() -> No
     assert json.loads(report.to_json(rep))["records"][0]["hosts"] == hosts
 
 
+def test_a_status_record_shows_its_workers_and_jobs_and_an_empty_list_as_nothing() -> None:
+    """A status record's workers and scheduled jobs are lists of entries too (they showed as `workers=`, empty)."""
+    workers = [{"name": "notes-api-blue-mailer", "worker": "mailer", "state": "running, healthy"}]
+    jobs = [{"job": "digest", "schedule": "*/5 * * * *", "last_run": "2026-12-05T14:00:00Z", "last_result": "failed",
+             "exit_code": 1, "failing": True, "skipped_last": False, "message": ""},
+            {"job": "prune", "schedule": "@daily", "last_run": "", "last_result": "", "exit_code": None,
+             "failing": False, "skipped_last": False, "message": ""}]
+    rep = report.Report("status", "prod", "r", Decision(ExitCode.OK, "ok", "done"), 1.0, records=[
+        {"service": "notes-api", "workers": workers, "jobs": jobs, "host": "vm-1"},
+        {"service": "kite", "workers": [], "host": "vm-1"}])
+    text = report.to_text(rep)
+    assert "workers=notes-api-blue-mailer running, healthy" in text
+    assert "jobs=digest failed at 2026-12-05T14:00:00Z FAILING; prune not run yet host=vm-1" in text
+    assert "service=kite workers= host=vm-1" in text
+    assert "| kite | - | - | vm-1 |" in report.to_markdown(rep)  # no workers, no jobs
+
+
 def test_github_files_are_appended_only_when_set(tmp_path: Path) -> None:
     summary, output = tmp_path / "summary.md", tmp_path / "output"
     summary.write_text("before\n")
