@@ -107,6 +107,9 @@ def test_a_status_record_shows_its_workers_and_jobs_and_an_empty_list_as_nothing
     assert "jobs=digest failed at 2026-12-05T14:00:00Z FAILING; prune not run yet host=vm-1" in text
     assert "service=kite workers= host=vm-1" in text
     assert "| kite | - | - | vm-1 |" in report.to_markdown(rep)  # no workers, no jobs
+    other = report.Report("status", "prod", "r", Decision(ExitCode.OK, "ok", "done"), 1.0,
+                          records=[{"checks": [{"check": "disk", "free_mb": 512, "note": ""}]}])
+    assert "checks=check=disk free_mb=512" in report.to_text(other)  # any other entry: its non-empty key=values
 
 
 def test_github_files_are_appended_only_when_set(tmp_path: Path) -> None:
