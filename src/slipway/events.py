@@ -60,7 +60,10 @@ def failure_message(res: Any) -> str:
             label, reason = item.get("_ansible_item_label"), failure_message(item)
             if not reason:  # a no_log item: its reason is hidden, as the loop's own is
                 break
-            return f"{label}: {reason}" if isinstance(label, str) and label else reason
+            # A reason that starts with the item's name already (a service's failure: "api: ...") keeps it once.
+            if not isinstance(label, str) or not label or reason.startswith(f"{label}: "):
+                return reason
+            return f"{label}: {reason}"
     if not res.get("msg") and not res.get("stderr") and res.get("censored"):
         return "(its output is hidden: no_log)"
     return str(res.get("msg") or res.get("stderr") or "")
@@ -108,6 +111,7 @@ class EventHandler:
         self._beating: threading.Thread | None = None
         self._stop = threading.Event()
         self._play: str | None = None  # the play started, until its first task shows it
+        self._said: dict[tuple[str, str, str], str] = {}  # (failed|unreachable, task, reason) -> first host to say it
 
     def _print(self, line: str) -> None:
         with self._lock:
@@ -179,9 +183,14 @@ class EventHandler:
             self.facts.failure_causes[host] = self._redact(
                 f"{_short(str(data.get('task', '')))}: {_short(message, MAX_CAUSE)}"
             )
+        task = _short(str(data.get("task", "")))
         if self._github:
-            self._print(annotation("error", f"{word}: {host}: {_short(str(data.get('task', '')))}", title="slipway"))
-        self._print(f"    {word}: {host}: {_short(str(data.get('task', '')))}: {_short(message)}")
+            self._print(annotation("error", f"{word}: {host}: {task}", title="slipway"))
+        # The same reason from another host of the same task (a cluster rollout that stopped fails every app host with
+        # its one verdict) is said once: the later hosts name the first.
+        first = self._said.setdefault((word, task, message), host) if message else host
+        said = message if first == host else f"the same as {first}"
+        self._print(f"    {word}: {host}: {task}: {_short(said)}")
 
     def _stats(self, data: Mapping[str, Any]) -> None:
         self.facts.saw_stats = True

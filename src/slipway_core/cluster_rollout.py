@@ -90,8 +90,10 @@ def verdict(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str
         for host in hosts:
             mine = (records.get(host) or {}).get(service) or {}
             # The first app host with nothing to prepare passes prepare without a play; one whose image, backup or
-            # migration failed does not (its failed answer leaves no `todo`).
-            skipped = phase in _FIRST_ONLY and not _prepares(mine) and mine.get("result") not in ("failed", "unknown")
+            # migration failed does not (its failed answer leaves no `todo`), one that failed later (its gate) did:
+            # the start phase names it, beside every other app host that failed there.
+            skipped = phase in _FIRST_ONLY and not _prepares(mine) and (
+                mine.get("result") not in ("failed", "unknown") or mine.get("failed_phase") in _START_STEPS)
             if phase in mine.get("phases", []) or skipped:
                 if phase == "begin":
                     colours[host] = str(mine.get("colour") or "")
@@ -157,16 +159,47 @@ def _prepares(mine: Mapping[str, Any]) -> bool:
     return bool(set(mine.get("todo") or []) & {"image", "backup", "migrate"})
 
 
-def summary(service: str, failed: Sequence[Mapping[str, Any]], action: str = "deploy") -> str:
-    """One line naming each failed host and its phase; '' when none failed."""
-    if not failed:
-        return ""
-    named = "; ".join(f"{f['host']} failed in phase {f['phase']}: {f['message']}" for f in failed)
+def _stopped(service: str, named: str, action: str) -> str:
     if action == "rollback":
         return (f"{service}: the cluster rollback stopped before any edge switched or was switched back: {named}. What "
                 "it started was stopped or removed on every app host that answered; the live release serves everywhere")
     return (f"{service}: the cluster rollout stopped before any edge switched or was switched back: {named}. The new "
             "colour was removed from every app host that answered; the previous release serves everywhere")
+
+
+def summary(service: str, failed: Sequence[Mapping[str, Any]], action: str = "deploy") -> str:
+    """One line naming each failed host, its phase and why; '' when none failed."""
+    if not failed:
+        return ""
+    return _stopped(service, "; ".join(f"{f['host']} failed in phase {f['phase']}: {f['message']}" for f in failed),
+                    action)
+
+
+def host_failure(service: str, failed: Sequence[Mapping[str, Any]], host: str, apps: Sequence[str],
+                 action: str = "deploy") -> dict[str, str]:
+    """{phase, message} of a stopped rollout on app host `host`: the phase it failed in itself, else the first
+    failure's; its message (`host_summary`). {} when nothing failed."""
+    if not failed:
+        return {}
+    own = [f for f in failed if f["host"] == host]
+    return {"phase": str((own or failed)[0]["phase"]), "message": host_summary(service, failed, host, apps, action)}
+
+
+def host_summary(service: str, failed: Sequence[Mapping[str, Any]], host: str, apps: Sequence[str],
+                 action: str = "deploy") -> str:
+    """What app host `host` says of a stopped rollout (its result, its history line): why it failed itself, if it
+    did, and only the host and phase of each other app host that failed (each says why in its own result); an edge's
+    failure, or an app host that did not answer (it reports nothing), in full. The rollout's one message (`summary`)
+    names every reason once; a host repeating every other host's reason made a failed rollout's report say each one
+    once per app host."""
+    if not failed:
+        return ""
+
+    def said_elsewhere(f: Mapping[str, Any]) -> bool:
+        return f["host"] != host and f["host"] in apps and f["message"] != _missing(str(f["phase"]))
+
+    return _stopped(service, "; ".join(f"{f['host']} failed in phase {f['phase']}"
+                                       + ("" if said_elsewhere(f) else f": {f['message']}") for f in failed), action)
 
 
 def host_results(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str], service: str,  # noqa: PLR0917

@@ -201,3 +201,30 @@ def test_each_play_s_hosts_from_the_app_hosts_records() -> None:
         module.cluster_play_hosts(hostvars, ["app-1"], "start")
     with pytest.raises(AnsibleFilterError, match="unknown phase 'begin'"):
         module.cluster_play_hosts(hostvars, rollout, "begin")
+
+
+def test_each_app_host_s_result_says_its_own_failure_once() -> None:
+    """Both app hosts failed their gate: each result names its own phase and reason and only names the other host
+    (before, each said the whole verdict, so a report said every reason once per app host); the unlock task's filter
+    gives the same from the verdict's failed list."""
+    begun = contract.result("api", contract.CONTINUE, colour="green", todo=["start"], version="v2")
+    why = {"app-1": "api-green is unhealthy: 503", "app-2": "api-green exited (status 3)"}
+    hostvars: dict[str, dict[str, Any]] = {host: {
+        BEGIN: {"results": [item(begun)]},
+        "__app_release_cluster_start": {"results": [item(contract.result(
+            "api", "failed", failed_phase="health", message=why[host], version="v2"), rc=1)]}}
+        for host in ("app-1", "app-2")}
+    apps = ["app-1", "app-2"]
+    for host, other in (("app-1", "app-2"), ("app-2", "app-1")):
+        [result] = module.cluster_results([{"name": "api"}], hostvars, apps, ["edge-1"], host, [], "start")
+        assert (result["result"], result["failed_phase"]) == ("failed", "health")
+        assert f"{host} failed in phase health: {why[host]}" in result["message"]
+        assert f"{other} failed in phase health;" in result["message"] or result["message"].count(other) == 1
+        assert why[other] not in result["message"]
+    verdict = module.cluster_verdict(hostvars, apps, ["edge-1"], "api", "start")
+    assert why["app-1"] in verdict["summary"] and why["app-2"] in verdict["summary"]
+    assert module.cluster_host_failure(verdict["failed"], "api", "app-2", apps) == {
+        "phase": "health", "message": module.cluster_results(
+            [{"name": "api"}], hostvars, apps, ["edge-1"], "app-2", [], "start")[0]["message"]}
+    with pytest.raises(AnsibleFilterError, match="cluster_host_failure: give the verdict's failed list, not str"):
+        module.cluster_host_failure("app-1 failed", "api", "app-1", apps)

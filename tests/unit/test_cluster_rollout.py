@@ -136,3 +136,56 @@ def test_an_app_host_added_to_the_cluster_begins_again_with_the_others_colour() 
     assert (found["rebegin"], found["first_colour"]) == (["app-1", "app-2"], "green")
     # Not begun again (or still apart) by the next phase: refused, naming the colours.
     assert rules.verdict(records, APPS, EDGES, "api", "start")["go"] is False
+
+
+def test_each_app_host_says_its_own_reason_and_only_names_the_other_app_hosts() -> None:
+    """host_failure: the stopped rollout's phase and message on one app host. Both app hosts failed their gate: each
+    says its own reason once and names the other; the rollout's summary keeps both reasons (the fail task says it
+    once). An edge's failure, and an app host that did not answer (it reports nothing), are said in full."""
+    failed = [{"host": "app-1", "phase": "health", "message": "GET /health answered 500"},
+              {"host": "app-2", "phase": "start", "message": "no space left on device"}]
+    one, two = (rules.host_failure("api", failed, host, APPS) for host in APPS)
+    assert one["phase"] == "health" and two["phase"] == "start"
+    assert "app-1 failed in phase health: GET /health answered 500; app-2 failed in phase start." in one["message"]
+    assert "no space left" not in one["message"]
+    assert "app-1 failed in phase health; app-2 failed in phase start: no space left on device." in two["message"]
+    assert "answered 500" not in two["message"]
+    assert one["message"].startswith("api: the cluster rollout stopped before any edge switched")
+    assert one["message"].endswith("the previous release serves everywhere")
+    summary = rules.summary("api", failed)
+    assert "GET /health answered 500" in summary and "no space left on device" in summary
+
+    # app-2 failed alone: app-1 (which passed) names it and its phase, app-2 says why.
+    alone = failed[1:]
+    assert rules.host_failure("api", alone, "app-1", APPS) == {"phase": "start", "message": (
+        "api: the cluster rollout stopped before any edge switched or was switched back: app-2 failed in phase "
+        "start. The new colour was removed from every app host that answered; the previous release serves everywhere")}
+    # An edge, or an app host that did not answer: in full everywhere.
+    missing = {"host": "app-2", "phase": "start", "message": "did not answer in phase start (unreachable, or its task "
+                                                             "did not run)"}
+    edge = {"host": "edge-1", "phase": "switch", "message": "the runtime API refused"}
+    for other in (missing, edge):
+        assert f"{other['host']} failed in phase {other['phase']}: {other['message']}" in rules.host_failure(
+            "api", [other], "app-1", APPS)["message"]
+    rollback = rules.host_failure("api", alone, "app-2", APPS, "rollback")["message"]
+    assert rollback.startswith("api: the cluster rollback stopped") and "no space left on device" in rollback
+    assert rules.host_failure("api", [], "app-1", APPS) == {}
+
+
+def test_app_hosts_failing_in_the_start_play_are_all_named_when_the_first_had_nothing_to_prepare() -> None:
+    """The start play (a colour not settled at begin: a first deploy) with both gates failing: the first app host,
+    which had nothing to prepare, passed prepare; it was named as failing there, alone, and the loop stopped before
+    the start phase could name app-2."""
+    records = {host: rules.record(None, "begin", "api", begun(todo=("start", "health", "switch")), rc=0)
+               for host in APPS}
+    for host in APPS:
+        failed = answer("failed", failed_phase="health", message=f"{host}: GET /health answered 500")
+        records[host] = rules.record(records[host], "start", "api", failed, rc=1)
+    found = rules.verdict(records, APPS, EDGES, "api", "start")
+    assert found["failed"] == [{"host": h, "phase": "health", "message": f"{h}: GET /health answered 500"}
+                               for h in APPS]
+    # An image, backup or migration that failed on the first app host still fails prepare.
+    records["app-1"] = rules.record(records["app-1"], "prepare", "api",
+                                    answer("failed", failed_phase="migrate", message="alembic: error"), rc=1)
+    assert rules.verdict(records, APPS, EDGES, "api", "start")["failed"] == [
+        {"host": "app-1", "phase": "migrate", "message": "alembic: error"}]

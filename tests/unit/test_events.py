@@ -199,3 +199,41 @@ def test_a_failed_no_log_task_says_its_output_is_hidden() -> None:
     censored = "the output has been hidden due to the fact that 'no_log: true' was specified for this result"
     _, text = run([ev("runner_on_failed", host="h1", task="Switch | The steps left", res={"censored": censored})])
     assert "    failed: h1: Switch | The steps left: (its output is hidden: no_log)" in text.splitlines()
+
+
+def test_an_item_s_reason_that_names_the_item_already_names_it_once() -> None:
+    """The cluster's fail task says "<service>: the cluster rollout stopped ...": its line said "notes-api: notes-api:"
+    before."""
+    why = "notes-api: the cluster rollout stopped before any edge switched"
+    item: dict[str, Any] = {"failed": True, "msg": why, "_ansible_item_label": "notes-api"}
+    res = {"msg": "One or more items failed", "results": [item]}
+    handler, text = run([ev("runner_on_failed", host="app-1", task="Cluster | Fail", res=res)])
+    assert "    failed: app-1: Cluster | Fail: notes-api: the cluster rollout stopped before any edge switched" in (
+        text.splitlines())
+    assert "notes-api: notes-api" not in text + handler.facts.failure_causes["app-1"]
+    # A label that is only the start of the reason's first word is still put before it.
+    item["msg"] = "notes-api-blue is unhealthy"
+    _, text = run([ev("runner_on_failed", host="app-1", task="Cluster | Fail", res=res)])
+    assert "    failed: app-1: Cluster | Fail: notes-api: notes-api-blue is unhealthy" in text.splitlines()
+
+
+def test_the_same_reason_from_several_hosts_of_a_task_is_said_once() -> None:
+    """A stopped cluster rollout fails every app host with one verdict: the first host's line says it, the others
+    name that host; every host keeps the whole reason as its failure cause. Another reason, or another task, is said
+    in full."""
+    verdict = {"msg": "api: the cluster rollout stopped: app-2 failed in phase health: GET /health answered 500"}
+    other = {"msg": "api: something else"}
+    handler, text = run([
+        ev("runner_on_failed", host="app-1", task="Cluster | Fail", res=verdict),
+        ev("runner_on_failed", host="app-2", task="Cluster | Fail", res=verdict),
+        ev("runner_on_failed", host="app-3", task="Cluster | Fail", res=other),
+        ev("runner_on_failed", host="app-4", task="Another task", res=verdict),
+    ])
+    lines = [line for line in text.splitlines() if "failed: " in line]
+    assert lines == [
+        f"    failed: app-1: Cluster | Fail: {verdict['msg']}",
+        "    failed: app-2: Cluster | Fail: the same as app-1",
+        "    failed: app-3: Cluster | Fail: api: something else",
+        f"    failed: app-4: Another task: {verdict['msg']}",
+    ]
+    assert handler.facts.failure_causes["app-2"] == f"Cluster | Fail: {verdict['msg']}"

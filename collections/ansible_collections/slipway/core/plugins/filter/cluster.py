@@ -23,7 +23,7 @@ slipway_core.cluster's and slipway_core.cluster_rollout's):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
@@ -240,12 +240,23 @@ def cluster_results(  # noqa: PLR0917 - a Jinja filter's arguments are positiona
         if answer is None:
             answer = contract.result(name, str(mine.get("result") or "unknown"), message=str(mine.get("message", "")))
         if verdict["failed"]:
-            first = verdict["failed"][0]
+            mine_failed = cluster_host_failure(verdict["failed"], name, host, apps, action)
             answer.update({"result": "unknown" if answer["result"] == "unknown" else "failed",
-                           "failed_phase": first["phase"], "message": verdict["summary"]})
+                           "failed_phase": mine_failed["phase"], "message": mine_failed["message"]})
         out.append({**answer, "host": host, "service": name,
                     "version": answer.get("version") or mine.get("version") or ""})
     return out
+
+
+def cluster_host_failure(failed: Any, service: str, host: str, apps: Any, action: str = "deploy") -> dict[str, str]:
+    """`verdict.failed | slipway.core.cluster_host_failure(service, host, apps, action)`: {phase, message} of the
+    stopped rollout on app host `host` (slipway_core.cluster_rollout.host_failure: its own reason, the other app
+    hosts' only named); {} when nothing failed."""
+    if not isinstance(failed, Sequence) or isinstance(failed, str) or not all(isinstance(f, Mapping) for f in failed):
+        raise AnsibleFilterError(f"cluster_host_failure: give the verdict's failed list, not {type(failed).__name__}")
+    found: dict[str, str] = load_cluster_rollout().host_failure(
+        str(service), [dict(f) for f in failed], str(host), [str(h) for h in apps or []], str(action or "deploy"))
+    return found
 
 
 def cluster_scrape_plan(
@@ -274,4 +285,4 @@ class FilterModule:
                 "cluster_verdict": cluster_verdict,
                 "cluster_results": cluster_results, "cluster_hosts": cluster_hosts,
                 "cluster_play_hosts": cluster_play_hosts, "cluster_switch_back": cluster_switch_back,
-                "cluster_scrape_plan": cluster_scrape_plan}
+                "cluster_scrape_plan": cluster_scrape_plan, "cluster_host_failure": cluster_host_failure}
