@@ -15,6 +15,9 @@ inventory variant written into a temporary directory from inventories/demo_clust
   (Debian 12, 10.214.0.20, edge on 127.0.0.1:8082), holding every role: the one-host path of the same playbooks.
   Brought up (scripts/demo_cluster.py up) and provisioned over SSH by this bench the first time; `make
   demo-cluster-down` removes it.
+Before the load: the CPU each deploy costs the machine (idle_cpu: /proc/stat around four SSH deploys, cluster and one
+VM interleaved, less the idle hosts' baseline), which bounds the ratio under load on a machine whose cores every
+host shares.
 Load: rollout_bench's clients (imported), the same number on each edge for the whole run, no retries.
 Rollouts: ansible-playbook playbooks/deploy.yml -i <variant> -e env=demo_cluster, timed whole, facts in memory (as
 slipway runs them). Deploys alternate v1.0.0 and v2.0.0 (both live or kept: no migration), interleaved across
@@ -266,6 +269,7 @@ def main() -> int:
     began = time.time()
     with tempfile.TemporaryDirectory(prefix="dc-bench-") as tmp:
         found = targets(Path(tmp))
+        idle = idle_cpu(found)
         stop = threading.Event()
         stats, threads = start_load((demo_cluster.HTTP_PORT, SOLO_PORT), args, stop)
         watchdog = threading.Timer(args.max_seconds, stop.set)
@@ -278,13 +282,14 @@ def main() -> int:
         for thread in threads:
             thread.join(timeout=15)
     context: dict[str, Any] = {"started": started, "load_before": load_before, "load_after": os.getloadavg(),
-                               "others": sorted(set(others) | set(others_running()))}
+                               "others": sorted(set(others) | set(others_running())), "idle": idle}
     if any(s.failures for s in stats.values()):
         context["edge_log"] = edge_log({demo_cluster.HTTP_PORT: EDGE_HOST, SOLO_PORT: SOLO}, began)
     text = "\n".join(report(args, stats, rows, context)) + "\n"
     print(text)
     write_results(args.output, text)
     bad = [r for r in rows if r["expect"] != "any" and r["result"] != r["expect"]]
+    bad += [r for r in idle["rows"] if r["exit"] != 0]
     failed = sum(s.non_2xx + s.conn_errors for s in stats.values())
     return 1 if bad or failed else 0
 
@@ -301,6 +306,69 @@ def edge_log(hosts: Mapping[int, str], since: float, limit: int = 40,
     for port, host in sorted(hosts.items()):
         out = read(host, f"docker logs --since {int(since)} edge-proxy 2>&1")
         lines += [f"{port}: {line}" for line in out.splitlines() if EDGE_LOG_LINE.search(line)][-limit:]
+    return lines
+
+
+def busy_seconds(stat: str | None = None) -> float:
+    """CPU seconds the whole machine has been busy since boot, every core (/proc/stat's first line: user, nice,
+    system, irq, softirq, steal): the hosts are containers here, so their work and the controller's are all in it."""
+    text = Path("/proc/stat").read_text(encoding="ascii") if stat is None else stat
+    fields = text.splitlines()[0].split()
+    if fields[0] != "cpu" or len(fields) < 9:
+        raise ValueError(f"not /proc/stat's first line: {fields[:3]}")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+# Before the load: each environment v1.0.0 then v2.0.0 over SSH (both at make demo-cluster's v2.0.0 again after),
+# interleaved, each deploy's machine-wide CPU counted; the baseline (the idle hosts' own work) is taken off.
+IDLE_SEQUENCE = [("cluster-ssh", "v1.0.0"), ("solo-ssh", "v1.0.0"), ("cluster-ssh", "v2.0.0"), ("solo-ssh", "v2.0.0")]
+BASELINE_SECONDS = 10.0
+
+
+def idle_cpu(found: dict[str, Target], run: Callable[..., tuple[int, float, str]] = playbook,
+             busy: Callable[[], float] = busy_seconds, clock: Callable[[], float] = time.monotonic,
+             sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """{baseline (busy cores while nothing is asked), rows: [{label, version, exit, wall, cpu}]}: the CPU each
+    deploy costs the machine (controller, SSH, the hosts' programs, Docker, the containers it starts and stops)."""
+    b0, t0 = busy(), clock()
+    sleep(BASELINE_SECONDS)
+    baseline = (busy() - b0) / max(clock() - t0, 1e-9)
+    rows = []
+    for key, version in IDLE_SEQUENCE:
+        target = found[key]
+        b0, t0 = busy(), clock()
+        code, _, _ = run(target.inventory, "deploy", "-e", f"service={SERVICE}", "-e", f"version={version}",
+                         env=target.env)
+        wall = clock() - t0
+        rows.append({"label": target.label, "version": version, "exit": code, "wall": wall,
+                     "cpu": max(0.0, busy() - b0 - baseline * wall)})
+        print(f"idle {target.label:7} {version:8} exit {code} {wall:5.1f}s cpu {rows[-1]['cpu']:.1f}s", file=sys.stderr)
+        sleep(1)
+    return {"baseline": baseline, "rows": rows}
+
+
+def cpu_section(idle: Mapping[str, Any]) -> list[str]:
+    """The page's section on what each deploy costs the machine, and what that means for the ratio under load."""
+    rows = idle.get("rows") or []
+    if not rows:
+        return []
+    lines = ["", "## CPU per deploy (before the load)", "",
+             f"Each deploy over SSH on the otherwise idle machine, the CPU seconds the whole machine spent on it "
+             f"(/proc/stat, every process: the controller, SSH, the hosts' programs, Docker and the containers it "
+             f"starts and stops), less the idle hosts' own {idle['baseline']:.2f} busy cores.", "",
+             "| environment | version | exit | wall s | CPU s |", "|---|---|---:|---:|---:|"]
+    lines += [f"| {r['label']} | {r['version']} | {r['exit']} | {r['wall']:.2f} | {r['cpu']:.2f} |" for r in rows]
+    ok = [r for r in rows if r["exit"] == 0]
+    cpu = {label: _median([r["cpu"] for r in ok if r["label"] == label]) for label in ("cluster", "one VM")}
+    wall = {label: _median([r["wall"] for r in ok if r["label"] == label]) for label in ("cluster", "one VM")}
+    if cpu["cluster"] and cpu["one VM"] and wall["cluster"] and wall["one VM"]:
+        lines += ["", f"- Cluster / one VM, idle: wall {wall['cluster'] / wall['one VM']:.2f}x, CPU "
+                  f"{cpu['cluster'] / cpu['one VM']:.2f}x ({cpu['cluster']:.2f} s against {cpu['one VM']:.2f} s). "
+                  f"Under the load the {os.cpu_count()} cores are busy all the time, so a deploy's wall time "
+                  "follows the CPU it needs: here every host shares the same cores, and the cluster's app hosts' "
+                  "work (two colours started and gated, two stopped, a call per host per round) does not overlap "
+                  "as it does on separate VMs."]
     return lines
 
 
@@ -391,6 +459,7 @@ def report(args: argparse.Namespace, stats: dict[int, Stats], rows: list[dict[st
     lines += ["", *summary(rows)]
     lines += ["", f"SSH settings (ansible.cfg, [ssh_connection]): {ansible_cfg_ssh()}; facts in memory, as slipway "
               "runs the playbooks."]
+    lines += cpu_section(context.get("idle") or {})
     return lines
 
 

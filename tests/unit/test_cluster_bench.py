@@ -222,3 +222,46 @@ def test_the_one_vm_bench_page_places_its_failures_too() -> None:
     table[0]["window"] = ("#1 (deploy v2.0.0)", 1044.0, 1056.0)
     text = "\n".join(rollout_bench.report(args, stats, table, [1.5]))
     assert "- 00:17:25.0 HTTP 503: during #1 (deploy v2.0.0), 1.0 s after it started" in text
+
+
+STAT = "cpu  {user} 5 {system} 9000 40 {irq} 7 3 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n"
+
+
+def test_busy_seconds_counts_every_busy_column_of_the_first_line() -> None:
+    ticks = cluster_bench.os.sysconf("SC_CLK_TCK")
+    # user 100 + nice 5 + system 50 + irq 2 + softirq 7 + steal 3 (idle 9000 and iowait 40 are not busy)
+    assert cluster_bench.busy_seconds(STAT.format(user=100, system=50, irq=2)) == pytest.approx(167 / ticks)
+    with pytest.raises(ValueError, match="not /proc/stat's first line"):
+        cluster_bench.busy_seconds("intr 1 2 3\n")
+
+
+def test_idle_cpu_takes_the_baseline_off_each_deploy_and_the_page_gives_both_ratios() -> None:
+    """idle_cpu with a stand-in clock, /proc/stat and playbook: the baseline is the busy cores while nothing runs
+    (here 0.5), each deploy's CPU is what the machine spent during it less that baseline times its wall time."""
+    now = {"t": 0.0, "busy": 0.0}
+    cost = {"cluster-ssh": (6.0, 9.0), "solo-ssh": (4.0, 6.0)}  # (wall s, busy CPU s during it)
+
+    def sleep(seconds: float) -> None:
+        now["t"] += seconds
+        now["busy"] += 0.5 * seconds
+
+    def fake_run(inventory: Path, name: str, *extra: str, env: dict[str, str]) -> tuple[int, float, str]:
+        wall, cpu = cost[inventory.name]
+        now["t"] += wall
+        now["busy"] += cpu
+        return 0, wall, "ok"
+
+    found = {key: cluster_bench.Target("cluster" if key.startswith("cluster") else "one VM", "ssh", Path("/x") / key,
+                                       (), 1) for key in cost}
+    idle = cluster_bench.idle_cpu(found, run=fake_run, busy=lambda: now["busy"], clock=lambda: now["t"], sleep=sleep)
+    assert idle["baseline"] == pytest.approx(0.5)
+    assert [(r["label"], r["version"], r["cpu"]) for r in idle["rows"]] == [
+        ("cluster", "v1.0.0", pytest.approx(6.0)), ("one VM", "v1.0.0", pytest.approx(4.0)),
+        ("cluster", "v2.0.0", pytest.approx(6.0)), ("one VM", "v2.0.0", pytest.approx(4.0))]
+    text = "\n".join(cluster_bench.cpu_section(idle))
+    assert "| cluster | v1.0.0 | 0 | 6.00 | 6.00 |" in text
+    assert "Cluster / one VM, idle: wall 1.50x, CPU 1.50x (6.00 s against 4.00 s)" in text
+    # A deploy that failed is listed, not counted; no deploy at all, no section.
+    idle["rows"][0]["exit"] = idle["rows"][2]["exit"] = 2
+    assert "Cluster / one VM" not in "\n".join(cluster_bench.cpu_section(idle))
+    assert cluster_bench.cpu_section({}) == []
