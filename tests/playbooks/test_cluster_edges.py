@@ -145,3 +145,7 @@ def test_when_one_of_two_edges_fails_its_switch_the_other_switches_back_and_no_a
     assert "app-1 finish" in calls and "app-2 finish" in calls, calls  # the new colour removed everywhere
     assert [c for c in calls if "record-rollout" in c] == ["app-1 record-rollout"], calls  # recorded, once
     assert "edge-2" in result.stdout and "switch" in result.stdout
+    # The failing edge's switch shows as a failure the play went on after (its phase's progress line says failed),
+    # the other edge's as none: before, both were ok (failed_when: false).
+    recap = {line.split()[0]: line for line in result.stdout.splitlines() if " : ok=" in line}
+    assert "ignored=1" in recap["edge-2"] and "ignored=0" in recap["edge-1"], recap

@@ -237,3 +237,21 @@ def test_the_same_reason_from_several_hosts_of_a_task_is_said_once() -> None:
         f"    failed: app-4: Another task: {verdict['msg']}",
     ]
     assert handler.facts.failure_causes["app-2"] == f"Cluster | Fail: {verdict['msg']}"
+
+
+def test_a_failure_the_play_goes_on_after_shows_in_its_phase_only() -> None:
+    """A cluster rollout's host that fails its gate (failed_when, ignore_errors: the verdict after it decides for
+    every host) showed `health ok`: its phase now says failed, with no failure line, no annotation and no cause of
+    the run (the run's own fail task says why); another host's ok in the same phase does not undo it."""
+    task = "app_release : Health | Cluster: Start the new colour and gate it"
+    censored = {"censored": "the output has been hidden due to the fact that 'no_log: true' was specified"}
+    handler, text = run([
+        ev("playbook_on_task_start", "2025-01-01T00:00:00", task=task),
+        ev("runner_on_ok", host="app-1", task=task, res={"changed": True}),
+        ev("runner_on_failed", host="app-2", task=task, ignore_errors=True, res=censored),
+        ev("playbook_on_task_start", "2025-01-01T00:00:23", task="app_release : Unlock | Cluster: Remove"),
+        ev("runner_on_ok", host="app-1", task="app_release : Unlock | Cluster: Remove"),
+    ], github=True)
+    assert handler.phases == [("health", "failed", 23.0), ("unlock", "ok", 0.0)]
+    assert "failed: " not in text and "::error" not in text
+    assert handler.facts.failure_causes == {} and handler.facts.failures == set()

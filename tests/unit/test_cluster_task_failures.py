@@ -1,0 +1,57 @@
+"""Each host's failure in a cluster rollout phase shows as a failure, and the play goes on.
+
+The cluster rollout's phase tasks (roles/app_release/tasks/cluster_*.yml) register what each host answered, and the
+verdict after each play decides for every host at once (slipway.core.cluster_verdict): a host's failure must not end
+its play. They had `failed_when: false`, so a gate that failed on an app host showed as `health ok` in the CLI's
+progress and as ok in Ansible's own output. Each such task now fails on its own result (the host program's exit
+status) with `ignore_errors: true`: shown as failed (Ansible's `...ignoring`, the CLI's phase line), the play goes on.
+The settle's drain is the exception: a monitoring host that cannot take the scrape files is no failure of the rollout.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+FILTER = ROOT / "collections/ansible_collections/slipway/core/plugins/filter/cluster.py"
+NO_FAILURE = {"__app_release_cluster_drain"}  # settle: the release is live everywhere by then
+
+
+def registers() -> list[str]:
+    """The registers a host's record is folded from (the filter's REGISTERS), read from its source."""
+    for node in ast.parse(FILTER.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "REGISTERS":
+            return [str(ast.literal_eval(entry)[0]) for entry in node.value.elts] if isinstance(
+                node.value, ast.Tuple) else []
+    raise AssertionError("REGISTERS not found in the cluster filter")
+
+
+def phase_tasks() -> dict[str, dict[str, Any]]:
+    found = {}
+    for path in sorted((ROOT / "roles/app_release/tasks").glob("cluster_*.yml")):
+        for task in yaml.safe_load(path.read_text(encoding="utf-8")) or []:
+            if task.get("register") in registers():
+                found[task["register"]] = task
+    return found
+
+
+def test_every_register_the_verdict_reads_has_its_task() -> None:
+    assert len(registers()) >= 7
+    assert set(phase_tasks()) == set(registers())
+
+
+def test_each_phase_task_fails_on_its_own_result_and_the_play_goes_on() -> None:
+    wrong = []
+    for register, task in phase_tasks().items():
+        if register in NO_FAILURE:
+            if task.get("failed_when") is not False:
+                wrong.append(f"{register}: no failure expected (failed_when: false)")
+            continue
+        if task.get("failed_when") != f"{register}.rc != 0" or task.get("ignore_errors") is not True:
+            wrong.append(f"{register}: failed_when {task.get('failed_when')!r}, ignore_errors "
+                         f"{task.get('ignore_errors')!r}")
+    assert wrong == []
