@@ -171,9 +171,12 @@ def to_text(report: Report) -> str:
     lines = [f"slipway {report.command} {report.env}: {report.decision.outcome} - {report.decision.reason}"]
     for r in report.results:
         extra = f" failed in {r.failed_phase}: {r.message}" if r.result == "failed" else ""
+        # The colour is the release's own (the one it went live on, or tried): "(was v2, colour blue)" read as if
+        # the previous release had been on blue.
+        where = f" on {r.colour}" if r.colour else ""
         lines.append(
-            f"  {r.host} {r.service}: {r.result} {r.version or '-'} (was {r.previous_version or '-'}, "
-            f"colour {r.colour or '-'}, {r.duration:.1f}s){extra}"
+            f"  {r.host} {r.service}: {r.result} {r.version or '-'}{where} (was {r.previous_version or '-'}, "
+            f"{r.duration:.1f}s){extra}"
         )
         if r.durations:
             lines.append("    host phases: " + ", ".join(f"{p} {t:.2f}s" for p, t in _host_phases(r)))

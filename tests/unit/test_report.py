@@ -65,7 +65,9 @@ def test_json_and_text() -> None:
     assert data["results"][0]["failed_phase"] == "health"
     assert data["phases"][1] == {"phase": "health", "seconds": 30.0, "status": "failed"}
     text = report.to_text(REPORT)
-    assert "h1 notes-api: failed v1.0.1 (was v1.0.0, colour blue, 32.0s) failed in health" in text
+    # The colour is the release's, beside its version (not beside the previous release's).
+    assert "h1 notes-api: failed v1.0.1 on blue (was v1.0.0, 32.0s) failed in health" in text
+    assert "colour" not in text
     assert text.endswith("exit code 1 after 41.2s\n")
 
 
