@@ -309,6 +309,12 @@ def edge_log(hosts: Mapping[int, str], since: float, limit: int = 40,
     return lines
 
 
+def deploy(target: Target, version: str,
+           run: Callable[..., tuple[int, float, str]] = playbook) -> tuple[int, float, str]:
+    """The service at `version` on `target`'s environment: deploy.yml with its inventory and environment."""
+    return run(target.inventory, "deploy", "-e", f"service={SERVICE}", "-e", f"version={version}", env=target.env)
+
+
 def busy_seconds(stat: str | None = None) -> float:
     """CPU seconds the whole machine has been busy since boot, every core (/proc/stat's first line: user, nice,
     system, irq, softirq, steal): the hosts are containers here, so their work and the controller's are all in it."""
@@ -338,8 +344,7 @@ def idle_cpu(found: dict[str, Target], run: Callable[..., tuple[int, float, str]
     for key, version in IDLE_SEQUENCE:
         target = found[key]
         b0, t0 = busy(), clock()
-        code, _, _ = run(target.inventory, "deploy", "-e", f"service={SERVICE}", "-e", f"version={version}",
-                         env=target.env)
+        code, _, _ = deploy(target, version, run)
         wall = clock() - t0
         rows.append({"label": target.label, "version": version, "exit": code, "wall": wall,
                      "cpu": max(0.0, busy() - b0 - baseline * wall)})
@@ -380,8 +385,7 @@ def run_sequence(found: dict[str, Target], stop: threading.Event,
             break
         target = found[key]
         before, started = last_lines(target.apps), time.time()
-        outcome = run(target.inventory, "deploy", "-e", f"service={SERVICE}", "-e", f"version={version}",
-                      env=target.env)
+        outcome = deploy(target, version, run)
         ended, after = time.time(), last_lines(target.apps)
         new = merged({app: line for app, line in after.items() if line != before.get(app)})
         result = row(("deploy", version, expect), outcome, new)

@@ -171,17 +171,15 @@ class EventHandler:
 
     def _failed(self, data: Mapping[str, Any], unreachable: bool) -> None:
         host = str(data.get("host", "?"))
+        if self._open is not None:
+            self._open.failed = True
         if unreachable:
             self.facts.dark.add(host)
         elif data.get("ignore_errors"):
             # A failure the play goes on after (a cluster rollout's host: the verdict that follows decides for every
             # host, and the run's own failure says why): its phase shows it, no line and no cause of the run.
-            if self._open is not None:
-                self._open.failed = True
             return
         message = failure_message(data.get("res"))
-        if self._open is not None:
-            self._open.failed = True
         word = "unreachable" if unreachable else "failed"
         if not unreachable:
             self.facts.failure_causes[host] = self._redact(

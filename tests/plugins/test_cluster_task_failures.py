@@ -10,24 +10,20 @@ The settle's drain is the exception: a monitoring host that cannot take the scra
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from plugin_loader import load_filter  # isort: skip
+
 ROOT = Path(__file__).resolve().parents[2]
-FILTER = ROOT / "collections/ansible_collections/slipway/core/plugins/filter/cluster.py"
 NO_FAILURE = {"__app_release_cluster_drain"}  # settle: the release is live everywhere by then
 
 
 def registers() -> list[str]:
-    """The registers a host's record is folded from (the filter's REGISTERS), read from its source."""
-    for node in ast.parse(FILTER.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "REGISTERS":
-            return [str(ast.literal_eval(entry)[0]) for entry in node.value.elts] if isinstance(
-                node.value, ast.Tuple) else []
-    raise AssertionError("REGISTERS not found in the cluster filter")
+    """The registers a host's record is folded from (the cluster filter's REGISTERS)."""
+    return [name for name, _phase, _step in load_filter("cluster").REGISTERS]
 
 
 def phase_tasks() -> dict[str, dict[str, Any]]:
