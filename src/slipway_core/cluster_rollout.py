@@ -203,10 +203,17 @@ def host_summary(service: str, failed: Sequence[Mapping[str, Any]], host: str, a
 
 
 def host_results(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str], service: str,  # noqa: PLR0917
-                 through: str, action: str = "deploy") -> list[dict[str, str]]:
+                 through: str, action: str = "deploy", settling: bool = False) -> list[dict[str, str]]:
     """Each host's result in the rollout, for its one history record: {host, phase (the last it passed, or the one
-    it failed in), result (ok, failed, not run), message}; app hosts first, then the edges."""
+    it failed in), result (ok, failed, not run), message}; app hosts first, then the edges.
+
+    `settling` (through `switch`): the record is written in the first app host's settle call, while every app host
+    settles (host/rollout_record.py): when the service went on, each app host that passed every phase so far is in
+    phase settle; one that then fails it has the record written again with its failure."""
+    if settling and through != "switch":
+        raise ValueError(f"host_results: settling is through switch, not {through!r}")
     found = verdict(records, apps, edges, service, through, action)
+    settles = settling and found["go"]
     failed = {f["host"]: f for f in found["failed"]}
     out = []
     for host in [*apps, *[e for e in edges if e not in apps]]:
@@ -219,8 +226,8 @@ def host_results(records: Mapping[str, Any], apps: Sequence[str], edges: Sequenc
             out.append({"host": host, "phase": str(mine["failed_phase"]), "result": "failed",
                         "message": str(mine.get("message") or "")})
         else:
-            out.append({"host": host, "phase": passed[-1] if passed else "", "result": "ok" if passed else "not run",
-                        "message": ""})
+            phase = "settle" if settles and host in apps and passed else passed[-1] if passed else ""
+            out.append({"host": host, "phase": phase, "result": "ok" if passed else "not run", "message": ""})
     return out
 
 
@@ -233,8 +240,11 @@ PLAY_PHASES = ("prepare", "start", "switch")
 #   that would start another colour): they begin again;
 # - switch-back: the edges that switched a service while another edge failed its switch: they switch back;
 # - stopped: every app host, when a service's rollout stopped: they remove its new colour (the play before settle),
-#   and fail the run once it is recorded (the play after it).
-OFF_PATH_PHASES = ("rebegin", "switch-back", "stopped")
+#   and fail the run once it is recorded (the play after it);
+# - record-again: every app host (the first still reachable writes), when a service went on but an app host did not
+#   pass its settle (the old colour's stop or the record failed, or it did not answer): the rollout's record, written
+#   in the first app host's settle call while the others settled, is written again with every host's final result.
+OFF_PATH_PHASES = ("rebegin", "switch-back", "stopped", "record-again")
 
 
 def play_hosts(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[str], phase: str,  # noqa: PLR0917
@@ -247,8 +257,8 @@ def play_hosts(records: Mapping[str, Any], apps: Sequence[str], edges: Sequence[
     - start: each app host where a service goes on and its begin did not already start and gate the new colour;
     - switch: every edge, when a service goes on (every edge switches or none; an edge also switches back when
       another failed), else none: a noop or a failure before the switch leaves every edge as it is;
-    - rebegin, switch-back, stopped (OFF_PATH_PHASES): see there. `through`: the last phase that ran, for stopped
-      (`begin` in check mode: only the plan)."""
+    - rebegin, switch-back, stopped, record-again (OFF_PATH_PHASES): see there. `through`: the last phase that ran,
+      for stopped (`begin` in check mode: only the plan)."""
     if phase not in (*PLAY_PHASES, *OFF_PATH_PHASES):
         raise ValueError(f"unknown phase {phase!r}: the plays that may be skipped are "
                          f"{', '.join((*PLAY_PHASES, *OFF_PATH_PHASES))}")
@@ -276,6 +286,10 @@ def _off_path_hosts(records: Mapping[str, Any], apps: Sequence[str], edges: Sequ
     if phase == "switch-back":
         named = {e for s in services for e in switches_back(records, apps, edges, s, action)}
         return [e for e in edges if e in named]
+    if phase == "record-again":
+        again = any(verdict(records, apps, edges, s, "switch", action)["go"]
+                    and verdict(records, apps, edges, s, "settle", action)["failed"] for s in services)
+        return list(apps) if again else []
     stopped = any(verdict(records, apps, edges, s, through, action)["failed"] for s in services)
     return list(apps) if stopped else []
 

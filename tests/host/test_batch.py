@@ -77,3 +77,22 @@ def test_a_bad_batch_runs_nothing_and_names_the_problem(world: World, release: A
     assert code == contract.EXIT_USAGE
     assert answer["results"] == [] and problem in answer["error"]
     assert world.history() == before
+
+
+def test_keep_going_runs_every_call_and_exits_with_the_first_failure_s_status(world: World, release: Any) -> None:
+    """The cluster's settle: a call that fails (here a refused record) does not keep the ones after it from running."""
+    cluster_deploy(release, world, "r1")
+    code, answer = release("batch", stdin={"keep_going": True, "calls": [
+        call(["--root", world.root, "record-rollout", SERVICE, "--run-id", "r1"], {"hosts": []}),  # refused: exit 2
+        call(["--root", world.root, "no-such-command"]),  # exit 2 as well: the first failure's status is the batch's
+        call(["--root", world.root, "record-rollout", SERVICE, "--run-id", "r1"], {"hosts": HOSTS}),
+    ]})
+    assert code == contract.EXIT_USAGE
+    assert [r["rc"] for r in answer["results"]] == [contract.EXIT_USAGE, contract.EXIT_USAGE, 0]
+    assert [line["hosts"] for line in world.history()] == [HOSTS]  # the last call ran
+
+
+def test_keep_going_must_be_true_or_false(world: World, release: Any) -> None:
+    code, answer = release("batch", stdin={"keep_going": "yes", "calls": [call(["--root", world.root, "status"])]})
+    assert code == contract.EXIT_USAGE
+    assert answer["results"] == [] and "keep_going is true or false" in answer["error"]

@@ -4,6 +4,7 @@ every host's result (`hosts`). A run without --cluster (one VM) appends its line
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -112,3 +113,49 @@ def test_a_noop_host_records_the_rollout_another_host_failed_in_its_begin(world:
     assert (line["run_id"], line["result"], line["failed_phase"]) == ("r2", "failed", "health")
     assert line["message"] == "app-2 failed in phase health: GET /health answered 500"
     assert line["hosts"] == hosts
+
+
+def test_asked_again_the_run_s_line_is_written_again_with_the_final_results(world: World, release: Any) -> None:
+    """The settle: app-1 appended the line beside app-2's drain, which then failed: asked `again`, the same line (its
+    place, its time) now names app-2's failure; the lines around it are untouched, and the file stays 0644."""
+    world.image("v1.0.0")
+    deploy(release, world.spec("v1.0.0"), "r1")
+    release("record-rollout", SERVICE, "--run-id", "r1", stdin={"hosts": HOSTS})
+    world.image("v2.0.0")
+    deploy(release, world.spec("v2.0.0"), "r2")
+    release("record-rollout", SERVICE, "--run-id", "r2", stdin={"hosts": HOSTS})
+    before = world.history()
+    final = [HOSTS[0], {"host": "app-2", "phase": "drain", "result": "failed", "message": "docker stop timed out"},
+             HOSTS[2]]
+
+    code, answer = release("record-rollout", SERVICE, "--run-id", "r2", stdin={"hosts": final, "again": True})
+
+    assert code == 0, answer
+    after = world.history()
+    assert [line["run_id"] for line in after] == ["r1", "r2"]
+    assert after[0] == before[0]
+    assert (after[1]["time"], after[1]["version"]) == (before[1]["time"], "v2.0.0")
+    assert (after[1]["result"], after[1]["failed_phase"], after[1]["hosts"]) == ("failed", "drain", final)
+    assert after[1]["message"] == "app-2 failed in phase drain: docker stop timed out"
+    assert oct(os.stat(world.store().paths.history).st_mode & 0o777) == "0o644"
+    # Asked again once more with every host ok: the line says so again (the controller's last word counts).
+    release("record-rollout", SERVICE, "--run-id", "r2", stdin={"hosts": HOSTS, "again": True})
+    assert [(line["result"], line["hosts"]) for line in world.history()] == [("deployed", HOSTS), ("deployed", HOSTS)]
+
+
+def test_asked_again_before_any_line_it_appends_one(world: World, release: Any) -> None:
+    """The first app host's settle call did not get to append it (it did not answer): another app host is asked."""
+    world.image("v1.0.0")
+    deploy(release, world.spec("v1.0.0"), "r1")
+    code, _ = release("record-rollout", SERVICE, "--run-id", "r1", stdin={"hosts": HOSTS, "again": True})
+    assert code == 0
+    assert [(line["run_id"], line["hosts"]) for line in world.history()] == [("r1", HOSTS)]
+
+
+def test_again_must_be_true_or_false(world: World, release: Any) -> None:
+    world.image("v1.0.0")
+    deploy(release, world.spec("v1.0.0"), "r1")
+    code, answer = release("record-rollout", SERVICE, "--run-id", "r1", stdin={"hosts": HOSTS, "again": "yes"})
+    assert code == contract.EXIT_USAGE
+    assert "again is true or false" in answer["message"]
+    assert world.history() == []

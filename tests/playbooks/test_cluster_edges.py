@@ -12,6 +12,7 @@ and the result names the edge and the phase (every edge routes the new colour, o
 
 from __future__ import annotations
 
+import json
 import stat
 import sys
 from pathlib import Path
@@ -27,15 +28,15 @@ argv = sys.argv[1:]
 name = os.path.basename(sys.argv[0])
 if "batch" in argv:  # slipway-release batch: each call run as this program with its own stdin, as the real one does
     import subprocess
-    results = []
-    for call in json.load(sys.stdin)["calls"]:
+    results, given = [], json.load(sys.stdin)
+    for call in given["calls"]:
         done = subprocess.run([sys.argv[0], *call["argv"]], input=call.get("stdin", ""), capture_output=True,
                               text=True, check=False)
         results.append({{"argv": call["argv"], "rc": done.returncode, "stdout": done.stdout, "stderr": done.stderr}})
-        if done.returncode:
+        if done.returncode and not given.get("keep_going"):
             break
     print(json.dumps({{"results": results}}))
-    sys.exit(results[-1]["rc"])
+    sys.exit(next((r["rc"] for r in results if r["rc"]), 0))
 if "--root" in argv:
     root = argv[argv.index("--root") + 1]
     host, base = os.path.basename(root), os.path.dirname(root)
@@ -65,6 +66,9 @@ if command == "begin":  # started and gated already (begin --gate-when-ready): t
     answer.update(result="continue", todo=["switch", "drain", "record"])
     if host == "app-1":  # the first app host read the schema's revision (as after the migration)
         answer.update(migration_revision="0042")
+elif command == "run" and os.path.exists(os.path.join(root, "fail-drain")):
+    print(json.dumps({{**answer, "result": "failed", "failed_phase": "drain", "message": "docker stop timed out"}}))
+    sys.exit(1)
 elif command == "run":
     answer.update(result="deployed")
     spec = json.load(sys.stdin)
@@ -72,7 +76,10 @@ elif command == "run":
         log.write(f"{{host}} was told migration_revision={{spec.get('migration_revision', '')}}\\n")
 elif command == "finish":
     answer.update(result="failed", failed_phase="begin", message="stopped")
-else:
+else:  # record-rollout: the hosts' results it was given, and whether it was asked again
+    given = json.load(sys.stdin)
+    with open(os.path.join(base, "records.jsonl"), "a") as log:
+        log.write(json.dumps({{"host": host, **given}}) + "\\n")
     answer = {{}}
 print(json.dumps(answer))
 """
@@ -149,3 +156,25 @@ def test_when_one_of_two_edges_fails_its_switch_the_other_switches_back_and_no_a
     # the other edge's as none: before, both were ok (failed_when: false).
     recap = {line.split()[0]: line for line in result.stdout.splitlines() if " : ok=" in line}
     assert "ignored=1" in recap["edge-2"] and "ignored=0" in recap["edge-1"], recap
+
+
+def test_an_app_host_whose_drain_fails_has_the_rollout_s_record_written_again_naming_it(tmp_path: Path) -> None:
+    """The first app host writes the record in its settle call, naming every app host in phase settle while they
+    settle; app-2's drain then fails (the release is live everywhere: the run goes on): the play after the settle
+    writes the record again on app-1 with app-2's failure. On the common path that play has no host (test above)."""
+    root, base = fake_cluster(tmp_path, cluster(edge="edge-1", apps=("app-1", "app-2")))
+    (base / "app-2").mkdir()
+    (base / "app-2" / "fail-drain").touch()
+
+    result = run(root, "deploy.yml", "-e", "service=api", "-e", "version=v1.0.0")
+
+    calls = (base / "calls.log").read_text(encoding="utf-8").splitlines()
+    assert "app-1 run drain,record" in calls and "app-2 run drain,record" in calls, calls
+    first, again = [json.loads(line) for line in (base / "records.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert (first["host"], first.get("again", False), again["host"], again["again"]) == ("app-1", False, "app-1", True)
+    phases = {h["host"]: (h["phase"], h["result"]) for h in first["hosts"]}
+    assert phases == {"app-1": ("settle", "ok"), "app-2": ("settle", "ok"), "edge-1": ("switch", "ok")}, first
+    final = {h["host"]: (h["phase"], h["result"], h["message"]) for h in again["hosts"]}
+    assert final == {"app-1": ("settle", "ok", ""), "app-2": ("drain", "failed", "docker stop timed out"),
+                      "edge-1": ("switch", "ok", "")}, again
+    assert "Record the rollout again" in result.stdout, result.stdout[-3000:]

@@ -1,7 +1,7 @@
 """The scheduled jobs' sync through ansible-playbook, on both paths: tasks/jobs_follow.yml as tasks/main.yml imports it
-(one VM), and after a cluster rollout tasks/jobs_entries.yml as tasks/cluster_settle.yml imports it, then
-tasks/cluster_record.yml (the settle's last call, a `batch` whose only call here is the sync: the rollout's record
-goes to the first app host, which this host is not); each with its own `vars:` read from the file, against
+(one VM), and after a cluster rollout tasks/cluster_settle.yml whole (its jobs' entries, then the settle's call, a
+`batch` whose only call here is the sync: no service went on, so nothing drains, and the rollout's record goes to the
+first app host, which this host is not); the one VM's with its own `vars:` read from the file, against
 this machine (local connection): the real host program (the zipapp, installed in tmp_path beforehand) writes the
 units into tmp_path; only systemctl is a stand-in (a script first in PATH that logs each call and keeps the timers'
 enabled/active state in a file). No Docker, no systemd.
@@ -31,14 +31,13 @@ PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TASKS = PROJECT / "roles" / "app_release" / "tasks"
 SYNC_TASK = "Jobs | Install, update or remove the scheduled jobs' units on the host (one call)"
-CLUSTER_SYNC_TASK = ("Record | Cluster: One history record of the rollout, with each host's result; the scheduled "
-                     "jobs follow")
+CLUSTER_SYNC_TASK = ("Drain | Cluster: Stop the old colour, record the release and the rollout; the monitoring host "
+                     "points Prometheus at it")
 # What preflight sets on the host (slipway_core.topology.env_plan) of a one-host environment; here the cluster path
 # names no app host, so the rollout's record goes elsewhere and the settle's last call is the sync alone.
 ONE_VM_PLAN = {"rollout": {"one_host": ["vm-1"], "apps": [], "first_app": [], "edges": [], "settle": [], "serial": []},
                "data_tier": {"data_host": "vm-1", "address": "", "clients": []}, "publish_address": ""}
-IMPORTS = {"main.yml": ("Scheduled jobs follow the release", "jobs_follow.yml"),
-           "cluster_settle.yml": ("Cluster | Scheduled jobs follow the release", "jobs_entries.yml")}
+IMPORTS = {"main.yml": ("Scheduled jobs follow the release", "jobs_follow.yml")}
 FAKE_SYSTEMCTL = """#!{python}
 import json, os, sys
 base = os.environ["SLIPWAY_FAKE_SYSTEMD"]
@@ -102,17 +101,18 @@ class Project:
         (tmp_path / "hosts.yml").write_text(yaml.safe_dump(hosts), encoding="utf-8")
 
     def playbook(self, importer: str, play_vars: dict[str, Any]) -> Path:
-        """A play that imports jobs_follow.yml as `importer` (main.yml or cluster_settle.yml) does."""
-        name, imported = IMPORTS[importer]
-        task: dict[str, Any] = {
-            "name": name, "ansible.builtin.import_role": {"name": "app_release", "tasks_from": imported},
-            "vars": import_vars(TASKS / importer, name, imported)}
+        """A play that imports jobs_follow.yml as main.yml does, or cluster_settle.yml as the cluster's settle play."""
+        if importer == "cluster_settle.yml":
+            # Each service's verdict as the cluster's filter gives it; this host an app host (the plan names none).
+            task: dict[str, Any] = {
+                "name": "Settle", "ansible.builtin.import_role": {"name": "app_release", "tasks_from": importer},
+                "vars": {"__app_release_verdict": "{{ verdicts[__app_release_svc.name] }}",
+                         "__app_release_on_app": True, "__app_release_cluster_until": "switch"}}
+        else:
+            name, imported = IMPORTS[importer]
+            task = {"name": name, "ansible.builtin.import_role": {"name": "app_release", "tasks_from": imported},
+                    "vars": import_vars(TASKS / importer, name, imported)}
         tasks = [task]
-        if importer == "cluster_settle.yml":  # each service's verdict, as the cluster's filter gives it
-            verdict = {"__app_release_verdict": "{{ verdicts[__app_release_svc.name] }}"}
-            task["vars"].update(verdict)
-            tasks.append({"name": "The settle's last call", "vars": verdict,
-                          "ansible.builtin.import_role": {"name": "app_release", "tasks_from": "cluster_record.yml"}})
         path = self.tmp / f"play-{importer}"
         path.write_text(yaml.safe_dump([{"name": "Jobs", "hosts": "vm-1", "gather_facts": False,
                                          "vars": {"env": "demo", "slipway_env_plan": ONE_VM_PLAN, **play_vars},

@@ -228,3 +228,55 @@ def test_each_app_host_s_result_says_its_own_failure_once() -> None:
             [{"name": "api"}], hostvars, apps, ["edge-1"], "app-2", [], "start")[0]["message"]}
     with pytest.raises(AnsibleFilterError, match="cluster_host_failure: give the verdict's failed list, not str"):
         module.cluster_host_failure("app-1 failed", "api", "app-1", apps)
+
+
+def settle_batch(*calls: tuple[str, int, Any]) -> dict[str, Any]:
+    """An app host's settle item: a `slipway-release batch` answer, one (command, rc, answer) per call."""
+    results = [{"argv": ["--root", "/var/lib/slipway", command, "api"], "rc": rc, "stdout": json.dumps(out),
+                "stderr": "" if rc == 0 else f"{command} went wrong"} for command, rc, out in calls]
+    return {"__app_release_svc": {"name": "api"}, "rc": next((c[1] for c in calls if c[1]), 0),
+            "stdout": json.dumps({"results": results})}
+
+
+def test_the_settle_s_batch_answers_for_the_service_through_its_drain_call() -> None:
+    """The settle's item is a batch: its `run` call (the drain and record) is the host's answer in the record and the
+    results; a batch without one (a noop: only the jobs' sync) records nothing for the service."""
+    begun = contract.result("api", contract.CONTINUE, colour="green", todo=["switch"], version="v2")
+    deployed = contract.result("api", "deployed", version="v2", message="v2 is live on green")
+    failed = contract.result("api", "failed", failed_phase="drain", message="docker stop timed out", version="v2")
+    drain = "__app_release_cluster_drain"
+    hostvars = {
+        "app-1": {BEGIN: {"results": [item(begun)]}, drain: {"results": [settle_batch(
+            ("run", 0, deployed), ("record-rollout", 0, {}), ("jobs", 0, {"changed": False}))]}},
+        "app-2": {BEGIN: {"results": [item(begun)]}, drain: {"results": [settle_batch(("run", 1, failed),
+                                                                                     ("jobs", 0, {}))]}},
+        "edge-1": {SWITCH: {"results": [item("")]}},
+    }
+    assert module.cluster_host_record(hostvars, "app-1")["api"]["phases"] == ["begin", "start", "settle"]
+    assert module.cluster_hosts(hostvars, ["app-1", "app-2"], ["edge-1"], "api", "settle")[1] == {
+        "host": "app-2", "phase": "drain", "result": "failed", "message": "docker stop timed out"}
+    # Written in the first app host's settle call: every app host that passed so far is in phase settle.
+    before = {h: {k: v for k, v in hostvars[h].items() if k != drain} for h in hostvars}
+    assert [h["phase"] for h in module.cluster_hosts(before, ["app-1", "app-2"], ["edge-1"], "api", "switch",
+                                                      "deploy", True)] == ["settle", "settle", "switch"]
+    rollout = {"apps": ["app-1", "app-2"], "edges": ["edge-1"]}
+    assert module.cluster_play_hosts(hostvars, rollout, "record-again") == ["app-1", "app-2"]
+    results = module.cluster_results([{"name": "api"}], hostvars, ["app-1", "app-2"], ["edge-1"], "app-1",
+                                     [{}, hostvars["app-1"][drain]])
+    assert (results[0]["result"], results[0]["message"]) == ("deployed", "v2 is live on green")
+    noop = {"app-1": {BEGIN: {"results": [item(contract.result("api", "noop", version="v2"))]},
+                      drain: {"results": [settle_batch(("jobs", 0, {"changed": False}))]}}}
+    assert module.cluster_host_record(noop, "app-1")["api"]["phases"] == ["begin"]
+
+
+def test_batch_failed_names_the_calls_that_fail_the_settle() -> None:
+    """The drain failing is no failure of the task (the release is live); the record or the jobs' sync failing is,
+    and so is a batch that did not answer at all."""
+    drain_failed = settle_batch(("run", 1, {}), ("record-rollout", 0, {}), ("jobs", 0, {}))
+    assert module.batch_failed(drain_failed, ["record-rollout", "jobs"]) == []
+    record_failed = settle_batch(("run", 0, {}), ("record-rollout", 2, {}), ("jobs", 0, {}))
+    assert module.batch_failed(record_failed, ["record-rollout", "jobs"]) == [
+        "record-rollout: exit 2: record-rollout went wrong"]
+    crashed = {"rc": 1, "stdout": "", "stderr": "Traceback ...: MemoryError"}
+    assert module.batch_failed(crashed, ["record-rollout", "jobs"]) == ["batch: exit 1: Traceback ...: MemoryError"]
+    assert module.batch_failed({"rc": 0, "stdout": "{}"}, ["jobs"]) == []

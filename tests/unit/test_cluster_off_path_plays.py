@@ -1,6 +1,7 @@
 """slipway_core.cluster_rollout.play_hosts for the cluster rollout's plays off the common path (playbooks/cluster/
-rollout.yml): begin again, switch back, remove the new colour and fail. Each has a host only when one must act, so the
-common path (begin -> switch -> settle) runs none of their tasks: a task that skips still costs a worker per host."""
+rollout.yml): begin again, switch back, remove the new colour and fail, record again. Each has a host only when one
+must act, so the common path (begin -> switch -> settle) runs none of their tasks: a task that skips still costs a
+worker per host."""
 
 from __future__ import annotations
 
@@ -38,13 +39,22 @@ def off_path(records: dict[str, Any], through: str = "switch", action: str = "de
     return {phase: rules.play_hosts(records, APPS, EDGES, phase, action, through) for phase in rules.OFF_PATH_PHASES}
 
 
-NONE: dict[str, list[str]] = {"rebegin": [], "switch-back": [], "stopped": []}
+def settled(records: dict[str, Any], *answers: tuple[str, str, int]) -> dict[str, Any]:
+    """Each app host's record after its settle call (the drain's answer and exit code)."""
+    return {**records, **{h: rules.record(records.get(h), "settle", "api", text, rc=rc) for h, text, rc in answers}}
+
+
+DEPLOYED = json.dumps(contract.result("api", "deployed"))
+
+
+NONE: dict[str, list[str]] = {"rebegin": [], "switch-back": [], "stopped": [], "record-again": []}
 
 
 def test_the_common_path_runs_none_of_them() -> None:
     records = switched(after_begin(("app-1", begun(), 0), ("app-2", begun(), 0)), ("edge-1", 0), ("edge-2", 0))
     assert rules.verdict(records, APPS, EDGES, "api", "switch")["go"] is True
-    assert off_path(records) == NONE
+    # Each play's hosts are read where it runs: record-again's after the settle, the others' before it.
+    assert off_path(settled(records, ("app-1", DEPLOYED, 0), ("app-2", DEPLOYED, 0))) == NONE
 
 
 def test_a_noop_everywhere_runs_none_of_them() -> None:
@@ -61,7 +71,7 @@ def test_a_host_that_answered_noop_while_the_other_goes_on_begins_again_alone() 
 
 def test_a_gate_failing_on_one_app_host_removes_the_new_colour_on_every_app_host_and_switches_nothing_back() -> None:
     records = after_begin(("app-1", begun(), 0), ("app-2", FAILED_GATE, 1))
-    assert off_path(records) == {"rebegin": [], "switch-back": [], "stopped": APPS}
+    assert off_path(records) == {**NONE, "stopped": APPS}
 
 
 def test_an_app_host_that_did_not_answer_stops_the_rollout_everywhere() -> None:
@@ -70,7 +80,7 @@ def test_an_app_host_that_did_not_answer_stops_the_rollout_everywhere() -> None:
 
 def test_when_one_edge_fails_its_switch_only_the_edge_that_switched_switches_back() -> None:
     records = switched(after_begin(("app-1", begun(), 0), ("app-2", begun(), 0)), ("edge-1", 0), ("edge-2", 1))
-    assert off_path(records) == {"rebegin": [], "switch-back": ["edge-1"], "stopped": APPS}
+    assert off_path(records) == {**NONE, "switch-back": ["edge-1"], "stopped": APPS}
 
 
 def test_only_the_service_whose_switch_failed_switches_back_and_only_where_it_had_switched() -> None:
@@ -100,5 +110,19 @@ def test_a_rollback_takes_the_same_plays() -> None:
 
 
 def test_an_unknown_phase_names_every_play_that_may_be_skipped() -> None:
-    with pytest.raises(ValueError, match="prepare, start, switch, rebegin, switch-back, stopped"):
+    with pytest.raises(ValueError, match="prepare, start, switch, rebegin, switch-back, stopped, record-again"):
         rules.play_hosts({}, APPS, EDGES, "settle")
+
+
+
+def test_the_record_is_written_again_only_when_an_app_host_did_not_pass_its_settle() -> None:
+    """The record, written by the first app host beside the other app hosts' settle, names them in phase settle: when
+    one fails its drain or does not answer, every app host is in the play (the first still reachable writes again)."""
+    records = switched(after_begin(("app-1", begun(), 0), ("app-2", begun(), 0)), ("edge-1", 0), ("edge-2", 0))
+    assert off_path(settled(records, ("app-1", DEPLOYED, 0), ("app-2", DEPLOYED, 0)), through="switch") == NONE
+    stop_failed = json.dumps(contract.result("api", "failed", failed_phase="drain", message="docker stop timed out"))
+    assert off_path(settled(records, ("app-1", DEPLOYED, 0), ("app-2", stop_failed, 1)))["record-again"] == APPS
+    assert off_path(settled(records, ("app-2", DEPLOYED, 0)))["record-again"] == APPS  # app-1 did not answer
+    # A stopped rollout was recorded whole in the settle call (nothing settles): never again.
+    stopped = switched(after_begin(("app-1", begun(), 0), ("app-2", begun(), 0)), ("edge-1", 0), ("edge-2", 1))
+    assert off_path(stopped)["record-again"] == []

@@ -112,6 +112,28 @@ def test_each_host_s_result_of_a_rollout_that_went_through() -> None:
         {"host": "edge-1", "phase": "switch", "result": "ok", "message": ""}]
 
 
+def test_settling_each_app_host_that_passed_so_far_is_in_phase_settle() -> None:
+    """The record written in the first app host's settle call (through switch): the app hosts settle meanwhile."""
+    records = passed(("begin", "start"), APPS, passed(("switch",), EDGES))
+    assert rules.host_results(records, APPS, EDGES, "api", "switch", settling=True) == [
+        {"host": "app-1", "phase": "settle", "result": "ok", "message": ""},
+        {"host": "app-2", "phase": "settle", "result": "ok", "message": ""},
+        {"host": "edge-1", "phase": "switch", "result": "ok", "message": ""}]
+    assert rules.host_results(records, APPS, EDGES, "api", "switch")[0]["phase"] == "start"  # not settling: as known
+
+
+def test_settling_a_stopped_rollout_says_where_each_host_stopped() -> None:
+    """Nothing settles when the rollout stopped (an edge failed its switch): each host as it is."""
+    records = passed(("begin", "start"), APPS)
+    records["edge-1"] = rules.record(None, "switch", "api", json.dumps(contract.result(
+        "api", "failed", failed_phase="switch", message="the edge refused")), rc=1)
+    found = rules.host_results(records, APPS, EDGES, "api", "switch", settling=True)
+    assert [(h["host"], h["phase"], h["result"]) for h in found] == [
+        ("app-1", "start", "ok"), ("app-2", "start", "ok"), ("edge-1", "switch", "failed")]
+    with pytest.raises(ValueError, match="settling is through switch"):
+        rules.host_results(records, APPS, EDGES, "api", "settle", settling=True)
+
+
 def test_each_host_s_result_names_the_one_that_failed_and_the_edge_that_did_not_run() -> None:
     records = passed(("begin",), APPS)
     records = passed(("start",), ["app-1"], records)

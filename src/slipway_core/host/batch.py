@@ -1,16 +1,18 @@
 """`slipway-release batch`: several of this program's commands in one call, one after another in this process: one
 connection round trip and one start of the program instead of one each. The cluster rollout's settle runs so, on
-each app host, the scheduled jobs' sync and, on the first app host, the rollout's one history record
-(roles/app_release/tasks/cluster_settle.yml): each call was a task of its own, about 0.6 s apiece on an idle demo
-cluster.
+each app host, the drain and record, the scheduled jobs' sync and, on the first app host, the rollout's one history
+record (roles/app_release/tasks/cluster_settle.yml): each call was a task of its own, about 0.6 s apiece on an idle
+demo cluster, then the record and the sync one task after the drain (0.36 s).
 
 Input, one JSON object on stdin: {"calls": [{"argv": [...], "stdin": "..."}, ...]}: each argv is slipway-release's
 own arguments (its global options first, as on a command line; `batch` itself is refused), `stdin` the text that
 command reads (optional). No call is run unless every one is well formed.
 
 They run in order; the first that exits non-zero ends the batch (the later ones do not run, as later tasks would not
-after a failed one). Answer on stdout: {"results": [{"argv", "rc", "stdout", "stderr"}, ...]}, one per call that
-ran. Exit 0 when every call exited 0, else the exit status of the one that failed; 2 for a bad input (nothing run).
+after a failed one), unless the input says `"keep_going": true`: then every call runs whatever the ones before it
+answered (the cluster's settle: the old colour's stop failing must not keep the rollout's record or the jobs' sync from
+running). Answer on stdout: {"results": [{"argv", "rc", "stdout", "stderr"}, ...]}, one per call that ran. Exit 0
+when every call exited 0, else the exit status of the first that failed; 2 for a bad input (nothing run).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ SHAPE = 'give {"calls": [{"argv": [...], "stdin": "..."}, ...]} on stdin'
 
 def check_calls(data: Any) -> list[dict[str, Any]]:
     """The calls, or InputRefused naming what is wrong."""
+    if isinstance(data, dict) and not isinstance(data.get("keep_going", False), bool):
+        raise contract.InputRefused(f"batch: keep_going is true or false, not {data['keep_going']!r}")
     calls = data.get("calls") if isinstance(data, dict) else None
     if not isinstance(calls, list) or not calls:
         raise contract.InputRefused(f"batch: no calls: {SHAPE}")
@@ -78,10 +82,12 @@ def main(command: Callable[[Sequence[str]], int]) -> int:
     rc = contract.EXIT_OK
     for call in calls:
         results.append(run_one(command, call["argv"], call["stdin"]))
-        rc = int(results[-1]["rc"])
-        if rc != contract.EXIT_OK:
-            print(f"slipway-release: batch: {' '.join(call['argv'][:4])} exited {rc}: "
+        own = int(results[-1]["rc"])
+        if own != contract.EXIT_OK:
+            print(f"slipway-release: batch: {' '.join(call['argv'][:4])} exited {own}: "
                   f"{results[-1]['stderr'].strip()[-500:] or 'no output on stderr'}", file=sys.stderr)
-            break
+            rc = rc or own
+            if not data.get("keep_going", False):
+                break
     print(json.dumps({"results": results}, sort_keys=True))
     return rc

@@ -125,7 +125,8 @@ def cmd_finish(host: Host, store: Store, run: Run, args: argparse.Namespace) -> 
 def cmd_record_rollout(host: Host, store: Store, run: Run, args: argparse.Namespace) -> dict[str, Any]:
     try:  # a bad input changes nothing, not even the run's record
         given = json.loads(sys.stdin.read() or "{}")
-        return rollout_record.record(host, store, run, (given if isinstance(given, dict) else {}).get("hosts"))
+        given = given if isinstance(given, dict) else {}
+        return rollout_record.record(host, store, run, given.get("hosts"), given.get("again", False))
     except ValueError as err:  # not JSON, or InputRefused
         raise Failed("record", f"record-rollout: {err}", contract.EXIT_USAGE) from err
 

@@ -4,6 +4,11 @@ Each app host of a cluster run (`begin --cluster`, `rollback --begin`) keeps the
 run's record (Run.history_line). Once every host settled, the controller asks one app host (the first that answered)
 for `record-rollout`: that host appends its line once, with `hosts`, every host's result in the rollout (host, the
 phase it reached, ok / failed / not run, message). `slipway history` then shows one line per rollout.
+
+The first app host appends it in its settle call, after its own drain and beside the other app hosts' drains: their
+results then are the phase they are in (settle) as the controller planned it. When one of them fails it after all
+(or does not answer), the controller asks again with `"again": true` and every host's final result: the line of the
+run is written again, whole (Store.replace_history), so the record ends as the rollout did.
 """
 
 from __future__ import annotations
@@ -34,10 +39,14 @@ def check_hosts(hosts: Any) -> list[dict[str, str]]:
     return out
 
 
-def record(host: Host, store: Store, run: Run, hosts: Any) -> dict[str, Any]:
-    """Append the rollout's one history line here (once: asked again, nothing more is written)."""
+def record(host: Host, store: Store, run: Run, hosts: Any, again: Any = False) -> dict[str, Any]:
+    """Append the rollout's one history line here (once: asked again, nothing more is written), or, `again`, write
+    the line already appended again with these host results (appended when there is none)."""
+    if not isinstance(again, bool):
+        raise contract.InputRefused(f"record-rollout: again is true or false, not {str(again)[:50]!r}")
     shown = check_hosts(hosts)
-    if not run.data.get("rollout_recorded"):
+    recorded = bool(run.data.get("rollout_recorded"))
+    if not recorded or again:
         line = run.data.get("history_line")
         if not isinstance(line, dict):  # this host wrote none (it stopped before taking its lock): from the record
             outcome = str(run.data.get("result") or "failed")
@@ -49,7 +58,8 @@ def record(host: Host, store: Store, run: Run, hosts: Any) -> dict[str, Any]:
             first = failed[0]
             line = {**line, "result": "failed", "failed_phase": first["phase"],
                     "message": f"{first['host']} failed in phase {first['phase']}: {first['message']}"[:2000]}
-        store.append_history({**line, "hosts": shown})
+        if not (recorded and store.replace_history(run.run_id, {**line, "hosts": shown})):
+            store.append_history({**line, "hosts": shown})
         run.data["rollout_recorded"] = True
         run.save()
     return run.report()

@@ -2,7 +2,8 @@
 
 state.json      the live and the kept release (colour, version, image id, config hash, ...), and the releases kept
                 (their images stay: releases.py)
-history.jsonl   one line per deployment, rollback or failed rollout (append-only, fsynced)
+history.jsonl   one line per deployment, rollback or failed rollout (appended, fsynced; a cluster rollout's line is
+                written again, whole, when a host's result changed after it was written: replace_history)
 runs/<id>.json  what one run did so far: its phases, durations and result
 logs/           container logs of failed rollouts
 """
@@ -53,6 +54,32 @@ class Store:
             handle.write(json.dumps({"time": self.clock.iso(), "service": self.service, **line}, sort_keys=True) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+
+    def replace_history(self, run_id: str, line: dict[str, Any]) -> bool:
+        """Write the last line of run `run_id` again as `line` (its time kept), every other line as it was: a new file
+        renamed over the old one, so a reader sees the one or the other. False (nothing written) without such a line."""
+        try:
+            with open(self.paths.history, encoding="utf-8") as handle:
+                lines = handle.readlines()
+        except FileNotFoundError:
+            return False
+        for index in range(len(lines) - 1, -1, -1):
+            with contextlib.suppress(ValueError):
+                old = json.loads(lines[index])
+                if isinstance(old, dict) and old.get("run_id") == run_id:
+                    break
+        else:
+            return False
+        written = old.get("time") or self.clock.iso()
+        lines[index] = json.dumps({"time": written, "service": self.service, **line}, sort_keys=True) + "\n"
+        tmp = self.paths.history + ".new"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.writelines(lines)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, os.stat(self.paths.history).st_mode & 0o777)
+        os.replace(tmp, self.paths.history)
+        return True
 
     def history(self, limit: int, *, everything: bool = False) -> list[dict[str, Any]]:
         """The last `limit` lines (every line with `everything`)."""

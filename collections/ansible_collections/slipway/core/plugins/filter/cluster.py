@@ -15,14 +15,17 @@ slipway_core.cluster's and slipway_core.cluster_rollout's):
   folded from what its tasks registered (`results | slipway.core.cluster_record(previous, phase)`, one task's);
   `hostvars | slipway.core.cluster_verdict(...)`: whether a service goes on, is a noop or failed (naming the host
   and phase); `hostvars | slipway.core.cluster_hosts(...)`: each host's result, for the rollout's one history record.
+  The settle's items are `slipway-release batch` results: its `run` call (the drain) answers for the service, and
+  `item | slipway.core.batch_failed(commands)` names the other calls that failed (the record, the jobs' sync).
 - `hostvars | slipway.core.cluster_play_hosts(rollout, phase, action[, through])`: the hosts the play of a phase
-  (prepare, start, switch; off the common path rebegin, switch-back, stopped) has work for, [] to skip it
+  (prepare, start, switch; off the common path rebegin, switch-back, stopped, record-again) has work for, [] to skip it
   (`rollout`: rollout_hosts' answer); `hostvars | slipway.core.cluster_switch_back(apps, edges, service, action)`:
   the edges that switch a service back (one edge failed its switch).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -122,13 +125,65 @@ def edge_members(  # noqa: PLR0917 - a Jinja filter's arguments are positional
     return out
 
 
+def _batch_calls(item: Mapping[str, Any]) -> list[Mapping[str, Any]] | None:
+    """The calls of a `slipway-release batch` result (its stdout's `results`), None when `item` is no batch's."""
+    text = item.get("stdout")
+    if not isinstance(text, str) or not text.lstrip().startswith('{"results"'):
+        return None
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return None
+    calls = found.get("results") if isinstance(found, Mapping) else None
+    return [c for c in calls if isinstance(c, Mapping)] if isinstance(calls, list) else None
+
+
+def _answering(item: Any) -> Any:
+    """The result that answers for the service in a looped host_command item: the item itself, or, for the settle's
+    batch (tasks/cluster_settle.yml), its `run` call (the drain and the record): None when the batch had none (a noop
+    or stopped service: only the rollout's record and the jobs' sync)."""
+    if not isinstance(item, Mapping) or item.get("skipped") or item.get("unreachable"):
+        return item
+    calls = _batch_calls(item)
+    if calls is None:
+        return item
+    runs = [c for c in calls if "run" in (c.get("argv") or [])]
+    if not runs:
+        return None
+    return {**item, "rc": runs[0].get("rc", 1), "stdout": runs[0].get("stdout", ""),
+            "stderr": runs[0].get("stderr", "")}
+
+
+def batch_failed(result: Any, commands: Any) -> list[str]:
+    """The calls of a batch's result (a host_command item running `slipway-release batch`) that failed and are one of
+    `commands` (a command name in their argv: `record-rollout`, `jobs`), each as `<command>: exit N: <stderr>`; the
+    batch itself when it exited non-zero without answering (a result that is no batch's: [] when it exited 0). The
+    settle's failed_when: the old colour's stop failing does not fail the task (the release is live everywhere), the
+    rollout's record or the jobs' sync failing does."""
+    if not isinstance(result, Mapping):
+        return []
+    calls = _batch_calls(result)
+    if calls is None:  # the batch itself did not answer (the program could not run, or crashed): every call failed
+        return [] if result.get("rc", 0) == 0 else [
+            f"batch: exit {result.get('rc')}: {str(result.get('stderr') or result.get('msg') or '').strip()[-500:]}"]
+    wanted = [str(c) for c in commands or []]
+    out = []
+    for call in calls:
+        argv = [str(a) for a in call.get("argv") or []]
+        named = [c for c in wanted if c in argv]
+        if named and call.get("rc") != 0:
+            out.append(f"{named[0]}: exit {call.get('rc')}: {str(call.get('stderr') or '').strip()[-500:]}")
+    return out
+
+
 def cluster_record(results: Any, previous: Any, phase: str, step: str = "") -> dict[str, Any]:
     """This host's record after a looped task of `phase` (each item: a host_command result with the service in
     `__app_release_svc`, or a skipped item, left out). With `step`, the items are a command the controller ran for
     that step (the backup): only a failure is recorded, the host program's answer comes next."""
     rules = load_cluster_rollout()
     mine = dict(previous or {})
-    for item in (results or {}).get("results", []) if isinstance(results, Mapping) else []:
+    for looped in (results or {}).get("results", []) if isinstance(results, Mapping) else []:
+        item = _answering(looped)
         # An item the host did not answer (skipped, or the host unreachable) records nothing: the verdict names a host
         # without the phase in its record as one that did not answer.
         if not isinstance(item, Mapping) or item.get("skipped") or item.get("unreachable") \
@@ -173,15 +228,16 @@ def cluster_verdict(  # noqa: PLR0917 - a Jinja filter's arguments are positiona
 
 
 def cluster_hosts(  # noqa: PLR0917 - a Jinja filter's arguments are positional
-    hostvars: Any, apps: Any, edges: Any, service: str, through: str, action: str = "deploy"
+    hostvars: Any, apps: Any, edges: Any, service: str, through: str, action: str = "deploy", settling: Any = False
 ) -> list[dict[str, str]]:
     """Each host's result in the rollout of `service` (host, phase, result, message): the rollout's one history
-    record carries them (`slipway-release record-rollout`)."""
+    record carries them (`slipway-release record-rollout`). `settling`: written while the app hosts settle
+    (slipway_core.cluster_rollout.host_results)."""
     apps, edges = [str(h) for h in apps or []], [str(h) for h in edges or []]
     records = _records(hostvars, [*apps, *edges])
     try:
-        found: list[dict[str, str]] = load_cluster_rollout().host_results(records, apps, edges, str(service),
-                                                                          str(through), str(action or "deploy"))
+        found: list[dict[str, str]] = load_cluster_rollout().host_results(
+            records, apps, edges, str(service), str(through), str(action or "deploy"), settling=bool(settling))
     except ValueError as err:
         raise AnsibleFilterError(f"cluster_hosts: {err}") from err
     return found
@@ -229,7 +285,8 @@ def cluster_results(  # noqa: PLR0917 - a Jinja filter's arguments are positiona
         name = str(service["name"])
         answer = None
         for loop in registered or []:
-            for item in (loop or {}).get("results", []) if isinstance(loop, Mapping) else []:
+            for looped in (loop or {}).get("results", []) if isinstance(loop, Mapping) else []:
+                item = _answering(looped)
                 if isinstance(item, Mapping) and not item.get("skipped") and "rc" in item \
                         and str((item.get("__app_release_svc") or {}).get("name")) == name:
                     answer = contract.parse_result(item.get("stdout", ""))
@@ -285,4 +342,5 @@ class FilterModule:
                 "cluster_verdict": cluster_verdict,
                 "cluster_results": cluster_results, "cluster_hosts": cluster_hosts,
                 "cluster_play_hosts": cluster_play_hosts, "cluster_switch_back": cluster_switch_back,
-                "cluster_scrape_plan": cluster_scrape_plan, "cluster_host_failure": cluster_host_failure}
+                "cluster_scrape_plan": cluster_scrape_plan, "cluster_host_failure": cluster_host_failure,
+                "batch_failed": batch_failed}
