@@ -190,6 +190,21 @@ def test_the_jobs_follow_the_release_in_one_host_call(tmp_path: Path, importer: 
     assert os.listdir(project.units) == ["slipway-job-broken-report.timer"]
 
 
+def test_across_hosts_each_following_service_s_sync_rides_in_its_own_settle_call(tmp_path: Path) -> None:
+    """Both services went on (no task collects the entries first): each settle call syncs its own service, so both
+    get their units, and what a service gone from the registry left is removed."""
+    project = Project(tmp_path)
+    (project.units / "slipway-job-gone-nightly.timer").write_text("[Unit]\nX-Slipway-Service=gone\n",
+                                                                  encoding="utf-8")
+    playbook = project.playbook("cluster_settle.yml", {"verdicts": {"jotter": {"go": False, "noop": True},
+                                                                    "broken": {"go": False, "noop": True}}})
+    result = project.run(playbook)
+    assert "Jobs | The jobs of each service" not in result.stdout  # no task of its own on the rollout's clock
+    assert sorted(os.listdir(project.units)) == [f"slipway-job-{name}-report.{kind}" for name in ("broken", "jotter")
+                                                 for kind in ("service", "timer")]
+    assert changed(project.run(playbook)) == 0
+
+
 def test_the_one_vm_deploy_lists_the_jobs_tasks_once(tmp_path: Path) -> None:
     """The one-VM play ("Roll out") holds the jobs' two tasks once, and none of the per-service tasks they replace.
     (The cluster's last play reaches cluster_settle.yml through a dynamic include, which --list-tasks does not open:
