@@ -16,7 +16,7 @@ import os
 from typing import Any
 
 from slipway_core import contract
-from slipway_core.host.system import Clock, read_json, write_json
+from slipway_core.host.system import Clock, read_json, write_json, write_text
 
 
 class Store:
@@ -56,8 +56,8 @@ class Store:
             os.fsync(handle.fileno())
 
     def replace_history(self, run_id: str, line: dict[str, Any]) -> bool:
-        """Write the last line of run `run_id` again as `line` (its time kept), every other line as it was: a new file
-        renamed over the old one, so a reader sees the one or the other. False (nothing written) without such a line."""
+        """Write the last line of run `run_id` again as `line` (its time kept), every other line as it was, atomically
+        (system.write_text: a reader sees the old file or the new). False (nothing written) without such a line."""
         try:
             with open(self.paths.history, encoding="utf-8") as handle:
                 lines = handle.readlines()
@@ -72,13 +72,7 @@ class Store:
             return False
         written = old.get("time") or self.clock.iso()
         lines[index] = json.dumps({"time": written, "service": self.service, **line}, sort_keys=True) + "\n"
-        tmp = self.paths.history + ".new"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.writelines(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, os.stat(self.paths.history).st_mode & 0o777)
-        os.replace(tmp, self.paths.history)
+        write_text(self.paths.history, "".join(lines), os.stat(self.paths.history).st_mode & 0o777)
         return True
 
     def history(self, limit: int, *, everything: bool = False) -> list[dict[str, Any]]:
