@@ -238,30 +238,55 @@ def test_busy_seconds_counts_every_busy_column_of_the_first_line() -> None:
 def test_idle_cpu_takes_the_baseline_off_each_deploy_and_the_page_gives_both_ratios() -> None:
     """idle_cpu with a stand-in clock, /proc/stat and playbook: the baseline is the busy cores while nothing runs
     (here 0.5), each deploy's CPU is what the machine spent during it less that baseline times its wall time."""
-    now = {"t": 0.0, "busy": 0.0}
-    cost = {"cluster-ssh": (6.0, 9.0), "solo-ssh": (4.0, 6.0)}  # (wall s, busy CPU s during it)
+    now = {"t": 0.0, "busy": 0.0, "children": 0.0}
+    cost = {"cluster-ssh": (6.0, 9.0, 2.5), "solo-ssh": (4.0, 6.0, 1.0)}  # (wall s, busy CPU s, controller's part)
 
     def sleep(seconds: float) -> None:
         now["t"] += seconds
         now["busy"] += 0.5 * seconds
 
     def fake_run(inventory: Path, name: str, *extra: str, env: dict[str, str]) -> tuple[int, float, str]:
-        wall, cpu = cost[inventory.name]
+        wall, cpu, controller = cost[inventory.name]
         now["t"] += wall
         now["busy"] += cpu
+        now["children"] += controller
         return 0, wall, "ok"
 
     found = {key: cluster_bench.Target("cluster" if key.startswith("cluster") else "one VM", "ssh", Path("/x") / key,
                                        (), 1) for key in cost}
-    idle = cluster_bench.idle_cpu(found, run=fake_run, busy=lambda: now["busy"], clock=lambda: now["t"], sleep=sleep)
+    idle = cluster_bench.idle_cpu(found, run=fake_run, busy=lambda: now["busy"], clock=lambda: now["t"], sleep=sleep,
+                                  controller=lambda: now["children"])
     assert idle["baseline"] == pytest.approx(0.5)
-    assert [(r["label"], r["version"], r["cpu"]) for r in idle["rows"]] == [
-        ("cluster", "v1.0.0", pytest.approx(6.0)), ("one VM", "v1.0.0", pytest.approx(4.0)),
-        ("cluster", "v2.0.0", pytest.approx(6.0)), ("one VM", "v2.0.0", pytest.approx(4.0))]
+    assert [(r["label"], r["version"], r["cpu"], r["controller"]) for r in idle["rows"]] == [
+        ("cluster", "v1.0.0", pytest.approx(6.0), pytest.approx(2.5)), ("one VM", "v1.0.0", pytest.approx(4.0), 1.0),
+        ("cluster", "v2.0.0", pytest.approx(6.0), pytest.approx(2.5)), ("one VM", "v2.0.0", pytest.approx(4.0), 1.0)]
     text = "\n".join(cluster_bench.cpu_section(idle))
-    assert "| cluster | v1.0.0 | 0 | 6.00 | 6.00 |" in text
-    assert "Cluster / one VM, idle: wall 1.50x, CPU 1.50x (6.00 s against 4.00 s)" in text
+    # The hosts' side is the rest: 6.0 - 2.5.
+    assert "| cluster | v1.0.0 | 0 | 6.00 | 6.00 | 2.50 | 3.50 |" in text
+    assert ("Cluster / one VM, idle: wall 1.50x, CPU 1.50x (6.00 s against 4.00 s; the controller's 2.50 s against "
+            "1.00 s)") in text
     # A deploy that failed is listed, not counted; no deploy at all, no section.
     idle["rows"][0]["exit"] = idle["rows"][2]["exit"] = 2
     assert "Cluster / one VM" not in "\n".join(cluster_bench.cpu_section(idle))
     assert cluster_bench.cpu_section({}) == []
+
+
+def test_the_sequence_expects_what_each_environments_live_version_makes_and_ends_where_it_began() -> None:
+    """Played on a model of the two environments (cluster: every cluster variant, one VM: every solo variant), from
+    make demo-cluster's v2.0.0: each deploy expected `deployed` moves its environment to another version, each
+    `noop` asks for the live one, the failing rollout changes nothing; both end at v2.0.0; the issue's counts hold
+    (>= 6 rollouts with the one-host failure, >= 4 SSH deploys on each side for the ratio's medians)."""
+    live = {"cluster": "v2.0.0", "solo": "v2.0.0"}
+    for key, version, expect in cluster_bench.SEQUENCE:
+        side = key.split("-")[0]
+        if expect == "deployed":
+            assert version != live[side], f"{key} {version}: already live, this would be a noop"
+        elif expect == "noop":
+            assert version == live[side], f"{key} {version}: not live ({live[side]}), this would deploy"
+        if expect != "failed":
+            live[side] = version
+    assert live == {"cluster": "v2.0.0", "solo": "v2.0.0"}
+    expected = [expect for _, _, expect in cluster_bench.SEQUENCE]
+    assert len(expected) >= 6 and "failed" in expected
+    for side in ("cluster-ssh", "solo-ssh"):
+        assert sum(1 for key, _, expect in cluster_bench.SEQUENCE if key == side and expect == "deployed") >= 4
