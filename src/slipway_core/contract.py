@@ -181,14 +181,15 @@ RESULT_KEYS = ("service", "result", "version", "previous_version", "colour", "fa
 AUDIT_KEYS = ("env", "actor", "controller", "commit", "tag", "run_url", "approval")
 AUDIT_MAX = 300
 # One line of history.jsonl: every key is present (empty when it does not apply). `who` is the actor (kept for the
-# readers of older lines); `reason` is an unlock's. The one line of a rollout across hosts also has `hosts`, each
-# host's result (host/rollout_record.py).
+# readers of older lines); `reason` is an unlock's; `backup` the file the run's backup before its migration wrote on
+# the data host (the one to restore from, docs/runbook.md), empty when none ran (lines written before it have none).
+# The one line of a rollout across hosts also has `hosts`, each host's result (host/rollout_record.py).
 HISTORY_KEYS = ("time", "service", "action", "result", "version", "previous_version", "image", "digest", "colour",
-                "config_hash", "migration_revision", "who", *AUDIT_KEYS, "reason", "run_id", "failed_phase", "message",
-                "durations")
+                "config_hash", "migration_revision", "backup", "who", *AUDIT_KEYS, "reason", "run_id", "failed_phase",
+                "message", "durations")
 # What `slipway history` shows of each line (the collection's history_records filter picks these).
 HISTORY_SHOWN = ("time", "service", "action", "result", "version", "previous_version", "colour", "failed_phase",
-                 "run_id", "actor", "commit", "tag", "run_url", "approval", "reason")
+                 "run_id", "actor", "commit", "tag", "run_url", "approval", "reason", "backup")
 # A lock is reported STALE (still refused, with the unlock line to run) when no command of its run is working and
 # its last progress is older than this (app_release_lock_stale_after).
 LOCK_STALE_AFTER = 120.0

@@ -193,6 +193,8 @@ def test_migration_with_a_new_image_backs_up_and_migrates(world: World) -> None:
     assert one_off.name not in world.docker.boxes  # removed after its run
     assert world.advance("v2.0.0", "r2", answer["todo"], **MIGRATE)["result"] == "deployed"
     assert world.history()[-1]["migration_revision"] == "0002"
+    # The history line names the dump to restore from.
+    assert world.history()[-1]["backup"] == "/var/backups/postgresql/notes_api-20260101T000000Z.dump"
 
 
 def test_no_migration_for_an_image_whose_migrations_ran_here(world: World) -> None:
@@ -206,6 +208,8 @@ def test_no_migration_for_an_image_whose_migrations_ran_here(world: World) -> No
 
     assert answer["todo"] == ["health", "switch", "drain", "record"]
     assert world.docker.revision == "0002"
+    assert world.advance("v1.0.0", "r3", answer["todo"], **MIGRATE)["result"] == "deployed"
+    assert world.history()[-1]["backup"] == ""  # no migration, no backup: the line names none
 
 
 @pytest.mark.parametrize(

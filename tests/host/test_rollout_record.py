@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 import pytest
+from fakes import Behaviour
 from world import SERVICE, World
 
 from slipway_core import contract
@@ -159,3 +160,21 @@ def test_again_must_be_true_or_false(world: World, release: Any) -> None:
     assert code == contract.EXIT_USAGE
     assert "again is true or false" in answer["message"]
     assert world.history() == []
+
+
+def test_the_record_names_the_backup_the_controller_gave_with_the_migration(world: World, release: Any) -> None:
+    """Across hosts the backup ran on the data host (the controller's task): its file comes in the migrate call's
+    release (`backup`), and the rollout's one record names it, as one VM's line names its own backup's file."""
+    world.docker.add_postgres()
+    world.image("v1.0.0", Behaviour(migrate_to="0001"))
+    spec = world.spec("v1.0.0", migrate_command=["alembic", "upgrade", "head"], backup_db="notes_api")
+    code, begun = release("begin", SERVICE, "--run-id", "r1", "--cluster", stdin=spec)
+    assert code == 0 and "migrate" in begun["todo"], begun
+    dump = "/srv/backups/notes_api/notes_api-20261205T000000Z.dump"
+    steps = [s for s in begun["todo"] if s != "backup"]  # the controller ran the backup itself
+    code, done = release("run", SERVICE, "--run-id", "r1", "--steps", ",".join(steps), stdin={**spec, "backup": dump})
+    assert (code, done["result"]) == (0, "deployed"), done
+
+    release("record-rollout", SERVICE, "--run-id", "r1", stdin={"hosts": HOSTS})
+
+    assert [line["backup"] for line in world.history()] == [dump]

@@ -115,6 +115,12 @@ def test_v1_then_v2_under_load_fails_no_request_and_the_data_is_one(edge: Any) -
     assert sorted(green) == [f"{SERVICE}-green.1", f"{SERVICE}-green.2"], servers
     assert green[f"{SERVICE}-green.1"].startswith("10.213.0.11:")
     assert green[f"{SERVICE}-green.2"].startswith("10.213.0.12:")
+    # The rollout's one record (on app-1) names the dump the data host took before the migration, which is there.
+    run_id = json.loads(second.stdout)["run_id"]
+    (record,) = [json.loads(line) for line in app(edge, "cluster-app-1").check_output(
+        f"cat /var/lib/slipway/services/{SERVICE}/history.jsonl").splitlines() if json.loads(line)["run_id"] == run_id]
+    assert record["backup"].endswith(".dump"), record
+    assert app(edge, "cluster-data").file(record["backup"]).is_file, record["backup"]
     # Written through app-1, read through app-2: one database, on the data host.
     text = f"cluster note {time.time()}"
     note = request(edge, "POST", f"http://{green[f'{SERVICE}-green.1']}/notes", {"title": text})

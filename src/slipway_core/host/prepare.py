@@ -158,8 +158,12 @@ def migration_tool(
 
 
 def migrate(docker: Docker, store: Store, run: Run, spec: dict[str, Any]) -> None:
-    """The migrate command once, in a one-off container of the new image with the owner's credentials."""
+    """The migrate command once, in a one-off container of the new image with the owner's credentials. Across hosts
+    the backup before it ran on the data host, asked by the controller, which gives its file as the release's
+    `backup`: the run's history line names it, as one VM's names the file its own backup step wrote."""
     run_id = run.run_id
+    if spec.get("backup") and not run.data.get("backup"):
+        run.data["backup"] = contract.clean_text(spec["backup"], 500)
     with run.phase("migrate"):
         before = revision(docker, spec)
         name = contract.migration_container_name(store.service, run_id)

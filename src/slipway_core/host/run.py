@@ -116,6 +116,7 @@ class Run:
             "colour": new.get("colour") or data.get("colour") or "",
             "config_hash": new.get("config_hash") or data.get("config_hash") or "",
             "migration_revision": new.get("migration_revision") or data.get("migration_revision") or "",
+            "backup": str(data.get("backup") or ""),
             "previous_version": (previous or {}).get("version", ""),
             "who": by.who,
             **audit,
