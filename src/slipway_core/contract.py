@@ -182,7 +182,7 @@ AUDIT_KEYS = ("env", "actor", "controller", "commit", "tag", "run_url", "approva
 AUDIT_MAX = 300
 # One line of history.jsonl: every key is present (empty when it does not apply). `who` is the actor (kept for the
 # readers of older lines); `reason` is an unlock's; `backup` the file the run's backup before its migration wrote on
-# the data host (the one to restore from, docs/runbook.md), empty when none ran (lines written before it have none).
+# the data host (the one to restore from, docs/backups.md), empty when none ran (lines written before it have none).
 # The one line of a rollout across hosts also has `hosts`, each host's result (host/rollout_record.py).
 HISTORY_KEYS = ("time", "service", "action", "result", "version", "previous_version", "image", "digest", "colour",
                 "config_hash", "migration_revision", "backup", "who", *AUDIT_KEYS, "reason", "run_id", "failed_phase",
