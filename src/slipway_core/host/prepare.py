@@ -72,7 +72,7 @@ def backup(run: Run, spec: dict[str, Any]) -> None:
                 "backup",
                 f"the backup of {db} failed (exit {proc.returncode}): " + tail_text(proc.stderr + proc.stdout),
             )
-        run.data["backup"] = (proc.stdout.strip().splitlines() or [""])[-1]
+        run.data["backup"] = contract.clean_text((proc.stdout.strip().splitlines() or [""])[-1], 500)
 
 
 def revision(docker: Docker, spec: dict[str, Any]) -> str | None:
