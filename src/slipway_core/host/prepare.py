@@ -72,7 +72,12 @@ def backup(run: Run, spec: dict[str, Any]) -> None:
                 "backup",
                 f"the backup of {db} failed (exit {proc.returncode}): " + tail_text(proc.stderr + proc.stdout),
             )
-        run.data["backup"] = contract.clean_text((proc.stdout.strip().splitlines() or [""])[-1], 500)
+        run.data["backup"] = backup_file((proc.stdout.strip().splitlines() or [""])[-1])
+
+
+def backup_file(text: Any) -> str:
+    """The backup's file as the run's record and history line keep it (what the backup printed last): one clean line."""
+    return contract.clean_text(text, 500)
 
 
 def revision(docker: Docker, spec: dict[str, Any]) -> str | None:
@@ -163,7 +168,7 @@ def migrate(docker: Docker, store: Store, run: Run, spec: dict[str, Any]) -> Non
     `backup`: the run's history line names it, as one VM's names the file its own backup step wrote."""
     run_id = run.run_id
     if spec.get("backup") and not run.data.get("backup"):
-        run.data["backup"] = contract.clean_text(spec["backup"], 500)
+        run.data["backup"] = backup_file(spec["backup"])
     with run.phase("migrate"):
         before = revision(docker, spec)
         name = contract.migration_container_name(store.service, run_id)
