@@ -22,6 +22,9 @@ class Server:
     forced: tuple[bool, int] | None = None  # 'health up/down': (up, at clock.sleeps) until the next check
     sessions: int = 0
     total: int = 0
+    # From a start or reload until its first check HAProxy reads "UP 1/3", check "* INI", whatever is behind it;
+    # one failed check after full health reads "UP 2/3" (up, going down). None: the state the checks give.
+    read_as: tuple[str, str] | None = None
 
 
 STAT_COLUMNS = [  # the columns of HAProxy's CSV, in its order
@@ -72,6 +75,8 @@ class FakeHAProxy:
 
     def status(self, server: str, state: Server) -> str:
         up = self.op_up(server, state)
+        if state.read_as is not None and state.admin == "ready":
+            return state.read_as[0]
         if state.admin == "maint":
             return "MAINT"
         if not up:
@@ -114,7 +119,8 @@ class FakeHAProxy:
             values = dict.fromkeys(STAT_COLUMNS, "")
             up = self.op_up(srv, st)
             values.update({"pxname": backend, "svname": srv, "scur": str(st.sessions), "stot": str(st.total),
-                           "status": self.status(srv, st), "check_status": "L7OK" if up else "L4CON"})
+                           "status": self.status(srv, st),
+                           "check_status": st.read_as[1] if st.read_as else "L7OK" if up else "L4CON"})
             lines.append(",".join(values[c] for c in STAT_COLUMNS) + ",")
         return "\n".join(lines) + "\n\n"
 

@@ -42,7 +42,7 @@ def test_servers_as_haproxy_reports_them(blue_live: World) -> None:
     assert members == [servers["blue"]]  # one replica: the colour is its one server
     assert servers["blue"] == {"server": BLUE, "status": "UP", "admin": "ready", "admin_flags": [],
                                "address": world.docker.boxes[BLUE].ip, "port": 8000, "check": "L7OK",
-                               "sessions": 4, "total_sessions": 90}
+                               "serving": True, "sessions": 4, "total_sessions": 90}
     assert (servers["green"]["status"], servers["green"]["admin"]) == ("DOWN", "ready")  # drained, no container
     assert servers["green"]["admin_flags"] == ["forced-drain"]
     world.proxy.set_server(SERVICE, "green", "state maint")
@@ -248,6 +248,27 @@ def test_status_lists_the_serving_colours(blue_live: World) -> None:
 
     assert (status["service"], status["backend"], status["live"], status["serving"]) == (SERVICE, BACKEND, "blue",
                                                                                          ["blue"])
+
+
+@pytest.mark.parametrize(
+    ("status", "check"),
+    [
+        ("UP 1/3", "* INI"),  # from a reload until its first check (an address with no container reads so ~2 s)
+        ("UP", "INI"),  # the same with `fall 1`: full health is the start's health
+        ("UP 2/3", "L7STS"),  # up, going down: its last check failed
+    ],
+)
+def test_a_colour_haproxy_has_not_vouched_for_is_not_serving(blue_live: World, status: str, check: str) -> None:
+    """The edge_proxy scenario's flake: `serving` named a colour its checks had not passed yet, so the request that
+    followed met a server gone DOWN (HAProxy's 503 "No server is available")."""
+    blue_live.haproxy.servers[(BACKEND, BLUE)].read_as = (status, check)
+
+    status_now = blue_live.proxy.status(SERVICE)
+
+    assert status_now["serving"] == []
+    assert (status_now["servers"]["blue"]["status"], status_now["servers"]["blue"]["check"]) == (status, check)
+    blue_live.haproxy.servers[(BACKEND, BLUE)].read_as = ("UP", "L7OK")  # checked, full health
+    assert blue_live.proxy.status(SERVICE)["serving"] == ["blue"]
 
 
 def test_reload_starts_a_new_worker(world: World) -> None:

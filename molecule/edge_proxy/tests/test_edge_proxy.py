@@ -569,7 +569,9 @@ def test_a_service_added_to_the_registry_is_routed_after_one_converge(host: Any,
     try:
         result = run_playbook(converge, "-e", json.dumps({"slipway_services": registry}))
         assert result.returncode == 0, result.stdout[-3000:]
-        assert json.loads(proxy(host, "status", "kite"))["backend"] == "be_kite"
+        added = json.loads(proxy(host, "status", "kite"))
+        # Routed, not serving: no container behind it (HAProxy reads "UP 1/3" until its first check fails).
+        assert (added["backend"], added["serving"]) == ("be_kite", []), added
         # The converge gave kite its slot; the deploy starts its colour there.
         run_backend(host, addresses(host, "kite"), "kite", "blue", "python3 /backend.py kite blue 8000")
         wait_serving(host, "kite", "blue")

@@ -134,6 +134,7 @@ class Proxy:
                     "address": words[4] if words else None,
                     "port": int(words[18]) if len(words) > 18 and words[18].isdigit() else None,
                     "check": row.get("check_status", ""),
+                    "serving": serving(status, row.get("check_status", "")),
                     "sessions": int(row.get("scur") or 0),
                     "total_sessions": int(row.get("stot") or 0),
                 })
@@ -182,7 +183,7 @@ class Proxy:
             "service": name,
             "backend": self.backend(name),
             "live": self.live(name),
-            "serving": [c for c in contract.COLOURS if servers[c]["status"].startswith("UP")],
+            "serving": [c for c in contract.COLOURS if servers[c]["serving"]],
             "servers": servers,
         }
 
@@ -354,14 +355,24 @@ class Proxy:
         return {"reloaded": True, "old_workers": sorted(before), "workers": sorted(self.workers() - before)}
 
 
+def serving(status: str, check: str) -> bool:
+    """HAProxy routes to the server and its checks vouch for it: UP at full health (not "UP 1/3", HAProxy's "up,
+    going down", which is also every server's state from a start or reload until its first check, measured on
+    HAProxy 2.6: an address with no container reads "UP 1/3", check "* INI", for the ~2 s its first check takes)
+    and checked at least once (with `fall 1` full health is the start's health too)."""
+    return status == "UP" and check.removeprefix("* ") != "INI"
+
+
 def summary(members: list[dict[str, Any]]) -> dict[str, Any]:
     """One colour from its servers: its status, admin state and check are the first member's that is not UP, ready
-    or passing (so UP only when all are), its sessions their sum; `server` and `address` are the first member's."""
+    or passing (so UP only when all are), its sessions their sum, serving when all are; `server` and `address` are
+    the first member's."""
     first = members[0]
-    status = next((m["status"] for m in members if not m["status"].startswith("UP")), first["status"])
+    status = next((m["status"] for m in members if m["status"] != "UP"), first["status"])
     return {
         **first,
         "status": status,
+        "serving": all(m["serving"] for m in members),
         "admin": next((m["admin"] for m in members if m["admin"] != "ready"), "ready"),
         "admin_flags": sorted({flag for m in members for flag in m["admin_flags"]}),
         "check": next((m["check"] for m in members if not str(m["check"]).startswith("L7OK")), first["check"]),

@@ -55,7 +55,7 @@ class Host:
             edge = self.proxy.servers(service)[colour] if self.proxy is not None else {}
         except ProxyError:
             edge = {}
-        ok = str(edge.get("status", "")).startswith("UP") and str(edge.get("check", "")).startswith("L7OK")
+        ok = edge.get("serving") is True and str(edge.get("check", "")).startswith("L7OK")
         return ok, f"Docker's {status} is stale (its checks stopped), the edge's check {'passes' if ok else 'fails'}"
 
 
