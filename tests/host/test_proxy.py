@@ -162,11 +162,29 @@ def test_a_server_going_down_while_made_live(blue_live: World) -> None:
 
     world.haproxy.on_command = fall
 
-    with pytest.raises(ProxyError, match="went down while it was made live; notes-api-blue stays live"):
+    with pytest.raises(ProxyError, match=r"was not serving once made live \(status DOWN, check L4CON\); "
+                                         "notes-api-blue stays live"):
         world.proxy.switch(SERVICE, "green", 1, prepared=True)
 
     assert world.proxy.servers(SERVICE)["green"]["admin_flags"] == ["forced-drain"]
     assert world.proxy.live(SERVICE) == "blue"
+
+
+def test_a_ready_colour_haproxy_has_not_checked_is_not_made_live(blue_live: World) -> None:
+    """A colour already `ready` is switched without fresh checks; after a reload HAProxy reads it "UP 1/3", check
+    "* INI", whatever runs behind it: the switch waits for a check to vouch for it, not for any UP."""
+    world = blue_live
+    start_green(world)
+    world.proxy.set_server(SERVICE, "green", "state ready")
+    world.haproxy.servers[(BACKEND, GREEN)].read_as = ("UP 1/3", "* INI")
+
+    with pytest.raises(ProxyError, match=r"was not serving once made live \(status UP 1/3, check \* INI\)"):
+        world.proxy.switch(SERVICE, "green", 1)
+
+    assert world.proxy.live(SERVICE) == "blue"
+    world.haproxy.servers[(BACKEND, GREEN)].read_as = None  # its first check passed
+    world.proxy.switch(SERVICE, "green", 1)
+    assert world.proxy.live(SERVICE) == "green"
 
 
 def test_confirm_through_the_proxy(blue_live: World) -> None:

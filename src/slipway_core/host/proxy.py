@@ -233,9 +233,15 @@ class Proxy:
                         f"{other_server} stays live"
                     )
             self.set_server(name, colour, "state ready")
-            if not wait_for(self.clock, lambda: self.servers(name)[colour]["status"].startswith("UP"), timeout):
+            # Serving, not any UP: "UP 2/3" is a server one failed check from DOWN; "UP 1/3" with check INI one HAProxy
+            # has not checked since its start or reload (a colour already `ready` comes here without a check).
+            if not wait_for(self.clock, lambda: self.servers(name)[colour]["serving"], timeout):
+                now = self.servers(name)[colour]
                 self.set_server(name, colour, "state drain")
-                raise ProxyError(f"{server} went down while it was made live; {other_server} stays live")
+                raise ProxyError(
+                    f"{server} was not serving once made live (status {now['status']}, check {now['check']}); "
+                    f"{other_server} stays live"
+                )
             self.persist(name, colour)
             self.set_server(name, other, "state drain")
 
