@@ -120,6 +120,13 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> None:
         time.sleep(0.5)
 
 
+def tick_of(started: float, tick: int) -> int:
+    """A timer run's tick: the last one at or before its start (0.5 s for the clocks of host and record). A run starts
+    after its tick, late by what starting it costs: seconds on a host starved of CPU (the CI runs the scenarios and
+    the unit tests on two cores), so rounding to the nearest tick counted one late run for the next tick."""
+    return int((started + 0.5) // tick) * tick
+
+
 def recap_changed(output: str, host: str) -> int:
     """The `changed=` count of `host` in a playbook's last PLAY RECAP."""
     found = re.findall(rf"{re.escape(host)}\s*:.*?changed=(\d+)", output)

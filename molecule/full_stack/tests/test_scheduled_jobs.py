@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from scenario_tools import RunPlaybook
+from scenario_tools import RunPlaybook, tick_of
 
 SCENARIO = Path(__file__).resolve().parents[1]
 PLAYBOOKS = SCENARIO.parents[1] / "playbooks"
@@ -112,10 +112,7 @@ def test_each_tick_starts_one_run_and_runs_never_overlap(host: Any, ticking: flo
                 if r["trigger"] == "timer" and start - 0.5 <= r["started"] < end + TICK - 0.5]
 
     def ticks_of(records: list[dict[str, Any]]) -> list[int]:
-        # Each record's tick: the last one at or before its start (0.5 s for the clocks of host and record). A run
-        # starts after its tick, late by what starting it costs: seconds on a host starved of CPU (the CI runs
-        # three suites on two cores), so rounding to the nearest tick counted one late run for the next tick.
-        return sorted(int((r["started"] + 0.5) // TICK) * TICK for r in records)
+        return sorted(tick_of(r["started"], TICK) for r in records)
 
     while now(host) < end + JOB_SECONDS + 5:  # a run the last tick started ends and is recorded
         time.sleep(2)
