@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from scenario_tools import RunPlaybook, start_load
+from scenario_tools import RunPlaybook, start_load, wait_for
 
 PLAYBOOKS = Path(__file__).resolve().parents[3] / "playbooks"
 VARS: dict[str, Any] = yaml.safe_load((Path(__file__).resolve().parents[1] / "molecule.yml").read_text())[
@@ -81,7 +81,8 @@ def test_scaling_to_two_replicas_and_back_fails_no_request(host: Any, run_playbo
 
         # A reload (what any provisioning of the edge may do) keeps both replicas in rotation.
         host.run_expect([0], "slipway-proxy reload")
-        host.run_expect([0], "sleep 3")
+        # Until its first check after the reload HAProxy reads each server "UP 1/3" (check INI): wait for checked.
+        wait_for(lambda: edge_status(host)["servers"][colour]["serving"], 30, "both replicas checked after the reload")
         members = edge_status(host)["servers"][colour]["members"]
         assert [m["status"] for m in members] == ["UP", "UP"], members
         before_counts = [m["total_sessions"] for m in members]
