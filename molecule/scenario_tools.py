@@ -120,6 +120,11 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> None:
         time.sleep(0.5)
 
 
+def counted_run(record: dict[str, Any], start: int, end: int, tick: int) -> bool:
+    """A timer run of one of the ticks start..end (by tick_of's rule: a run as late as the next tick still counts)."""
+    return record.get("trigger") == "timer" and start <= tick_of(float(record["started"]), tick) <= end
+
+
 def tick_of(started: float, tick: int) -> int:
     """A timer run's tick: the last one at or before its start (0.5 s for the clocks of host and record). A run starts
     after its tick, late by what starting it costs: seconds on a host starved of CPU (the CI runs the scenarios and

@@ -26,3 +26,10 @@ scenario_tools = importlib.import_module("scenario_tools")
 )
 def test_a_run_counts_for_the_last_tick_at_or_before_its_start(started: float, tick: int) -> None:
     assert scenario_tools.tick_of(started, 15) == tick
+
+
+def test_the_runs_counted_are_the_timer_runs_of_the_ticks_asked() -> None:
+    runs = [{"trigger": "timer", "started": t} for t in (14.6, 29.6, 44.4, 59.6, 60.2)] + [
+        {"trigger": "manual", "started": 31.0}]
+    counted = [r["started"] for r in runs if scenario_tools.counted_run(r, 15, 45, 15)]
+    assert counted == [14.6, 29.6, 44.4]  # 59.6 is the next tick's (60), 60.2 past it, the manual run no tick's

@@ -25,7 +25,7 @@ from typing import Any
 import cluster_run
 import pytest
 import yaml
-from scenario_tools import tick_of
+from scenario_tools import counted_run, tick_of
 
 MONITORING = "cluster-app-2"
 ADDRESSES = {"cluster-edge": "10.213.0.10", "cluster-app-1": "10.213.0.11", "cluster-app-2": "10.213.0.12",
@@ -159,8 +159,7 @@ def test_the_timers_run_on_the_job_host_only_and_each_tick_runs_once(host: Any, 
     expected = list(range(start, end + TICK, TICK))
 
     def window() -> dict[str, list[dict[str, Any]]]:  # each app host's records of the ticks counted
-        return {name: [r for r in runs(app, "tick")
-                       if r["trigger"] == "timer" and start - 0.5 <= r["started"] < end + TICK - 0.5]
+        return {name: [r for r in runs(app, "tick") if counted_run(r, start, end, TICK)]
                 for name, app in ((JOB_HOST, app1), (OTHER_APP, app2))}
 
     def ticks_of(records: dict[str, list[dict[str, Any]]]) -> list[int]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from scenario_tools import RunPlaybook, tick_of
+from scenario_tools import RunPlaybook, counted_run, tick_of
 
 SCENARIO = Path(__file__).resolve().parents[1]
 PLAYBOOKS = SCENARIO.parents[1] / "playbooks"
@@ -108,8 +108,7 @@ def test_each_tick_starts_one_run_and_runs_never_overlap(host: Any, ticking: flo
     expected = list(range(start, end + TICK, TICK))
 
     def window() -> list[dict[str, Any]]:  # the records of the ticks counted (a run's is written when it ends)
-        return [r for r in runs(host, "tick")
-                if r["trigger"] == "timer" and start - 0.5 <= r["started"] < end + TICK - 0.5]
+        return [r for r in runs(host, "tick") if counted_run(r, start, end, TICK)]
 
     def ticks_of(records: list[dict[str, Any]]) -> list[int]:
         return sorted(tick_of(r["started"], TICK) for r in records)

@@ -125,7 +125,7 @@ class Proxy:
             for server in self.colour_servers(name, colour):
                 row, words = rows.get(server, {}), states.get(server, [])
                 admin = int(words[6]) if words else 0
-                status = row.get("status", "unknown")
+                status, check = row.get("status", "unknown"), row.get("check_status", "")
                 members.append({
                     "server": server,
                     "status": status,  # HAProxy's view: UP (serving), DRAIN, MAINT, DOWN, ...
@@ -133,8 +133,8 @@ class Proxy:
                     "admin_flags": [label for bit, label in ADMIN_FLAGS.items() if admin & bit],
                     "address": words[4] if words else None,
                     "port": int(words[18]) if len(words) > 18 and words[18].isdigit() else None,
-                    "check": row.get("check_status", ""),
-                    "serving": serving(status, row.get("check_status", "")),
+                    "check": check,
+                    "serving": serving(status, check),
                     "sessions": int(row.get("scur") or 0),
                     "total_sessions": int(row.get("stot") or 0),
                 })
