@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import pytest
 import yaml
-from scenario_tools import assert_refused_before_any_change, recap_changed, run_playbook, service_entry
+from scenario_tools import assert_refused_before_any_change, recap_changed, run_playbook, service_entry, wait_for
 
 # The one-host mode's host (tests/test_redis_managed.py is about the other one).
 HOST = "slipway-redis"
@@ -441,6 +441,41 @@ def test_new_service_user_is_applied_without_a_restart(host: Any) -> None:
     assert cli(host, osprey, "SET", "osprey:k", "v") == "OK"
     assert cli(host, osprey, "GET", "lark-service:greeting").startswith("NOPERM")
     assert cli(host, LARK, "GET", "lark-service:greeting") == "hello"
+
+
+# Redis's own (hidden) settings that make a load slow and answered: a delay after each key it loads (microseconds),
+# and clients served every KB loaded (LOADING at once, not a connection held until the load ends).
+SLOW_LOAD = {"key-load-delay": 5000, "loading-process-events-interval-bytes": 1024}
+LOAD_KEYS = 4000  # 4000 keys x 5 ms: a load of 20 s or more, longer than the role's old 5 retries of the admin's PING
+
+
+def test_a_restart_that_loads_a_large_data_set_is_waited_for(host: Any) -> None:
+    """A restart with a large append-only file: the server answers a logged-in client LOADING until the data set is
+    in memory (the unauthenticated PING passes at once: NOAUTH comes first). The role waits for the load; before
+    roles/redis/tasks/container.yml's wait it failed the run after 5 tries of the admin's PING."""
+    def each_key(call: str) -> str:
+        return f"for i=1,{LOAD_KEYS} do redis.call({call}) end return {LOAD_KEYS}"
+
+    assert cli(host, LARK, "SET", "lark-service:before-slow-load", "kept") == "OK"
+    assert cli(host, LARK, "EVAL", each_key("'SET', 'lark-service:load:'..i, 'x'"), "0") == str(LOAD_KEYS)
+    # Into the append-only file's base (an RDB: the per-key delay applies to it), as a restart loads it.
+    assert "rewriting started" in cli(host, ADMIN, "BGREWRITEAOF")
+    wait_for(lambda: "aof_rewrite_in_progress:0" in cli(host, ADMIN, "INFO", "persistence")
+             and "aof_rewrite_scheduled:0" in cli(host, ADMIN, "INFO", "persistence"), 60, "the rewrite ended")
+    since = host.check_output("date +%s")
+    try:
+        run = playbook(extra_vars={"redis_extra_config": SLOW_LOAD})
+        output = run.stdout + run.stderr
+        assert run.returncode == 0, output[-3000:]
+        logs = host.run(f"docker logs --since {since} redis").stdout
+        loaded = re.findall(r"DB loaded from append only file: ([0-9.]+) seconds", logs)
+        assert loaded and float(loaded[-1]) >= 10, logs[-2000:]
+        assert cli(host, LARK, "GET", f"lark-service:load:{LOAD_KEYS}") == "x"
+    finally:
+        cli(host, LARK, "EVAL", each_key("'DEL', 'lark-service:load:'..i"), "0")
+        back = playbook()
+        assert back.returncode == 0, (back.stdout + back.stderr)[-3000:]
+    assert cli(host, LARK, "GET", "lark-service:before-slow-load") == "kept"
 
 
 def test_app_hosts_on_other_vms_reach_redis_on_the_private_address_only(host: Any, tmp_path: Path) -> None:
