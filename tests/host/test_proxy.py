@@ -43,7 +43,8 @@ def test_servers_as_haproxy_reports_them(blue_live: World) -> None:
     assert servers["blue"] == {"server": BLUE, "status": "UP", "admin": "ready", "admin_flags": [],
                                "address": world.docker.boxes[BLUE].ip, "port": 8000, "check": "L7OK",
                                "serving": True, "sessions": 4, "total_sessions": 90}
-    assert (servers["green"]["status"], servers["green"]["admin"]) == ("DOWN", "ready")  # drained, no container
+    # Drained, no container: its admin state is the admin bits', not read from a status that says only DOWN.
+    assert (servers["green"]["status"], servers["green"]["admin"]) == ("DOWN", "drain")
     assert servers["green"]["admin_flags"] == ["forced-drain"]
     world.proxy.set_server(SERVICE, "green", "state maint")
     assert world.proxy.servers(SERVICE)["green"]["admin"] == "maint"
@@ -119,6 +120,27 @@ def test_switch_asks_an_unverified_server_as_haproxy_s_check_does_and_marks_it_u
     assert (ip, 8000, "/healthz", DOMAIN) in world.http.asked[asked:]
     assert f"set server {BACKEND}/{GREEN} health up" in world.haproxy.commands
     assert world.routed() == [GREEN]
+
+
+def test_a_drained_colour_haproxy_reads_down_is_switched_through_the_gate_s_word(blue_live: World) -> None:
+    """The colour to go live was drained (the old one of the rollout before) and HAProxy's checks have not yet seen
+    its new container: status DOWN. It is still drained, not ready: the switch marks up what the gate verified
+    instead of making it ready unchecked and waiting for `rise` checks."""
+    world = blue_live
+    ip = start_green(world)
+    world.proxy.set_server(SERVICE, "green", "state drain")
+    world.haproxy.servers[(BACKEND, GREEN)].forced = (False, world.clock.sleeps)  # DOWN until its next check
+    assert world.proxy.servers(SERVICE)["green"]["status"] == "DOWN"
+    sleeps = world.clock.sleeps
+
+    world.proxy.switch(SERVICE, "green", 5, prepared=False, verified=[ip])
+
+    assert world.clock.sleeps == sleeps  # no wait for checks
+    commands = world.haproxy.commands
+    assert commands.index(f"set server {BACKEND}/{GREEN} health up") < commands.index(
+        f"set server {BACKEND}/{GREEN} state ready")
+    assert world.routed() == [GREEN]
+    assert world.proxy.live(SERVICE) == "green"
 
 
 def test_switch_with_a_server_not_answering_200_waits_for_the_checks(blue_live: World) -> None:

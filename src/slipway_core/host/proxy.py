@@ -34,6 +34,8 @@ ADMIN_FLAGS = {
     0x40: "fqdn-changed",
     0x80: "hostname-maint",
 }
+MAINT_BITS = 0x01 | 0x02 | 0x04 | 0x20 | 0x80
+DRAIN_BITS = 0x08 | 0x10
 
 
 class ProxyError(Exception):
@@ -129,7 +131,7 @@ class Proxy:
                 members.append({
                     "server": server,
                     "status": status,  # HAProxy's view: UP (serving), DRAIN, MAINT, DOWN, ...
-                    "admin": "maint" if status.startswith("MAINT") else "drain" if status == "DRAIN" else "ready",
+                    "admin": admin_state(admin, status),
                     "admin_flags": [label for bit, label in ADMIN_FLAGS.items() if admin & bit],
                     "address": words[4] if words else None,
                     "port": int(words[18]) if len(words) > 18 and words[18].isdigit() else None,
@@ -359,6 +361,14 @@ class Proxy:
                 f"no new worker started within {timeout:g}s; see `docker logs {self.settings['container']}`"
             )
         return {"reloaded": True, "old_workers": sorted(before), "workers": sorted(self.workers() - before)}
+
+
+def admin_state(bits: int, status: str) -> str:
+    """maint, drain or ready: a server's admin state from its admin bits (`show servers state`), which keep it when
+    its checks fail (a drained server that is DOWN reads status DOWN, not DRAIN), or from its status."""
+    if bits & MAINT_BITS or status.startswith("MAINT"):
+        return "maint"
+    return "drain" if bits & DRAIN_BITS or status == "DRAIN" else "ready"
 
 
 def serving(status: str, check: str) -> bool:
