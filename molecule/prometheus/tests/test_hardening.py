@@ -83,7 +83,7 @@ def test_the_redis_exporter_relays_no_password_to_a_listener_an_app_controls(hos
     host.run_expect(
         [0],
         f"docker run -d --name fake-redis --network {NETWORK} -v {WORK}/listener.py:/listener.py:ro {PROBE} "
-        "python3 /listener.py 6379 40",
+        "python3 /listener.py 6379 60",
     )
     host.run_expect([0], "for i in $(seq 1 50); do docker logs fake-redis 2>&1 | grep -q listening && exit 0; "
                          "sleep 0.2; done; exit 1")
@@ -94,11 +94,21 @@ def test_the_redis_exporter_relays_no_password_to_a_listener_an_app_controls(hos
             f"docker run --rm --network {NETWORK} {PROBE} python3 -c "
             f"\"import urllib.request; urllib.request.urlopen('http://{exporter}/scrape?target={target}', timeout=10)\""
         )
+    # Then a connection of the test's own: the listener serves one connection after another and prints each in turn,
+    # so once its line is in the log, every line of an earlier connection is too (an absence read at once could
+    # miss a line still on its way to `docker logs`).
+    host.run(
+        f"docker run --rm --network {NETWORK} {PROBE} python3 -c "
+        "\"import socket; socket.create_connection(('fake-redis', 6379), timeout=10).sendall(b'END-OF-TEST')\""
+    )
+    host.run_expect([0], "for i in $(seq 1 50); do docker logs fake-redis 2>&1 | grep -q END-OF-TEST && exit 0; "
+                         "sleep 0.2; done; exit 1")
     received = host.check_output("docker logs fake-redis 2>&1")
     print(f"fake-redis saw:\n{received}")
     leaked = [name for name, value in SECRETS.items() if value in received]
     assert leaked == [], f"sent to a listener an app controls: {leaked}\n{received}"
-    assert "connection from" not in received, received
+    assert [line for line in received.splitlines() if "connection from" in line and "END-OF-TEST" not in line] == [], (
+        received)
 
 
 def test_prometheus_scrapes_the_exporters_on_its_loopback(host: Any) -> None:
