@@ -25,6 +25,9 @@ class Server:
     # From a start or reload until its first check HAProxy reads "UP 1/3", check "* INI", whatever is behind it;
     # one failed check after full health reads "UP 2/3" (up, going down). None: the state the checks give.
     read_as: tuple[str, str] | None = None
+    # `disabled` in the config: HAProxy 2.6 keeps its config-maint admin bit (0x04) in `show servers state` after
+    # `set server state ready` or `drain` put it in service (measured in the edge_proxy scenario, 2026-12-06).
+    config_maint: bool = False
 
 
 STAT_COLUMNS = [  # the columns of HAProxy's CSV, in its order
@@ -49,7 +52,8 @@ class FakeHAProxy:
                 names = (service.get("servers") or {}).get(colour) or [contract.container_name(name, colour)]
                 for replica, server in enumerate(names):
                     # Past the first, a replica serves after a reload only while the live file says so: none yet.
-                    self.servers[(service["backend"], server)] = Server(admin if replica == 0 else "maint")
+                    admin = admin if replica == 0 else "maint"
+                    self.servers[(service["backend"], server)] = Server(admin, config_maint=admin == "maint")
         self.commands: list[str] = []
         self.balanced = 0  # requests routed so far (round robin over the UP servers)
         self.refuse: dict[str, str] = {}  # command -> the answer refusing it
@@ -132,7 +136,7 @@ class FakeHAProxy:
         for i, ((be, srv), st) in enumerate(self.servers.items()):
             if be != backend:
                 continue
-            bits = {"ready": 0, "drain": 0x08, "maint": 0x01}[st.admin]
+            bits = {"ready": 0, "drain": 0x08, "maint": 0x01}[st.admin] | (0x04 if st.config_maint else 0)
             op = 2 if self.op_up(srv, st) else 0
             checks = "0 6 3 4 6 0 0 0 -"  # time since the last change .. fqdn: not read
             out.append(f"3 {be} {i + 1} {srv} {self.address(srv)} {op} {bits} 1 1 {checks} {ports.get(be, 8000)}")

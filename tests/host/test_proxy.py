@@ -45,10 +45,10 @@ def test_servers_as_haproxy_reports_them(blue_live: World) -> None:
                                "serving": True, "sessions": 4, "total_sessions": 90}
     # Drained, no container: its admin state is the admin bits', not read from a status that says only DOWN.
     assert (servers["green"]["status"], servers["green"]["admin"]) == ("DOWN", "drain")
-    assert servers["green"]["admin_flags"] == ["forced-drain"]
+    assert servers["green"]["admin_flags"] == ["config-maint", "forced-drain"]  # HAProxy's, `disabled` in the config
     world.proxy.set_server(SERVICE, "green", "state maint")
     assert world.proxy.servers(SERVICE)["green"]["admin"] == "maint"
-    assert world.proxy.servers(SERVICE)["green"]["admin_flags"] == ["forced-maint"]
+    assert world.proxy.servers(SERVICE)["green"]["admin_flags"] == ["config-maint", "forced-maint"]
 
 
 def test_runtime_errors(world: World) -> None:
@@ -188,7 +188,7 @@ def test_a_server_going_down_while_made_live(blue_live: World) -> None:
                                          "notes-api-blue stays live"):
         world.proxy.switch(SERVICE, "green", 1, prepared=True)
 
-    assert world.proxy.servers(SERVICE)["green"]["admin_flags"] == ["forced-drain"]
+    assert world.proxy.servers(SERVICE)["green"]["admin_flags"] == ["config-maint", "forced-drain"]
     assert world.proxy.live(SERVICE) == "blue"
 
 

@@ -34,8 +34,7 @@ ADMIN_FLAGS = {
     0x40: "fqdn-changed",
     0x80: "hostname-maint",
 }
-MAINT_BITS = 0x01 | 0x02 | 0x04 | 0x20 | 0x80
-DRAIN_BITS = 0x08 | 0x10
+DRAIN_BITS = 0x08 | 0x10  # forced-drain, inherited-drain
 
 
 class ProxyError(Exception):
@@ -364,9 +363,11 @@ class Proxy:
 
 
 def admin_state(bits: int, status: str) -> str:
-    """maint, drain or ready: a server's admin state from its admin bits (`show servers state`), which keep it when
-    its checks fail (a drained server that is DOWN reads status DOWN, not DRAIN), or from its status."""
-    if bits & MAINT_BITS or status.startswith("MAINT"):
+    """maint, drain or ready. Maintenance from the status, which says MAINT whatever the checks; a drain from the
+    drain bits (`show servers state`), which keep it when the checks fail (a drained server that is DOWN reads
+    status DOWN, not DRAIN). Not the maintenance bits: HAProxy 2.6 keeps config-maint (a server `disabled` in the
+    config) after `set server state ready` or `drain` put it in service."""
+    if status.startswith("MAINT"):
         return "maint"
     return "drain" if bits & DRAIN_BITS or status == "DRAIN" else "ready"
 
