@@ -52,8 +52,8 @@ class FakeHAProxy:
                 names = (service.get("servers") or {}).get(colour) or [contract.container_name(name, colour)]
                 for replica, server in enumerate(names):
                     # Past the first, a replica serves after a reload only while the live file says so: none yet.
-                    admin = admin if replica == 0 else "maint"
-                    self.servers[(service["backend"], server)] = Server(admin, config_maint=admin == "maint")
+                    state = admin if replica == 0 else "maint"
+                    self.servers[(service["backend"], server)] = Server(state, config_maint=state == "maint")
         self.commands: list[str] = []
         self.balanced = 0  # requests routed so far (round robin over the UP servers)
         self.refuse: dict[str, str] = {}  # command -> the answer refusing it
