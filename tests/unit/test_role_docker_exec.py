@@ -26,25 +26,25 @@ def tasks(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return found
 
 
-def exec_tasks() -> list[tuple[str, dict[str, Any]]]:
-    return [(f"{path.relative_to(ROOT)}: {task.get('name')}", task)
+def exec_tasks() -> list[tuple[str, Path, dict[str, Any]]]:
+    """Each exec task: where it is (file and name), its role's directory, the task."""
+    return [(f"{path.relative_to(ROOT)}: {task.get('name')}", path.parents[1], task)
             for path in sorted(ROOT.glob("roles/*/*/*.yml")) if path.parent.name in ("tasks", "handlers")
             for task in tasks(yaml.safe_load(path.read_text(encoding="utf-8")) or []) if EXEC in task]
 
 
-def retries(where: str, value: Any) -> int:
+def retries(role: Path, value: Any) -> int:
     """A task's retries: a number, or `{{ <role default> | int }}` read from its role's defaults (the redis role's
     login check asks again for as long as the server loads its data set, redis_load_timeout)."""
     match = re.fullmatch(r"\{\{\s*(\w+)\s*\|\s*int\s*\}\}", str(value).strip())
     if match is None:
         return int(value)
-    role = ROOT / "roles" / where.split("/")[1]
     return int(yaml.safe_load((role / "defaults" / "main.yml").read_text(encoding="utf-8"))[match.group(1)])
 
 
 def test_a_templated_retries_is_read_from_the_role_s_defaults() -> None:
-    assert retries("roles/redis/tasks/container.yml: x", "{{ redis_load_timeout | int }}") >= 2
-    assert retries("roles/redis/tasks/container.yml: x", 3) == 3
+    assert retries(ROOT / "roles" / "redis", "{{ redis_load_timeout | int }}") >= 2
+    assert retries(ROOT / "roles" / "redis", 3) == 3
 
 
 def test_the_roles_have_docker_exec_tasks_to_check() -> None:
@@ -53,9 +53,9 @@ def test_the_roles_have_docker_exec_tasks_to_check() -> None:
 
 def test_each_docker_exec_task_asks_again_on_its_own_result() -> None:
     missing = []
-    for where, task in exec_tasks():
+    for where, role, task in exec_tasks():
         register, until = task.get("register"), str(task.get("until", ""))
-        if not (register and retries(where, task.get("retries", 0)) >= 2 and until.startswith(f"{register}.")
+        if not (register and retries(role, task.get("retries", 0)) >= 2 and until.startswith(f"{register}.")
                 and ("rc is defined" in until or "stdout" in until)):
             missing.append(where)
     assert not missing, f"docker_container_exec tasks that do not retry Docker's exec failure: {missing}"

@@ -78,6 +78,12 @@ def test_no_exporter_port_answers_on_the_shared_network(host: Any) -> None:
     assert reachable == [], f"exporter ports an app container reaches: {reachable}"
 
 
+def fake_redis_logged(host: Any, text: str) -> None:
+    """Wait up to 10 s until the fake Redis's log shows `text`."""
+    host.run_expect([0], f"for i in $(seq 1 50); do docker logs fake-redis 2>&1 | grep -q {text} && exit 0; "
+                         "sleep 0.2; done; exit 1")
+
+
 def test_the_redis_exporter_relays_no_password_to_a_listener_an_app_controls(host: Any) -> None:
     host.run("docker rm -f fake-redis")
     host.run_expect(
@@ -85,8 +91,7 @@ def test_the_redis_exporter_relays_no_password_to_a_listener_an_app_controls(hos
         f"docker run -d --name fake-redis --network {NETWORK} -v {WORK}/listener.py:/listener.py:ro {PROBE} "
         "python3 /listener.py 6379 60",
     )
-    host.run_expect([0], "for i in $(seq 1 50); do docker logs fake-redis 2>&1 | grep -q listening && exit 0; "
-                         "sleep 0.2; done; exit 1")
+    fake_redis_logged(host, "listening")
     target = "redis://fake-redis:6379"
     for exporter in ("redis-exporter:9121", f"{PROMETHEUS}:9121"):
         # Whatever the answer (refused is the expected one), what matters is what reached the listener.
@@ -101,8 +106,7 @@ def test_the_redis_exporter_relays_no_password_to_a_listener_an_app_controls(hos
         f"docker run --rm --network {NETWORK} {PROBE} python3 -c "
         "\"import socket; socket.create_connection(('fake-redis', 6379), timeout=10).sendall(b'END-OF-TEST')\""
     )
-    host.run_expect([0], "for i in $(seq 1 50); do docker logs fake-redis 2>&1 | grep -q END-OF-TEST && exit 0; "
-                         "sleep 0.2; done; exit 1")
+    fake_redis_logged(host, "END-OF-TEST")
     received = host.check_output("docker logs fake-redis 2>&1")
     print(f"fake-redis saw:\n{received}")
     leaked = [name for name, value in SECRETS.items() if value in received]
